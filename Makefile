@@ -1,0 +1,49 @@
+# tradecore — the Makefile is the entry point and mirrors CI (.ci/run calls `make test`).
+# Bare `make` lists the targets.
+
+GO        ?= go
+DATA_DIR  ?= ./var
+BENCHTIME ?= 1x
+FUZZTIME  ?= 30s
+export TRADECORE_DATA_DIR ?= $(DATA_DIR)
+
+.DEFAULT_GOAL := help
+.PHONY: help deps build run demo test bench fuzz lint clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-7s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## install the Debian packages tests and local defaults need (idempotent)
+	@scripts/deps.sh
+
+build: ## build every binary into ./bin
+	$(GO) build -o bin/ ./cmd/...
+
+run: deps build ## start the trading core on its embedded defaults (Ctrl-C stops it)
+	bin/tradecore serve --data-dir $(DATA_DIR)
+
+demo: deps build ## a short run of the core on a generated order flow
+	bin/tradecore serve --data-dir $(DATA_DIR) --duration 5s
+
+test: deps ## everything CI runs: core builds without cgo, all tests with -race and invariants
+	CGO_ENABLED=0 $(GO) build ./core/...
+	TRADECORE_REQUIRE_ENV=1 $(GO) test -race -tags invariants -timeout 30m ./...
+
+bench: build ## engine benchmarks and the tcbench report (see README "Benchmarks")
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./core/... ./bench/...
+	bin/tcbench
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+lint: ## gofmt, go vet, staticcheck (pinned in go.mod's tool block)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "lint: run gofmt -w on the files above" >&2; exit 1; }
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+clean: ## remove build output (keeps ./var)
+	rm -rf bin

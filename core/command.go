@@ -1,0 +1,116 @@
+package core
+
+// CommandVersion is the layout version of Command's binary encoding. It is
+// the first byte of every encoded command; decoders reject other versions.
+const CommandVersion = 1
+
+// CmdKind says what a Command asks the engine to do.
+type CmdKind uint8
+
+const (
+	CmdNone       CmdKind = iota
+	CmdNew                // enter a new order
+	CmdCancel             // cancel the account's order OrigClOrdID
+	CmdCancelSize         // reduce the account's order OrigClOrdID to Qty open lots, keeping priority
+	CmdReplace            // replace OrigClOrdID with ClOrdID at Price / StopPrice for Qty open lots
+	CmdMassCancel         // cancel every open order matching Account (0 = any) and Instrument (0 = any)
+	CmdEndOfDay           // expire every DAY order (resting or waiting stop)
+	cmdKinds
+)
+
+// Side of an order.
+type Side uint8
+
+const (
+	SideNone Side = iota
+	Buy
+	Sell
+)
+
+// Opposite returns the other side.
+func (s Side) Opposite() Side { return 3 - s }
+
+// OrderType is the order's pricing instruction.
+type OrderType uint8
+
+const (
+	TypeNone  OrderType = iota
+	Limit               // executes at Price or better; the remainder rests (per TIF)
+	Market              // executes at any price; the remainder is cancelled, never rests
+	Stop                // waits for the last trade to reach StopPrice, then enters as Market
+	StopLimit           // waits for the last trade to reach StopPrice, then enters as Limit at Price
+	orderTypes
+)
+
+// TIF is an order's time in force.
+type TIF uint8
+
+const (
+	TIFNone TIF = iota
+	DAY         // rests until filled, cancelled or the end-of-day expiry
+	GTC         // rests until filled or cancelled
+	IOC         // executes what it can on arrival; the remainder is cancelled
+	FOK         // executes in full on arrival or not at all
+	tifs
+)
+
+// Flags are order instructions that combine.
+type Flags uint8
+
+const (
+	// PostOnly rejects the order (or the replace) if it would take liquidity on arrival.
+	PostOnly Flags = 1 << iota
+	flagsAll       = PostOnly
+)
+
+// STPMode is what self-trade prevention does when an incoming order would
+// match a resting order of the same account, or of the same non-zero STP
+// group. The incoming (newest) order's mode applies. The zero value is
+// STPCancelNewest, so prevention is on unless an order opts out with STPOff.
+type STPMode uint8
+
+const (
+	STPCancelNewest STPMode = iota // cancel the incoming order's remainder; the resting order stays
+	STPCancelOldest                // cancel the resting order; the incoming order continues
+	STPCancelBoth                  // cancel both
+	STPDecrement                   // decrement both by the smaller open quantity; cancel whichever reaches zero
+	STPOff                         // allow the self-match
+	stpModes
+)
+
+// Command is one sequenced input to the engine: fixed size, no pointers, so it
+// travels through the inbound ring and into the journal by value. Prices are
+// in ticks of the instrument and quantities in lots.
+//
+// The loop's sequencer sets Seq (gapless, from 1) and Time (nanoseconds from
+// the injected clock); every other field comes from the submitter.
+type Command struct {
+	Seq  uint64
+	Time int64
+
+	Kind  CmdKind
+	Side  Side
+	Type  OrderType
+	TIF   TIF
+	Flags Flags
+	STP   STPMode
+	_     [2]byte
+
+	Instrument uint32 // instrument id from the config
+	Account    uint32 // account id; never zero for order commands
+	STPGroup   uint32 // 0 = no group; orders of one group never match each other (see STPMode)
+	_          uint32
+
+	ClOrdID     uint64 // the client's id for the order; unique among the account's open orders
+	OrigClOrdID uint64 // cancel, cancel-to-size, replace: the open order to act on
+
+	Price      int64 // limit price in ticks (Limit, StopLimit, replace)
+	StopPrice  int64 // trigger price in ticks (Stop, StopLimit)
+	Qty        int64 // lots: order quantity; open quantity after cancel-to-size or replace
+	DisplayQty int64 // iceberg: lots shown at a time (0 = all)
+	MinQty     int64 // lots that must execute on arrival, or the order is cancelled (0 = none)
+
+	// Tag is opaque to the engine and copied to every event the command
+	// causes, so a gateway can route results (for example a session id).
+	Tag uint64
+}
