@@ -55,9 +55,10 @@ type Event struct {
 	ClOrdID     uint64
 	OrigClOrdID uint64
 
-	Price  int64
-	Qty    int64
-	Leaves int64 // open lots of the order after this event (shown lots for book events)
+	Price     int64
+	StopPrice int64 // order events of Stop and StopLimit orders; Rejected echoes the command's
+	Qty       int64
+	Leaves    int64 // open lots of the order after this event (shown lots for book events)
 
 	MatchID       uint64
 	ContraAccount uint32

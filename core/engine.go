@@ -1,0 +1,774 @@
+package core
+
+// order is one open order's hot state, one cache line.
+type order struct {
+	id       uint64
+	clOrdID  uint64
+	price    int64 // limit price in ticks (0 for Market and Stop)
+	shown    int64 // lots shown (for a waiting stop: its open lots)
+	hidden   int64 // iceberg reserve
+	account  uint32
+	stpGroup uint32
+	next     int32 // level FIFO links
+	prev     int32
+	book     uint16 // index into Engine.books
+	side     Side
+	tif      TIF
+	typ      OrderType
+	stp      STPMode
+	flags    Flags
+	state    orderState
+}
+
+// orderCold holds what matching rarely reads.
+type orderCold struct {
+	stopPrice int64
+	display   int64 // iceberg peak; 0 = show all
+}
+
+type orderState uint8
+
+const (
+	stateFree    orderState = iota
+	stateTaking             // entering: matching as a taker, not in any ladder
+	stateResting            // in a book ladder
+	stateWaiting            // a stop in the stop ladder
+)
+
+// book is one instrument's order book and stop book.
+type book struct {
+	inst      Instrument
+	low       int64 // BandLow: price of level 0
+	bids      ladder
+	asks      ladder
+	buyStops  ladder
+	sellStops ladder
+	last      int64 // last trade price; 0 = no trade yet
+}
+
+func (b *book) ladder(s Side) *ladder {
+	if s == Buy {
+		return &b.bids
+	}
+	return &b.asks
+}
+
+func (b *book) stops(s Side) *ladder {
+	if s == Buy {
+		return &b.buyStops
+	}
+	return &b.sellStops
+}
+
+func (b *book) inBand(p int64) bool { return p >= b.low && p <= b.inst.BandHigh }
+
+// Engine is the deterministic matching engine for every configured
+// instrument. It is not safe for concurrent use: one goroutine (the loop)
+// applies commands. See docs/engine.md for the behaviour it implements.
+type Engine struct {
+	cfg    Config
+	books  []book
+	bookOf []uint16 // instrument id -> book index + 1
+	orders []order
+	cold   []orderCold
+	free   []int32
+	index  index
+
+	nextOrderID uint64
+	nextMatchID uint64
+
+	cmd  *Command // being applied
+	buf  []Event
+	n    int
+	sink func([]Event)
+}
+
+// New preallocates an engine for cfg. Events are delivered to sink in batches
+// (on Flush, or when EventBatch events are buffered); the slice is reused and
+// valid only during the call. A nil sink discards events.
+func New(cfg Config, sink func([]Event)) (*Engine, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:    cfg,
+		books:  make([]book, len(cfg.Instruments)),
+		orders: make([]order, cfg.MaxOrders),
+		cold:   make([]orderCold, cfg.MaxOrders),
+		free:   make([]int32, cfg.MaxOrders),
+		index:  newIndex(cfg.MaxOrders),
+		buf:    make([]Event, cfg.EventBatch),
+		sink:   sink,
+	}
+	maxID := uint32(0)
+	for _, in := range cfg.Instruments {
+		maxID = max(maxID, in.ID)
+	}
+	e.bookOf = make([]uint16, maxID+1)
+	for i, in := range cfg.Instruments {
+		n := int(in.BandHigh - in.BandLow + 1)
+		e.books[i] = book{
+			inst:      in,
+			low:       in.BandLow,
+			bids:      newLadder(n, true),
+			asks:      newLadder(n, false),
+			buyStops:  newLadder(n, false),
+			sellStops: newLadder(n, true),
+		}
+		e.bookOf[in.ID] = uint16(i + 1)
+	}
+	for i := range e.free { // pop from the end: slot 0 first
+		e.free[i] = int32(cfg.MaxOrders - 1 - i)
+	}
+	for i := range e.orders {
+		e.orders[i].next, e.orders[i].prev = -1, -1
+	}
+	return e, nil
+}
+
+// Flush delivers the buffered events to the sink.
+func (e *Engine) Flush() {
+	if e.n > 0 {
+		if e.sink != nil {
+			e.sink(e.buf[:e.n])
+		}
+		e.n = 0
+	}
+}
+
+// emit returns the next event slot, stamped with the current command.
+func (e *Engine) emit(k EventKind) *Event {
+	if e.n == len(e.buf) {
+		e.Flush()
+	}
+	ev := &e.buf[e.n]
+	e.n++
+	c := e.cmd
+	*ev = Event{Seq: c.Seq, Time: c.Time, Tag: c.Tag, Kind: k}
+	return ev
+}
+
+// emitOrder emits an event about order oi with its identifying fields.
+func (e *Engine) emitOrder(k EventKind, oi int32) *Event {
+	ev := e.emit(k)
+	o := &e.orders[oi]
+	ev.Instrument = e.books[o.book].inst.ID
+	ev.Account = o.account
+	ev.OrderID = o.id
+	ev.ClOrdID = o.clOrdID
+	ev.Side = o.side
+	ev.Type = o.typ
+	ev.TIF = o.tif
+	ev.Price = o.price
+	ev.StopPrice = e.cold[oi].stopPrice
+	return ev
+}
+
+// emitBook emits a public book event about order oi.
+func (e *Engine) emitBook(k EventKind, oi int32, qty, leaves int64) {
+	ev := e.emit(k)
+	o := &e.orders[oi]
+	ev.Instrument = e.books[o.book].inst.ID
+	ev.OrderID = o.id
+	ev.Side = o.side
+	ev.Price = o.price
+	ev.Qty = qty
+	ev.Leaves = leaves
+}
+
+func (e *Engine) reject(c *Command, r Reason) {
+	ev := e.emit(KindRejected)
+	ev.Reason = r
+	ev.Instrument = c.Instrument
+	ev.Account = c.Account
+	ev.ClOrdID = c.ClOrdID
+	ev.OrigClOrdID = c.OrigClOrdID
+	ev.Side = c.Side
+	ev.Type = c.Type
+	ev.TIF = c.TIF
+	ev.Price = c.Price
+	ev.StopPrice = c.StopPrice
+	ev.Qty = c.Qty
+}
+
+// Apply applies one sequenced command (Seq and Time already set). Its events
+// go to the buffer; call Flush to deliver them.
+func (e *Engine) Apply(c *Command) {
+	e.cmd = c
+	switch c.Kind {
+	case CmdNew:
+		e.newOrder(c)
+	case CmdCancel:
+		e.cancel(c)
+	case CmdCancelSize:
+		e.cancelSize(c)
+	case CmdReplace:
+		e.replace(c)
+	case CmdMassCancel:
+		e.massCancel(c)
+	case CmdEndOfDay:
+		e.endOfDay()
+	default:
+		e.reject(c, RejectUnknownCommand)
+	}
+	if invariants {
+		e.checkCheap()
+	}
+}
+
+func (e *Engine) bookFor(id uint32) (uint16, bool) {
+	if int(id) >= len(e.bookOf) || e.bookOf[id] == 0 {
+		return 0, false
+	}
+	return e.bookOf[id] - 1, true
+}
+
+// crosses reports whether a side-s order at price p would take the opposite best.
+func (b *book) crosses(s Side, p int64) bool {
+	if s == Buy {
+		return b.asks.best >= 0 && b.low+int64(b.asks.best) <= p
+	}
+	return b.bids.best >= 0 && b.low+int64(b.bids.best) >= p
+}
+
+func canRest(typ OrderType, tif TIF) bool {
+	return (typ == Limit || typ == StopLimit) && (tif == DAY || tif == GTC)
+}
+
+func (e *Engine) validateNew(c *Command) (uint16, Reason) {
+	switch {
+	case c.Account == 0:
+		return 0, RejectInvalidAccount
+	case c.ClOrdID == 0:
+		return 0, RejectInvalidClOrdID
+	}
+	bi, ok := e.bookFor(c.Instrument)
+	if !ok {
+		return 0, RejectUnknownInstrument
+	}
+	b := &e.books[bi]
+	switch {
+	case c.Side != Buy && c.Side != Sell:
+		return bi, RejectInvalidSide
+	case c.Type == TypeNone || c.Type >= orderTypes:
+		return bi, RejectInvalidType
+	case c.TIF == TIFNone || c.TIF >= tifs:
+		return bi, RejectInvalidTIF
+	case c.STP >= stpModes:
+		return bi, RejectInvalidSTP
+	case c.Flags&^flagsAll != 0,
+		c.Flags&PostOnly != 0 && !(c.Type == Limit && (c.TIF == DAY || c.TIF == GTC)):
+		return bi, RejectInvalidFlags
+	case c.Qty < 1 || c.Qty > e.cfg.MaxOrderQty:
+		return bi, RejectInvalidQty
+	}
+	if r := priceCheck(b, c.Type, c.Price, c.StopPrice); r != ReasonNone {
+		return bi, r
+	}
+	switch {
+	case c.DisplayQty < 0 || c.DisplayQty > c.Qty,
+		c.DisplayQty > 0 && !canRest(c.Type, c.TIF):
+		return bi, RejectInvalidDisplayQty
+	case c.MinQty < 0 || c.MinQty > c.Qty,
+		c.MinQty > 0 && c.Type != Limit && c.Type != Market:
+		return bi, RejectInvalidMinQty
+	case e.index.get(c.Account, c.ClOrdID) >= 0:
+		return bi, RejectDuplicateClOrdID
+	case len(e.free) == 0:
+		return bi, RejectOrderCapacity
+	case c.Flags&PostOnly != 0 && b.crosses(c.Side, c.Price):
+		return bi, RejectPostOnlyWouldTake
+	}
+	return bi, ReasonNone
+}
+
+// priceCheck validates a limit price and stop price for an order type.
+func priceCheck(b *book, typ OrderType, price, stop int64) Reason {
+	if typ == Limit || typ == StopLimit {
+		if price <= 0 {
+			return RejectInvalidPrice
+		}
+		if !b.inBand(price) {
+			return RejectPriceOutOfBand
+		}
+	} else if price != 0 {
+		return RejectInvalidPrice
+	}
+	if typ == Stop || typ == StopLimit {
+		if stop <= 0 || !b.inBand(stop) {
+			return RejectInvalidStopPrice
+		}
+	} else if stop != 0 {
+		return RejectInvalidStopPrice
+	}
+	return ReasonNone
+}
+
+func (e *Engine) newOrder(c *Command) {
+	bi, r := e.validateNew(c)
+	if r != ReasonNone {
+		e.reject(c, r)
+		return
+	}
+	b := &e.books[bi]
+	oi := e.free[len(e.free)-1]
+	e.free = e.free[:len(e.free)-1]
+	e.nextOrderID++
+	o := &e.orders[oi]
+	*o = order{
+		id: e.nextOrderID, clOrdID: c.ClOrdID, price: c.Price, shown: c.Qty,
+		account: c.Account, stpGroup: c.STPGroup, next: -1, prev: -1, book: bi,
+		side: c.Side, tif: c.TIF, typ: c.Type, stp: c.STP, flags: c.Flags, state: stateTaking,
+	}
+	display := c.DisplayQty
+	if display == c.Qty {
+		display = 0
+	}
+	e.cold[oi] = orderCold{stopPrice: c.StopPrice, display: display}
+	e.index.put(c.Account, c.ClOrdID, oi)
+
+	ev := e.emitOrder(KindAccepted, oi)
+	ev.Qty, ev.Leaves = c.Qty, c.Qty
+
+	if c.Type == Stop || c.Type == StopLimit {
+		o.state = stateWaiting
+		b.stops(c.Side).pushBack(e.orders, int32(c.StopPrice-b.low), oi)
+		e.runStops(b)
+		return
+	}
+	need := c.MinQty
+	if c.TIF == FOK {
+		need = c.Qty
+	}
+	if need > 0 && !e.fillable(b, oi, need) {
+		reason := CancelMinQtyNotMet
+		if c.TIF == FOK {
+			reason = CancelFOKNotFillable
+		}
+		e.close(oi, KindCancelled, reason, c.Qty)
+		return
+	}
+	e.take(b, oi, c.Qty)
+	e.runStops(b)
+}
+
+// take runs order oi (state taking, rem open lots) against the book, then
+// disposes of its remainder per its type and TIF.
+func (e *Engine) take(b *book, oi int32, rem int64) {
+	rem, killed := e.match(b, oi, rem)
+	if killed {
+		return
+	}
+	o := &e.orders[oi]
+	switch {
+	case rem == 0:
+		e.release(oi)
+	case o.typ == Market || o.typ == Stop:
+		e.close(oi, KindCancelled, CancelMarketRemainder, rem)
+	case o.tif == IOC || o.tif == FOK:
+		e.close(oi, KindCancelled, CancelIOCRemainder, rem)
+	default:
+		e.rest(b, oi, rem)
+	}
+}
+
+// rest puts order oi with rem open lots at the back of its price level.
+func (e *Engine) rest(b *book, oi int32, rem int64) {
+	o := &e.orders[oi]
+	o.shown, o.hidden = rem, 0
+	if d := e.cold[oi].display; d > 0 && d < rem {
+		o.shown, o.hidden = d, rem-d
+	}
+	o.state = stateResting
+	l := b.ladder(o.side)
+	li := int32(o.price - b.low)
+	l.pushBack(e.orders, li, oi)
+	l.levels[li].qty += o.shown
+	e.emitBook(KindBookAdd, oi, o.shown, o.shown)
+}
+
+// close emits kind (Cancelled or Expired) for order oi with qty lots and frees
+// it. A resting order also leaves the book (BookDelete); a waiting stop leaves
+// the stop book.
+func (e *Engine) close(oi int32, k EventKind, r Reason, qty int64) {
+	ev := e.emitOrder(k, oi)
+	ev.Reason, ev.Qty = r, qty
+	o := &e.orders[oi]
+	b := &e.books[o.book]
+	switch o.state {
+	case stateResting:
+		l := b.ladder(o.side)
+		li := int32(o.price - b.low)
+		l.levels[li].qty -= o.shown
+		l.unlink(e.orders, li, oi)
+		e.emitBook(KindBookDelete, oi, o.shown, 0)
+	case stateWaiting:
+		b.stops(o.side).unlink(e.orders, int32(e.cold[oi].stopPrice-b.low), oi)
+	}
+	e.release(oi)
+}
+
+func (e *Engine) release(oi int32) {
+	o := &e.orders[oi]
+	e.index.del(o.account, o.clOrdID)
+	o.state = stateFree
+	e.free = append(e.free, oi) // within capacity: never grows
+}
+
+// conflicts reports whether maker m and taker t are subject to STP.
+func conflicts(t, m *order) bool {
+	return t.stp != STPOff && (m.account == t.account || (t.stpGroup != 0 && m.stpGroup == t.stpGroup))
+}
+
+// match executes taker oi with rem lots against the opposite side. It returns
+// the lots left and whether STP cancelled the taker (events emitted, freed).
+func (e *Engine) match(b *book, ti int32, rem int64) (int64, bool) {
+	t := &e.orders[ti]
+	opp := b.ladder(t.side.Opposite())
+	market := t.typ == Market || t.typ == Stop
+	for rem > 0 && opp.best >= 0 {
+		li := opp.best
+		price := b.low + int64(li)
+		if !market && (t.side == Buy && price > t.price || t.side == Sell && price < t.price) {
+			break
+		}
+		lv := &opp.levels[li]
+		for rem > 0 && lv.head >= 0 {
+			mi := lv.head
+			m := &e.orders[mi]
+			if conflicts(t, m) {
+				var killed bool
+				rem, killed = e.selfTrade(b, ti, mi, rem)
+				if killed {
+					return 0, true
+				}
+				continue
+			}
+			q := min(rem, m.shown)
+			rem -= q
+			m.shown -= q
+			lv.qty -= q
+			e.nextMatchID++
+			b.last = price
+
+			ev := e.emitOrder(KindExecuted, ti)
+			ev.Price, ev.Qty, ev.Leaves = price, q, rem
+			ev.MatchID = e.nextMatchID
+			ev.ContraAccount, ev.ContraOrderID, ev.ContraClOrdID = m.account, m.id, m.clOrdID
+			ev.ContraLeaves = m.shown + m.hidden
+			e.emitBook(KindBookExecute, mi, q, m.shown)
+			tr := e.emit(KindTrade)
+			tr.Instrument, tr.Side, tr.Price, tr.Qty, tr.MatchID = b.inst.ID, t.side, price, q, e.nextMatchID
+
+			if m.shown == 0 {
+				if m.hidden > 0 {
+					e.refill(opp, li, mi)
+				} else {
+					opp.unlink(e.orders, li, mi)
+					e.release(mi)
+				}
+			}
+		}
+	}
+	return rem, false
+}
+
+// refill shows the next slice of an iceberg whose shown lots ran out and
+// moves it to the back of its level.
+func (e *Engine) refill(l *ladder, li, mi int32) {
+	m := &e.orders[mi]
+	d := e.cold[mi].display
+	m.shown = min(d, m.hidden)
+	m.hidden -= m.shown
+	l.levels[li].qty += m.shown
+	l.moveBack(e.orders, li, mi)
+	e.emitBook(KindBookAdd, mi, m.shown, m.shown)
+}
+
+// selfTrade resolves an STP conflict between taker ti (rem lots) and resting
+// maker mi by the taker's mode.
+func (e *Engine) selfTrade(b *book, ti, mi int32, rem int64) (int64, bool) {
+	t, m := &e.orders[ti], &e.orders[mi]
+	mopen := m.shown + m.hidden
+	switch t.stp {
+	case STPCancelNewest:
+		e.close(ti, KindCancelled, CancelSTPNewest, rem)
+		return 0, true
+	case STPCancelOldest:
+		e.close(mi, KindCancelled, CancelSTPOldest, mopen)
+		return rem, false
+	case STPCancelBoth:
+		e.close(mi, KindCancelled, CancelSTPBoth, mopen)
+		e.close(ti, KindCancelled, CancelSTPBoth, rem)
+		return 0, true
+	default: // STPDecrement
+		d := min(rem, mopen)
+		if mopen == d {
+			e.close(mi, KindCancelled, CancelSTPDecrement, d)
+		} else {
+			e.reduce(b, mi, mopen-d, CancelSTPDecrement)
+		}
+		if rem == d {
+			e.close(ti, KindCancelled, CancelSTPDecrement, d)
+			return 0, true
+		}
+		ev := e.emitOrder(KindReduced, ti)
+		ev.Reason, ev.Qty, ev.Leaves = CancelSTPDecrement, d, rem-d
+		return rem - d, false
+	}
+}
+
+// reduce lowers open order oi to newOpen lots (0 < newOpen < open), hidden
+// lots first, keeping its priority: Reduced, then BookCancel if shown lots
+// changed.
+func (e *Engine) reduce(b *book, oi int32, newOpen int64, r Reason) {
+	o := &e.orders[oi]
+	ev := e.emitOrder(KindReduced, oi)
+	ev.Reason, ev.Qty, ev.Leaves = r, o.shown+o.hidden-newOpen, newOpen
+	e.shrink(b, oi, newOpen)
+}
+
+// shrink sets open order oi to newOpen <= open lots, hidden lots first.
+func (e *Engine) shrink(b *book, oi int32, newOpen int64) {
+	o := &e.orders[oi]
+	if newOpen >= o.shown {
+		o.hidden = newOpen - o.shown
+		return
+	}
+	d := o.shown - newOpen
+	o.shown, o.hidden = newOpen, 0
+	if o.state == stateResting {
+		b.ladder(o.side).levels[o.price-b.low].qty -= d
+		e.emitBook(KindBookCancel, oi, d, newOpen)
+	}
+}
+
+// fillable reports whether taker oi could execute at least need lots on
+// arrival (docs/engine.md, "Fillable quantity").
+func (e *Engine) fillable(b *book, ti int32, need int64) bool {
+	t := &e.orders[ti]
+	opp := b.ladder(t.side.Opposite())
+	market := t.typ == Market
+	var full int64
+	for li := opp.best; li >= 0; li = opp.worse(li) {
+		price := b.low + int64(li)
+		if !market && (t.side == Buy && price > t.price || t.side == Sell && price < t.price) {
+			break
+		}
+		var shown, hidden int64
+		for mi := opp.levels[li].head; mi >= 0; mi = e.orders[mi].next {
+			m := &e.orders[mi]
+			if conflicts(t, m) {
+				if t.stp == STPCancelOldest {
+					continue
+				}
+				return full+shown >= need
+			}
+			shown += m.shown
+			hidden += m.hidden
+			if full+shown >= need {
+				return true
+			}
+		}
+		full += shown + hidden
+		if full >= need {
+			return true
+		}
+	}
+	return false
+}
+
+func stopTriggered(s Side, stop, last int64) bool {
+	if s == Buy {
+		return last >= stop
+	}
+	return last <= stop
+}
+
+// runStops triggers waiting stops of book b while the last trade price meets
+// them: buy stops first (lowest stop first), then sell stops (highest first).
+func (e *Engine) runStops(b *book) {
+	for b.last != 0 {
+		var l *ladder
+		switch {
+		case b.buyStops.best >= 0 && stopTriggered(Buy, b.low+int64(b.buyStops.best), b.last):
+			l = &b.buyStops
+		case b.sellStops.best >= 0 && stopTriggered(Sell, b.low+int64(b.sellStops.best), b.last):
+			l = &b.sellStops
+		default:
+			return
+		}
+		li := l.best
+		oi := l.levels[li].head
+		l.unlink(e.orders, li, oi)
+		o := &e.orders[oi]
+		o.state = stateTaking
+		open := o.shown
+		ev := e.emitOrder(KindTriggered, oi)
+		ev.Qty, ev.Leaves = open, open
+		e.take(b, oi, open)
+	}
+}
+
+// lookup finds the open order a cancel, cancel-to-size or replace acts on.
+func (e *Engine) lookup(c *Command) (int32, Reason) {
+	if c.Account == 0 {
+		return -1, RejectInvalidAccount
+	}
+	oi := e.index.get(c.Account, c.OrigClOrdID)
+	if oi < 0 {
+		return -1, RejectUnknownOrder
+	}
+	if c.Instrument != 0 && c.Instrument != e.books[e.orders[oi].book].inst.ID {
+		return -1, RejectInstrumentMismatch
+	}
+	return oi, ReasonNone
+}
+
+func (e *Engine) cancel(c *Command) {
+	oi, r := e.lookup(c)
+	if r != ReasonNone {
+		e.reject(c, r)
+		return
+	}
+	o := &e.orders[oi]
+	e.close(oi, KindCancelled, CancelRequested, o.shown+o.hidden)
+}
+
+func (e *Engine) cancelSize(c *Command) {
+	oi, r := e.lookup(c)
+	if r != ReasonNone {
+		e.reject(c, r)
+		return
+	}
+	o := &e.orders[oi]
+	if c.Qty < 1 || c.Qty >= o.shown+o.hidden {
+		e.reject(c, RejectNotReduced)
+		return
+	}
+	e.reduce(&e.books[o.book], oi, c.Qty, CancelRequested)
+}
+
+func (e *Engine) replace(c *Command) {
+	oi, r := e.lookup(c)
+	if r == ReasonNone {
+		r = e.validateReplace(c, oi)
+	}
+	if r != ReasonNone {
+		e.reject(c, r)
+		return
+	}
+	o := &e.orders[oi]
+	b := &e.books[o.book]
+	cold := &e.cold[oi]
+	open := o.shown + o.hidden
+	if c.ClOrdID != o.clOrdID {
+		e.index.del(o.account, o.clOrdID)
+		e.index.put(o.account, c.ClOrdID, oi)
+	}
+	origCl := o.clOrdID
+	o.clOrdID = c.ClOrdID
+	keep := c.Price == o.price && c.StopPrice == cold.stopPrice && c.Qty <= open
+
+	ev := e.emitOrder(KindReplaced, oi)
+	ev.OrigClOrdID, ev.Price, ev.StopPrice, ev.Qty, ev.Leaves = origCl, c.Price, c.StopPrice, c.Qty, c.Qty
+
+	switch {
+	case keep:
+		e.shrink(b, oi, c.Qty)
+	case o.state == stateWaiting:
+		l := b.stops(o.side)
+		l.unlink(e.orders, int32(cold.stopPrice-b.low), oi)
+		o.price, o.shown, cold.stopPrice = c.Price, c.Qty, c.StopPrice
+		l.pushBack(e.orders, int32(c.StopPrice-b.low), oi)
+	case !b.crosses(o.side, c.Price):
+		l := b.ladder(o.side)
+		li := int32(o.price - b.low)
+		l.levels[li].qty -= o.shown
+		l.unlink(e.orders, li, oi)
+		o.price, o.shown, o.hidden = c.Price, c.Qty, 0
+		if d := cold.display; d > 0 && d < c.Qty {
+			o.shown, o.hidden = d, c.Qty-d
+		}
+		li = int32(c.Price - b.low)
+		l.pushBack(e.orders, li, oi)
+		l.levels[li].qty += o.shown
+		e.emitBook(KindBookReplace, oi, o.shown, o.shown)
+	default: // a resting order whose new price crosses: it takes, then rests
+		l := b.ladder(o.side)
+		li := int32(o.price - b.low)
+		l.levels[li].qty -= o.shown
+		l.unlink(e.orders, li, oi)
+		e.emitBook(KindBookDelete, oi, o.shown, 0)
+		o.price, o.state = c.Price, stateTaking
+		e.take(b, oi, c.Qty)
+	}
+	e.runStops(b)
+}
+
+func (e *Engine) validateReplace(c *Command, oi int32) Reason {
+	o := &e.orders[oi]
+	b := &e.books[o.book]
+	switch {
+	case c.ClOrdID == 0:
+		return RejectInvalidClOrdID
+	case c.ClOrdID != o.clOrdID && e.index.get(c.Account, c.ClOrdID) >= 0:
+		return RejectDuplicateClOrdID
+	case c.Qty < 1 || c.Qty > e.cfg.MaxOrderQty:
+		return RejectInvalidQty
+	}
+	if r := priceCheck(b, o.typ, c.Price, c.StopPrice); r != ReasonNone {
+		return r
+	}
+	if o.flags&PostOnly != 0 && b.crosses(o.side, c.Price) {
+		return RejectPostOnlyWouldTake
+	}
+	return ReasonNone
+}
+
+// walk calls fn for every open order of book b in traversal order (bids best
+// to worst, asks best to worst, buy stops lowest first, sell stops highest
+// first; oldest first within a price). fn may close the order it is given.
+func (e *Engine) walk(b *book, fn func(oi int32)) {
+	for _, l := range [...]*ladder{&b.bids, &b.asks, &b.buyStops, &b.sellStops} {
+		for li := l.best; li >= 0; li = l.worse(li) {
+			for oi := l.levels[li].head; oi >= 0; {
+				next := e.orders[oi].next
+				fn(oi)
+				oi = next
+			}
+		}
+	}
+}
+
+func (e *Engine) massCancel(c *Command) {
+	if c.Instrument != 0 {
+		if _, ok := e.bookFor(c.Instrument); !ok {
+			e.reject(c, RejectUnknownInstrument)
+			return
+		}
+	}
+	for bi := range e.books {
+		b := &e.books[bi]
+		if c.Instrument != 0 && b.inst.ID != c.Instrument {
+			continue
+		}
+		e.walk(b, func(oi int32) {
+			o := &e.orders[oi]
+			if c.Account == 0 || o.account == c.Account {
+				e.close(oi, KindCancelled, CancelMass, o.shown+o.hidden)
+			}
+		})
+	}
+}
+
+func (e *Engine) endOfDay() {
+	for bi := range e.books {
+		e.walk(&e.books[bi], func(oi int32) {
+			o := &e.orders[oi]
+			if o.tif == DAY {
+				e.close(oi, KindExpired, ExpireEndOfDay, o.shown+o.hidden)
+			}
+		})
+	}
+}

@@ -1,0 +1,84 @@
+package core
+
+// index maps (account, ClOrdID) of every open order to its slot: open
+// addressing with linear probing and backward-shift deletion, so it never
+// allocates after New and never accumulates tombstones.
+type index struct {
+	slots []islot
+	mask  uint64
+}
+
+type islot struct {
+	cl   uint64
+	acct uint32
+	ref  int32 // order slot + 1; 0 = empty
+}
+
+func newIndex(capacity int) index {
+	n := 1
+	for n < 2*capacity {
+		n <<= 1
+	}
+	return index{slots: make([]islot, n), mask: uint64(n - 1)}
+}
+
+func ihash(acct uint32, cl uint64) uint64 {
+	h := cl ^ (uint64(acct) * 0x9e3779b97f4a7c15)
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+// get returns the slot of the open order, or -1.
+func (x *index) get(acct uint32, cl uint64) int32 {
+	for i := ihash(acct, cl) & x.mask; ; i = (i + 1) & x.mask {
+		s := &x.slots[i]
+		if s.ref == 0 {
+			return -1
+		}
+		if s.cl == cl && s.acct == acct {
+			return s.ref - 1
+		}
+	}
+}
+
+// put records the order; the key must not be present (checked by callers).
+func (x *index) put(acct uint32, cl uint64, oi int32) {
+	i := ihash(acct, cl) & x.mask
+	for x.slots[i].ref != 0 {
+		i = (i + 1) & x.mask
+	}
+	x.slots[i] = islot{cl: cl, acct: acct, ref: oi + 1}
+}
+
+// del removes the key if present.
+func (x *index) del(acct uint32, cl uint64) {
+	i := ihash(acct, cl) & x.mask
+	for {
+		s := &x.slots[i]
+		if s.ref == 0 {
+			return
+		}
+		if s.cl == cl && s.acct == acct {
+			break
+		}
+		i = (i + 1) & x.mask
+	}
+	// Backward-shift: pull later members of the probe run into the hole.
+	for j := (i + 1) & x.mask; ; j = (j + 1) & x.mask {
+		s := x.slots[j]
+		if s.ref == 0 {
+			break
+		}
+		home := ihash(s.acct, s.cl) & x.mask
+		// s may move to i if its home is not in the cyclic range (i, j].
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			x.slots[i] = s
+			i = j
+		}
+	}
+	x.slots[i] = islot{}
+}

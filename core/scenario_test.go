@@ -1,0 +1,180 @@
+package core_test
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tradecore/tradecore/core"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite golden files under testdata/ instead of comparing")
+
+// TestScenarios replays every testdata/scenarios/*.txt script through a fresh
+// engine and compares the events and final book with the .golden file beside
+// it. Run `go test ./core -run Scenarios -rewrite` and review the diff after
+// an intended change.
+//
+// Script lines: `instrument id=1 band=1..1000`, `config max-orders=N`, then
+// commands: `new`, `cancel`, `size`, `replace`, `mass`, `eod`, `raw kind=N`
+// with key=value fields (acct cl orig side type tif px stop qty display min
+// stp group inst post tag). `new` defaults to inst=1 type=limit tif=day.
+func TestScenarios(t *testing.T) {
+	files, err := filepath.Glob("testdata/scenarios/*.txt")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".txt")
+		t.Run(name, func(t *testing.T) {
+			got := runScenario(t, file)
+			golden := strings.TrimSuffix(file, ".txt") + ".golden"
+			if *rewrite {
+				require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
+				return
+			}
+			want, err := os.ReadFile(golden)
+			require.NoError(t, err, "no golden file: run go test ./core -run Scenarios -rewrite")
+			require.Equal(t, string(want), got)
+		})
+	}
+}
+
+func runScenario(t *testing.T, file string) string {
+	data, err := os.ReadFile(file)
+	require.NoError(t, err)
+	var (
+		cfg    core.Config
+		out    strings.Builder
+		events []core.Event
+		eng    *core.Engine
+		seq    uint64
+	)
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		verb, kv := parseLine(t, file, n+1, line)
+		switch verb {
+		case "instrument":
+			lo, hi, ok := strings.Cut(kv["band"], "..")
+			require.True(t, ok, "%s:%d: band=LOW..HIGH", file, n+1)
+			cfg.Instruments = append(cfg.Instruments, core.Instrument{
+				ID: uint32(num(t, kv["id"])), BandLow: num(t, lo), BandHigh: num(t, hi),
+			})
+			continue
+		case "config":
+			cfg.MaxOrders = int(num(t, kv["max-orders"]))
+			continue
+		}
+		if eng == nil {
+			eng, err = core.New(cfg, func(b []core.Event) { events = append(events, b...) })
+			require.NoError(t, err)
+		}
+		seq++
+		cmd := command(t, file, n+1, verb, kv)
+		cmd.Seq = seq
+		eng.Apply(&cmd)
+		eng.Flush()
+		fmt.Fprintf(&out, "> %s\n", line)
+		for _, ev := range events {
+			ev.Seq = 0
+			fmt.Fprintf(&out, "  %s\n", ev)
+		}
+		events = events[:0]
+		require.NoError(t, eng.CheckInvariants(), "%s:%d", file, n+1)
+	}
+	out.WriteString("open orders:\n")
+	for _, o := range eng.OpenOrders() {
+		fmt.Fprintf(&out, "  inst=%d oid=%d acct=%d cl=%d %s %s %s px=%d stop=%d shown=%d hidden=%d waiting=%v\n",
+			o.Instrument, o.OrderID, o.Account, o.ClOrdID, o.Side, o.Type, o.TIF, o.Price, o.StopPrice, o.Shown, o.Hidden, o.Waiting)
+	}
+	return out.String()
+}
+
+func parseLine(t *testing.T, file string, n int, line string) (string, map[string]string) {
+	fields := strings.Fields(line)
+	kv := map[string]string{}
+	for _, f := range fields[1:] {
+		k, v, ok := strings.Cut(f, "=")
+		require.True(t, ok, "%s:%d: %q is not key=value", file, n, f)
+		kv[k] = v
+	}
+	return fields[0], kv
+}
+
+func num(t *testing.T, s string) int64 {
+	v, err := strconv.ParseInt(s, 10, 64)
+	require.NoError(t, err)
+	return v
+}
+
+func enum(t *testing.T, file string, n int, names map[string]uint8, v string) uint8 {
+	x, ok := names[v]
+	require.True(t, ok, "%s:%d: unknown value %q", file, n, v)
+	return x
+}
+
+func command(t *testing.T, file string, n int, verb string, kv map[string]string) core.Command {
+	kinds := map[string]core.CmdKind{"new": core.CmdNew, "cancel": core.CmdCancel, "size": core.CmdCancelSize,
+		"replace": core.CmdReplace, "mass": core.CmdMassCancel, "eod": core.CmdEndOfDay}
+	var c core.Command
+	if verb == "raw" {
+		c.Kind = core.CmdKind(num(t, kv["kind"]))
+		delete(kv, "kind")
+	} else {
+		k, ok := kinds[verb]
+		require.True(t, ok, "%s:%d: unknown verb %q", file, n, verb)
+		c.Kind = k
+	}
+	if c.Kind == core.CmdNew {
+		c.Instrument, c.Type, c.TIF = 1, core.Limit, core.DAY
+	}
+	for k, v := range kv {
+		switch k {
+		case "acct":
+			c.Account = uint32(num(t, v))
+		case "cl":
+			c.ClOrdID = uint64(num(t, v))
+		case "orig":
+			c.OrigClOrdID = uint64(num(t, v))
+		case "inst":
+			c.Instrument = uint32(num(t, v))
+		case "group":
+			c.STPGroup = uint32(num(t, v))
+		case "px":
+			c.Price = num(t, v)
+		case "stop":
+			c.StopPrice = num(t, v)
+		case "qty":
+			c.Qty = num(t, v)
+		case "display":
+			c.DisplayQty = num(t, v)
+		case "min":
+			c.MinQty = num(t, v)
+		case "tag":
+			c.Tag = uint64(num(t, v))
+		case "post":
+			c.Flags |= core.PostOnly
+		case "flags":
+			c.Flags = core.Flags(num(t, v))
+		case "side":
+			c.Side = core.Side(enum(t, file, n, map[string]uint8{"buy": 1, "sell": 2, "none": 0, "bad": 9}, v))
+		case "type":
+			c.Type = core.OrderType(enum(t, file, n, map[string]uint8{"limit": 1, "market": 2, "stop": 3, "stop-limit": 4, "none": 0, "bad": 9}, v))
+		case "tif":
+			c.TIF = core.TIF(enum(t, file, n, map[string]uint8{"day": 1, "gtc": 2, "ioc": 3, "fok": 4, "none": 0, "bad": 9}, v))
+		case "stp":
+			c.STP = core.STPMode(enum(t, file, n, map[string]uint8{"cancel-newest": 0, "cancel-oldest": 1, "cancel-both": 2, "decrement": 3, "off": 4, "bad": 9}, v))
+		default:
+			t.Fatalf("%s:%d: unknown field %q", file, n, k)
+		}
+	}
+	return c
+}
