@@ -77,7 +77,12 @@ type Engine struct {
 	nextOrderID uint64
 	nextMatchID uint64
 
-	cmd  *Command // being applied
+	// stamp of the command being applied, copied to its events
+	seq  uint64
+	time int64
+	tag  uint64
+	inst uint32
+
 	buf  []Event
 	n    int
 	sink func([]Event)
@@ -123,6 +128,10 @@ func New(cfg Config, sink func([]Event)) (*Engine, error) {
 	for i := range e.orders {
 		e.orders[i].next, e.orders[i].prev = -1, -1
 	}
+	// Touch every page now so the first orders do not pay page faults.
+	clear(e.cold)
+	clear(e.index.slots)
+	clear(e.buf)
 	return e, nil
 }
 
@@ -143,8 +152,7 @@ func (e *Engine) emit(k EventKind) *Event {
 	}
 	ev := &e.buf[e.n]
 	e.n++
-	c := e.cmd
-	*ev = Event{Seq: c.Seq, Time: c.Time, Tag: c.Tag, Kind: k}
+	*ev = Event{Seq: e.seq, Time: e.time, Tag: e.tag, Kind: k}
 	return ev
 }
 
@@ -194,7 +202,7 @@ func (e *Engine) reject(c *Command, r Reason) {
 // Apply applies one sequenced command (Seq and Time already set). Its events
 // go to the buffer; call Flush to deliver them.
 func (e *Engine) Apply(c *Command) {
-	e.cmd = c
+	e.seq, e.time, e.tag, e.inst = c.Seq, c.Time, c.Tag, c.Instrument
 	switch c.Kind {
 	case CmdNew:
 		e.newOrder(c)

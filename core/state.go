@@ -99,14 +99,12 @@ func (e *Engine) StateHash() [32]byte {
 // no book is crossed at rest.
 func (e *Engine) checkCheap() {
 	b := &e.books[0]
-	if c := e.cmd; c != nil {
-		if bi, ok := e.bookFor(c.Instrument); ok {
-			b = &e.books[bi]
-		}
+	if bi, ok := e.bookFor(e.inst); ok {
+		b = &e.books[bi]
 	}
 	if b.bids.best >= 0 && b.asks.best >= 0 && b.bids.best >= b.asks.best {
 		panic(fmt.Sprintf("core: book %d crossed after command seq %d: bid level %d >= ask level %d",
-			b.inst.ID, e.cmd.Seq, b.bids.best, b.asks.best))
+			b.inst.ID, e.seq, b.bids.best, b.asks.best))
 	}
 }
 

@@ -1,0 +1,111 @@
+package core_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tradecore/tradecore/core"
+)
+
+// allocEngine returns an engine with a standing book on instrument 1: bids
+// 900..999 and asks 1001..1100, ten orders a level, some icebergs, plus
+// waiting stops, and a non-allocating sink.
+func allocEngine(t *testing.T) (*core.Engine, *driver) {
+	t.Helper()
+	d := &driver{}
+	var err error
+	d.eng, err = core.New(core.Config{
+		Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 4000}},
+		MaxOrders:   1 << 16,
+	}, d.sink)
+	require.NoError(t, err)
+	cl := uint64(1 << 32)
+	for p := int64(0); p < 100; p++ {
+		for k := range int64(10) {
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: uint32(1 + k), ClOrdID: cl, Side: core.Buy,
+				Type: core.Limit, TIF: core.GTC, Price: 999 - p, Qty: 100, DisplayQty: 10 * (k % 2)})
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: uint32(1 + k), ClOrdID: cl, Side: core.Sell,
+				Type: core.Limit, TIF: core.GTC, Price: 1001 + p, Qty: 100, DisplayQty: 10 * (k % 2)})
+		}
+	}
+	return d.eng, d
+}
+
+// driver stamps and applies commands; a concrete type, so commands built on
+// the caller's stack stay there (a func value would make them escape).
+type driver struct {
+	eng    *core.Engine
+	seq    uint64
+	events int
+}
+
+func (d *driver) sink(evs []core.Event) { d.events += len(evs) }
+
+func (d *driver) apply(c *core.Command) {
+	d.seq++
+	c.Seq = d.seq
+	d.eng.Apply(c)
+	d.eng.Flush()
+}
+
+// TestNoAllocations proves the steady-state order paths allocate nothing:
+// new (resting), cancel, replace (keep and lose priority), cancel-to-size,
+// and matching with iceberg refills, stop triggers and STP.
+func TestNoAllocations(t *testing.T) {
+	eng, d := allocEngine(t)
+	var cl uint64
+	cases := []struct {
+		name string
+		run  func()
+	}{
+		{"new-rest-and-cancel", func() {
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 77, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 950, Qty: 5})
+			d.apply(&core.Command{Kind: core.CmdCancel, Account: 77, OrigClOrdID: cl})
+		}},
+		{"replace-move-size-and-cancel", func() {
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 77, ClOrdID: cl, Side: core.Sell, Type: core.Limit, TIF: core.GTC, Price: 1050, Qty: 5, DisplayQty: 2})
+			cl++
+			d.apply(&core.Command{Kind: core.CmdReplace, Account: 77, OrigClOrdID: cl - 1, ClOrdID: cl, Price: 1060, Qty: 8})
+			d.apply(&core.Command{Kind: core.CmdReplace, Account: 77, OrigClOrdID: cl, ClOrdID: cl, Price: 1060, Qty: 6})
+			d.apply(&core.Command{Kind: core.CmdCancelSize, Account: 77, OrigClOrdID: cl, Qty: 3})
+			d.apply(&core.Command{Kind: core.CmdCancel, Account: 77, OrigClOrdID: cl})
+		}},
+		{"match-refill-and-replenish", func() {
+			// Take 25 lots at the best ask (crossing icebergs), then put them back.
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 88, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.IOC, Price: 1001, Qty: 25, STP: core.STPOff})
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 88, ClOrdID: cl, Side: core.Sell, Type: core.Limit, TIF: core.GTC, Price: 1001, Qty: 25})
+		}},
+		{"market-and-stp", func() {
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 1, ClOrdID: cl, Side: core.Sell, Type: core.Market, TIF: core.IOC, Qty: 3, STP: core.STPDecrement})
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 99, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.GTC, Price: 999, Qty: 3})
+		}},
+		{"stop-trigger", func() {
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 66, ClOrdID: cl, Side: core.Buy, Type: core.StopLimit, TIF: core.DAY, StopPrice: 1001, Price: 1001, Qty: 1})
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 65, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.IOC, Price: 1001, Qty: 1})
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 64, ClOrdID: cl, Side: core.Sell, Type: core.Limit, TIF: core.GTC, Price: 1001, Qty: 2})
+		}},
+		{"rejects", func() {
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 77, ClOrdID: 1 << 33, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 9999, Qty: 5})
+			d.apply(&core.Command{Kind: core.CmdCancel, Account: 77, OrigClOrdID: 1 << 34})
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run() // warm up
+			require.Zero(t, testing.AllocsPerRun(200, tc.run))
+			require.NoError(t, eng.CheckInvariants())
+		})
+	}
+}
