@@ -1,0 +1,125 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/tradecore/tradecore/core"
+	"github.com/tradecore/tradecore/core/ring"
+)
+
+// PipelineConfig shapes a run of workload 3.
+type PipelineConfig struct {
+	// Rate is the offered load in commands per second; 0 offers as fast as
+	// the producer can push (the sustained-throughput run).
+	Rate float64
+	// Wait is the strategy of both rings.
+	Wait ring.WaitStrategy
+	// Loop configures the engine loop (pinning).
+	Loop core.LoopConfig
+	// MaxOrders sizes the engine (default 1<<20).
+	MaxOrders int
+}
+
+// Pipeline runs cmds through the whole path: a producer goroutine pushes
+// them into the inbound ring on an open-loop schedule (command i is due at
+// start + i/Rate), the engine loop applies them and publishes events to the
+// outbound ring, and a consumer records, for every command, the time from
+// when it was due to when its first event arrived. Measuring from the due
+// time, not the push time, corrects for coordinated omission: a stall delays
+// every command queued behind it and the histogram shows it.
+func Pipeline(ctx context.Context, name string, cmds []core.Command, pc PipelineConfig) (Result, error) {
+	if pc.MaxOrders == 0 {
+		pc.MaxOrders = 1 << 20
+	}
+	in, err := ring.NewMPSC[core.Command](1<<16, pc.Wait)
+	if err != nil {
+		return Result{}, err
+	}
+	out, err := ring.NewRing[core.Event](1<<18, pc.Wait)
+	if err != nil {
+		return Result{}, err
+	}
+	cons, err := out.NewConsumer()
+	if err != nil {
+		return Result{}, err
+	}
+	loop, err := core.NewLoop(EngineConfig(pc.MaxOrders), pc.Loop, in, out)
+	if err != nil {
+		return Result{}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	old := debug.SetGCPercent(-1)
+	defer debug.SetGCPercent(old)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+
+	loopErr := make(chan error, 1)
+	go func() { loopErr <- loop.Run(ctx) }()
+
+	var interval float64
+	if pc.Rate > 0 {
+		interval = 1e9 / pc.Rate
+	}
+	start := nanotime() + int64(time.Millisecond)
+	prodErr := make(chan error, 1)
+	go func() {
+		for i := range cmds {
+			c := cmds[i]
+			due := nanotime()
+			if interval > 0 {
+				due = start + int64(float64(i)*interval)
+				for nanotime() < due {
+					// open loop: wait for the due time, never for the engine
+				}
+			}
+			c.Tag = uint64(due)
+			if err := in.Push(ctx, &c); err != nil {
+				prodErr <- err
+				return
+			}
+		}
+		prodErr <- nil
+	}()
+
+	res := Result{Name: name, Orders: len(cmds), Latency: NewHistogram()}
+	h := res.Latency
+	var lastSeq uint64
+	t0 := time.Now()
+	for lastSeq < uint64(len(cmds)) {
+		if err := cons.Wait(ctx); err != nil {
+			return res, fmt.Errorf("bench: pipeline consumer: %w", err)
+		}
+		w := cons.Poll()
+		now := nanotime()
+		for i := range w {
+			ev := &w[i]
+			if ev.Seq != lastSeq {
+				lastSeq = ev.Seq
+				_ = h.RecordValue(max(now-int64(ev.Tag), 1))
+			}
+			res.Events++
+		}
+		cons.Release(len(w))
+	}
+	res.Elapsed = time.Since(t0)
+	if err := <-prodErr; err != nil {
+		return res, err
+	}
+	cancel()
+	if err := <-loopErr; err != nil && !errors.Is(err, context.Canceled) {
+		return res, err
+	}
+	runtime.ReadMemStats(&after)
+	res.Allocs = after.Mallocs - before.Mallocs
+	res.GCs = after.NumGC - before.NumGC
+	res.OpenAfter = loop.Engine().OpenCount()
+	return res, nil
+}

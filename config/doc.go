@@ -1,0 +1,23 @@
+// Package config loads the operator's configuration file and converts
+// between the decimal prices and quantities of the outside world and the
+// int64 ticks and lots of the engine.
+//
+// The file format is JSON, specified field by field in docs/config.md
+// (https://github.com/tradecore/tradecore/blob/main/docs/config.md). Load
+// reads a file, Parse parses bytes, Default returns the embedded default
+// (default.json, used by `make run`). Each returns a validated *File, plain
+// data; File.Core gives the core.Config for core.New:
+//
+//	f, err := config.Load(path) // or config.Default()
+//	if err != nil {
+//		return err // names the field and the fix; errors.Is(err, config.ErrInvalid)
+//	}
+//	eng, err := core.New(f.Core(), sink)
+//
+// At the edges (gateway, reports, client library) an Instrument converts with
+// PriceToTicks and TicksToPrice, QtyToLots and LotsToQty; File.Instrument and
+// File.BySymbol find it. Decimals are github.com/shopspring/decimal values;
+// the engine never sees them.
+//
+// Nothing here needs closing, and a File is safe for concurrent reads.
+package config

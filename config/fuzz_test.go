@@ -1,0 +1,64 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tradecore/tradecore/config"
+)
+
+// FuzzParse feeds Parse untrusted bytes (an operator's file). It must never
+// panic; an error must be an *Error wrapping ErrInvalid; an accepted file
+// must convert to a core.Config the engine accepts and round-trip its bands.
+func FuzzParse(f *testing.F) {
+	paths, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	require.NoError(f, err)
+	paths = append(paths, "default.json")
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		require.NoError(f, err)
+		f.Add(data)
+	}
+	f.Add([]byte(`{"instruments":[{"symbol":"A","id":1,"tick_size":"0.000000000000000001","lot_size":"1","price_band":{"low":"9.223372036854775807","high":"9.223372036854775807"}}]}`))
+	f.Add([]byte(`{"instruments":[{"price_band":{"low":"1","low":"2"}}]}`))
+	f.Add([]byte(`{"engine":{"cpu":-1,"wait":"park"},"instruments":[{"symbol":"A","id":1,"tick_size":0.01}]}`))
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		file, err := config.Parse(data)
+		if err != nil {
+			require.Nil(t, file)
+			require.ErrorIs(t, err, config.ErrInvalid)
+			var e *config.Error
+			require.True(t, errors.As(err, &e))
+			return
+		}
+		cfg := file.Core()
+		require.Len(t, cfg.Instruments, len(file.Instruments))
+		require.NotEmpty(t, cfg.Instruments)
+		for i, c := range cfg.Instruments {
+			in := &file.Instruments[i]
+			require.Equal(t, in.ID, c.ID)
+			require.Equal(t, in.Symbol, c.Symbol)
+			require.GreaterOrEqual(t, c.BandLow, int64(1))
+			require.LessOrEqual(t, c.BandLow, c.BandHigh)
+			require.LessOrEqual(t, c.BandHigh-c.BandLow, int64(config.MaxBandTicks))
+			require.True(t, in.TicksToPrice(c.BandLow).Equal(in.BandLow))
+			require.True(t, in.TicksToPrice(c.BandHigh).Equal(in.BandHigh))
+			got, ok := file.Instrument(c.ID)
+			require.True(t, ok)
+			require.Same(t, in, got)
+			got, ok = file.BySymbol(c.Symbol)
+			require.True(t, ok)
+			require.Same(t, in, got)
+		}
+		e := file.Engine
+		require.GreaterOrEqual(t, e.CPU, -1)
+		require.Contains(t, []string{"park", "spin-yield", "busy-spin"}, e.Wait)
+		require.True(t, e.InboundRing >= 2 && e.InboundRing&(e.InboundRing-1) == 0)
+		require.True(t, e.OutboundRing >= 2 && e.OutboundRing&(e.OutboundRing-1) == 0)
+	})
+}

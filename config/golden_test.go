@@ -1,0 +1,87 @@
+package config_test
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tradecore/tradecore/config"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the golden files under testdata/")
+
+// TestGolden parses every testdata/*.json and compares the outcome (the
+// parsed file and its core.Config, or the error) with testdata/*.golden.
+// Review the diff after `go test ./config -run TestGolden -rewrite`.
+func TestGolden(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, paths)
+	for _, path := range paths {
+		name := strings.TrimSuffix(filepath.Base(path), ".json")
+		t.Run(name, func(t *testing.T) {
+			got := describe(path)
+			golden := strings.TrimSuffix(path, ".json") + ".golden"
+			if *rewrite {
+				require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
+				return
+			}
+			want, err := os.ReadFile(golden)
+			require.NoError(t, err, "run with -rewrite to create it")
+			assert.Equal(t, string(want), got)
+			assert.Equal(t, strings.HasPrefix(name, "bad-"), strings.HasPrefix(got, "error: "), "files named bad-* and only those fail")
+		})
+	}
+}
+
+// describe loads path and prints the result in a stable, reviewable form.
+func describe(path string) string {
+	f, err := config.Load(path)
+	if err != nil {
+		return "error: " + filepath.ToSlash(err.Error()) + "\n"
+	}
+	var b strings.Builder
+	e := f.Engine
+	fmt.Fprintf(&b, "engine: max_orders=%d max_order_qty=%d event_batch=%d cpu=%d wait=%s inbound_ring=%d outbound_ring=%d\n",
+		e.MaxOrders, e.MaxOrderQty, e.EventBatch, e.CPU, e.Wait, e.InboundRing, e.OutboundRing)
+	cfg := f.Core()
+	fmt.Fprintf(&b, "core: MaxOrders=%d MaxOrderQty=%d EventBatch=%d\n", cfg.MaxOrders, cfg.MaxOrderQty, cfg.EventBatch)
+	for i, in := range f.Instruments {
+		c := cfg.Instruments[i]
+		fmt.Fprintf(&b, "instrument %s id=%d tick=%s lot=%s band=[%s, %s] -> core id=%d band=[%d, %d] ticks (%d levels, ~%d KiB)\n",
+			in.Symbol, in.ID, in.TickSize, in.LotSize,
+			in.BandLow.StringFixed(-in.TickSize.Exponent()), in.BandHigh.StringFixed(-in.TickSize.Exponent()),
+			c.ID, c.BandLow, c.BandHigh, c.BandHigh-c.BandLow+1, (c.BandHigh-c.BandLow+1)*config.BandBytesPerTick>>10)
+	}
+	return b.String()
+}
+
+// TestDocExample parses the example in docs/config.md, so the page and the
+// parser cannot drift apart.
+func TestDocExample(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join("..", "docs", "config.md"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(page), "```json\n")
+	require.True(t, ok, "no ```json block in docs/config.md")
+	example, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	f, err := config.Parse([]byte(example))
+	require.NoError(t, err)
+	c := f.Core()
+	require.Equal(t, "AAPL", c.Instruments[0].Symbol)
+	assert.Equal(t, int64(10000), c.Instruments[0].BandLow)
+	assert.Equal(t, int64(40000), c.Instruments[0].BandHigh)
+	assert.Equal(t, "spin-yield", f.Engine.Wait)
+	brk, ok := f.Instrument(7)
+	require.True(t, ok)
+	lots, err := brk.QtyToLots(decimal.NewFromInt(300))
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), lots)
+}
