@@ -1,0 +1,9 @@
+package hsm_test
+
+import (
+	"testing"
+
+	"github.com/tradecore/tradecore/hsm/internal/hsmtest"
+)
+
+func TestMain(m *testing.M) { hsmtest.Main(m) }
