@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/tradecore/tradecore/hsm"
+	"github.com/tradecore/tradecore/hsm/manifest"
+	"github.com/tradecore/tradecore/internal/testenv"
+	"github.com/tradecore/tradecore/softhsm"
+)
+
+// exitCode mirrors main's mapping of run's error to the process exit code.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		return 2
+	}
+	return 1
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+	err            error
+}
+
+func runCLI(t *testing.T, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	return result{exitCode(err), out.String(), errb.String(), err}
+}
+
+func needSoftHSM(t *testing.T) {
+	t.Helper()
+	_, err := softhsm.FindModule()
+	testenv.Need(t, err == nil, "SoftHSM2 not installed: apt-get install softhsm2")
+	// keys sets SOFTHSM2_CONF for the process; restore it after the test.
+	t.Setenv(softhsm.EnvConf, os.Getenv(softhsm.EnvConf))
+}
+
+func TestKeysCLIEndToEnd(t *testing.T) {
+	needSoftHSM(t)
+	dd := t.TempDir()
+	d := "--data-dir=" + dd
+
+	r := runCLI(t, "keys", "status", d)
+	assert.Equal(t, 1, r.code)
+	require.ErrorIs(t, r.err, hsm.ErrNotInitialized)
+	assert.Contains(t, r.err.Error(), "tradecore keys init")
+
+	r = runCLI(t, "keys", "rotate", d)
+	assert.Equal(t, 1, r.code, "rotate before init fails")
+
+	r = runCLI(t, "keys", "init", d, "--format", "json")
+	require.Equal(t, 0, r.code, "stderr: %s err: %v", r.stderr, r.err)
+	var initOut struct {
+		Created    bool   `json:"created"`
+		FirstKeyID string `json:"first_key_id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &initOut))
+	assert.True(t, initOut.Created)
+	first := initOut.FirstKeyID
+	fi, err := os.Stat(filepath.Join(dd, "softhsm", "user.pin"))
+	require.NoError(t, err, "local default token under the data dir")
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	pin, err := os.ReadFile(filepath.Join(dd, "softhsm", "user.pin"))
+	require.NoError(t, err)
+	assert.NotContains(t, r.stdout+r.stderr, strings.TrimSpace(string(pin)), "PIN never printed")
+
+	r = runCLI(t, "keys", "init", d)
+	require.Equal(t, 0, r.code)
+	assert.Contains(t, r.stdout, "already initialised: first key "+first)
+
+	r = runCLI(t, "keys", "rotate", d)
+	require.Equal(t, 0, r.code, "err: %v", r.err)
+	assert.Contains(t, r.stdout, "rotated: "+first+" -> ")
+
+	r = runCLI(t, "keys", "status", d, "--format=json")
+	require.Equal(t, 0, r.code)
+	var st struct {
+		ActiveKey struct {
+			ID string `json:"id"`
+		} `json:"active_key"`
+		Keys        int  `json:"keys"`
+		RotationDue bool `json:"rotation_due"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st))
+	assert.Equal(t, 2, st.Keys)
+	assert.False(t, st.RotationDue)
+	second := st.ActiveKey.ID
+
+	r = runCLI(t, "keys", "revoke", second, d, "--reason", "key compromise")
+	require.Equal(t, 0, r.code, "err: %v", r.err)
+	assert.Contains(t, r.stdout, "revoked: "+second)
+
+	r = runCLI(t, "keys", "list", d)
+	require.Equal(t, 0, r.code)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	require.Len(t, lines, 4, r.stdout)
+	assert.Contains(t, lines[1], first)
+	assert.Contains(t, lines[1], "retired")
+	assert.Contains(t, lines[2], "revoked")
+	assert.Contains(t, lines[2], "key compromise")
+	assert.Contains(t, lines[3], "active")
+
+	r = runCLI(t, "keys", "list", d, "--format", "json")
+	require.Equal(t, 0, r.code)
+	var list []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &list))
+	require.Len(t, list, 3)
+	assert.Equal(t, "revoked", list[1]["state"])
+
+	// export: the manifest verifies offline from the pinned first key id,
+	// and --pem gives a key that verifies an Ed25519 signature by itself.
+	r = runCLI(t, "keys", "export", d, "--pinned", first)
+	require.Equal(t, 0, r.code)
+	v, err := manifest.Verify([]byte(r.stdout), first)
+	require.NoError(t, err)
+	assert.Len(t, v.Keys, 3)
+	r = runCLI(t, "keys", "export", d, "--pinned", second)
+	assert.Equal(t, 1, r.code)
+	require.ErrorIs(t, r.err, manifest.ErrInvalid)
+
+	r = runCLI(t, "keys", "export", d, "--pem", v.Active().ID)
+	require.Equal(t, 0, r.code)
+	pub, alg, err := manifest.ParsePublicKeyPEM(r.stdout)
+	require.NoError(t, err)
+	require.Equal(t, manifest.Ed25519, alg)
+	// Sign through the service over the same token and verify with the PEM.
+	tok, closeTok, err := hsm.Open(context.Background(), hsm.Config{TokenLabel: "tradecore", PINFile: filepath.Join(dd, "softhsm", "user.pin")})
+	require.NoError(t, err)
+	svc, closeSvc, err := hsm.NewService(context.Background(), tok, hsm.ServiceConfig{Dir: filepath.Join(dd, "keys"), CheckInterval: -1})
+	require.NoError(t, err)
+	sig, err := svc.Sign(context.Background(), []byte("hello"))
+	require.NoError(t, err)
+	require.NoError(t, closeSvc())
+	require.NoError(t, closeTok())
+	assert.True(t, ed25519.Verify(pub.(ed25519.PublicKey), []byte("hello"), sig.Sig))
+
+	r = runCLI(t, "keys", "export", d, "--pem", "ffffffffffffffffffffffffffffffff")
+	assert.Equal(t, 1, r.code)
+	require.ErrorIs(t, r.err, hsm.ErrKeyNotFound)
+
+	// Tampering with the manifest file is detected by every command.
+	mpath := filepath.Join(dd, "keys", "manifest.json")
+	data, err := os.ReadFile(mpath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(mpath, bytes.Replace(data, []byte("key compromise"), []byte("routine change"), 1), 0o644))
+	r = runCLI(t, "keys", "list", d)
+	assert.Equal(t, 1, r.code)
+	require.ErrorIs(t, r.err, manifest.ErrInvalid)
+}
+
+func TestKeysCLIUsageErrors(t *testing.T) {
+	d := "--data-dir=" + t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", []string{"keys"}, ""},
+		{"unknown command", []string{"keys", "frobnicate"}, `unknown keys command "frobnicate"`},
+		{"bad format", []string{"keys", "list", d, "--format", "yaml"}, `--format "yaml"`},
+		{"revoke without id", []string{"keys", "revoke", d, "--reason", "x"}, "exactly one key id"},
+		{"revoke without reason", []string{"keys", "revoke", "abc", d}, "needs --reason"},
+		{"revoke bad time", []string{"keys", "revoke", "abc", d, "--reason", "x", "--at", "yesterday"}, "--at"},
+		{"unknown flag", []string{"keys", "status", "--nope"}, "flag provided but not defined"},
+		{"init bad algorithm", []string{"keys", "init", d, "--algorithm", "rsa"}, `--algorithm "rsa"`},
+		{"extra argument", []string{"keys", "list", "extra", d}, "takes no arguments"},
+		{"signer without socket", []string{"signer", d}, "needs --socket"},
+		{"signer bad uid", []string{"signer", d, "--socket", "/tmp/x", "--allow-uid", "root"}, "--allow-uid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, tc.args...)
+			assert.Equal(t, 2, r.code, "err: %v", r.err)
+			require.ErrorIs(t, r.err, errUsage)
+			assert.Contains(t, r.err.Error(), tc.want)
+		})
+	}
+	r := runCLI(t, "keys", "help")
+	assert.Equal(t, 0, r.code)
+	assert.Contains(t, r.stdout, "revoke ID --reason R")
+	r = runCLI(t, "help")
+	assert.Contains(t, r.stdout, "keys ")
+	assert.Contains(t, r.stdout, "signer ")
+}
+
+func TestKeysCLIMissingTokenAndWrongPIN(t *testing.T) {
+	needSoftHSM(t)
+	dd := t.TempDir()
+	d := "--data-dir=" + dd
+	r := runCLI(t, "keys", "init", d)
+	require.Equal(t, 0, r.code, "err: %v", r.err)
+
+	// A manifest exists but the token label does not.
+	r = runCLI(t, "keys", "rotate", d, "--token", "other")
+	assert.Equal(t, 1, r.code)
+	require.ErrorIs(t, r.err, softhsm.ErrTokenNotFound)
+
+	// Wrong PIN through --pin-file with the module given explicitly.
+	mod, _ := softhsm.FindModule()
+	bad := filepath.Join(t.TempDir(), "bad.pin")
+	require.NoError(t, os.WriteFile(bad, []byte("1234\n"), 0o600))
+	t.Setenv(softhsm.EnvConf, filepath.Join(dd, "softhsm", "softhsm2.conf"))
+	r = runCLI(t, "keys", "rotate", d, "--module", mod, "--pin-file", bad)
+	assert.Equal(t, 1, r.code)
+	require.ErrorIs(t, r.err, hsm.ErrWrongPIN)
+	assert.NotContains(t, r.err.Error(), "1234")
+
+	r = runCLI(t, "keys", "rotate", d, "--module", "/nonexistent.so", "--pin-file", bad)
+	assert.Equal(t, 1, r.code)
+	require.ErrorIs(t, r.err, hsm.ErrModuleMissing)
+}
