@@ -16,6 +16,7 @@ import (
 	"github.com/tradecore/tradecore/config"
 	"github.com/tradecore/tradecore/core"
 	"github.com/tradecore/tradecore/core/ring"
+	"github.com/tradecore/tradecore/hsm"
 )
 
 // runServe runs the engine loop on the configuration (embedded defaults
@@ -50,6 +51,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
 		return fmt.Errorf("create the data directory: %w (choose another --data-dir)", err)
 	}
+	signer, closeSigner, err := startSigner(ctx, *dataDir, log)
+	if err != nil {
+		return err
+	}
+	defer closeSigner()
+	active := signer.Active()
+	log.Info("signing service ready", "active_key_id", active.ID, "algorithm", active.Algorithm, "expires", active.Expires)
+
 	ws, err := ring.ParseWaitStrategy(file.Engine.Wait)
 	if err != nil {
 		return err
@@ -122,6 +131,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("tradecore stopped", "commands", sent, "trades", s.totalTrades)
 	return nil
 }
+
+// startSigner brings up the local default HSM: the SoftHSM2 token under
+// <data-dir>/softhsm (created on first run, PINs generated, mode 0600), the
+// key manifest under <data-dir>/keys (first key generated on first run), and
+// the signing service, which checks key age hourly and rotates at 90 days.
+func startSigner(ctx context.Context, dataDir string, log *slog.Logger) (*hsm.Service, func() error, error) {
+	f := &hsmFlags{dataDir: &dataDir, module: new(string), token: ptr(hsm.DefaultTokenLabel), pinFile: new(string), pinEnv: new(string)}
+	tok, closeTok, err := f.openToken(ctx, log, true)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the local SoftHSM token: %w", err)
+	}
+	cfg := hsm.ServiceConfig{Dir: f.keysDir(), Logger: log, CheckInterval: time.Hour}
+	if _, err := hsm.Init(ctx, tok, cfg); err != nil {
+		closeTok()
+		return nil, nil, err
+	}
+	svc, closeSvc, err := hsm.NewService(ctx, tok, cfg)
+	if err != nil {
+		closeTok()
+		return nil, nil, err
+	}
+	return svc, func() error { return errors.Join(closeSvc(), closeTok()) }, nil
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // generate pushes random limit orders at rate per second until ctx ends and
 // returns how many it pushed. Each command's Tag is its due time, so latency

@@ -14,6 +14,7 @@ import (
 // defaults for a short while: it must print trades and a latency report,
 // answer every command it generated, and stop cleanly.
 func TestServeRunsAndStops(t *testing.T) {
+	needSoftHSM(t)
 	dir := filepath.Join(t.TempDir(), "var")
 	var out, errb bytes.Buffer
 	err := run(t.Context(), []string{"serve", "--duration", "700ms", "--rate", "20000", "--report", "200ms", "--data-dir", dir}, &out, &errb)
@@ -22,6 +23,9 @@ func TestServeRunsAndStops(t *testing.T) {
 	require.Regexp(t, `cmds/s +\d+ trades +due→event p50`, out.String())
 	require.Regexp(t, `stopped after \d+ commands: \d+ trades`, out.String())
 	require.Contains(t, errb.String(), `"msg":"tradecore serving"`)
+	require.Contains(t, errb.String(), `"msg":"signing service ready"`)
+	require.FileExists(t, filepath.Join(dir, "softhsm", "user.pin"))
+	require.FileExists(t, filepath.Join(dir, "keys", "manifest.json"))
 	st, err := os.Stat(dir)
 	require.NoError(t, err)
 	require.True(t, st.IsDir())
