@@ -280,7 +280,7 @@ func (e *Engine) validateNew(c *Command) (uint16, Reason) {
 	case c.MinQty < 0 || c.MinQty > c.Qty,
 		c.MinQty > 0 && c.Type != Limit && c.Type != Market:
 		return bi, RejectInvalidMinQty
-	case e.index.get(c.Account, c.ClOrdID) >= 0:
+	case e.index.get(e.orders, c.Account, c.ClOrdID) >= 0:
 		return bi, RejectDuplicateClOrdID
 	case len(e.free) == 0:
 		return bi, RejectOrderCapacity
@@ -418,7 +418,7 @@ func (e *Engine) close(oi int32, k EventKind, r Reason, qty int64) {
 
 func (e *Engine) release(oi int32) {
 	o := &e.orders[oi]
-	e.index.del(o.account, o.clOrdID)
+	e.index.del(o.account, o.clOrdID, oi)
 	o.state = stateFree
 	e.free = append(e.free, oi) // within capacity: never grows
 }
@@ -623,7 +623,7 @@ func (e *Engine) lookup(c *Command) (int32, Reason) {
 	if c.Account == 0 {
 		return -1, RejectInvalidAccount
 	}
-	oi := e.index.get(c.Account, c.OrigClOrdID)
+	oi := e.index.get(e.orders, c.Account, c.OrigClOrdID)
 	if oi < 0 {
 		return -1, RejectUnknownOrder
 	}
@@ -671,7 +671,7 @@ func (e *Engine) replace(c *Command) {
 	cold := &e.cold[oi]
 	open := o.shown + o.hidden
 	if c.ClOrdID != o.clOrdID {
-		e.index.del(o.account, o.clOrdID)
+		e.index.del(o.account, o.clOrdID, oi)
 		e.index.put(o.account, c.ClOrdID, oi)
 	}
 	origCl := o.clOrdID
@@ -720,7 +720,7 @@ func (e *Engine) validateReplace(c *Command, oi int32) Reason {
 	switch {
 	case c.ClOrdID == 0:
 		return RejectInvalidClOrdID
-	case c.ClOrdID != o.clOrdID && e.index.get(c.Account, c.ClOrdID) >= 0:
+	case c.ClOrdID != o.clOrdID && e.index.get(e.orders, c.Account, c.ClOrdID) >= 0:
 		return RejectDuplicateClOrdID
 	case c.Qty < 1 || c.Qty > e.cfg.MaxOrderQty:
 		return RejectInvalidQty

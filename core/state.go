@@ -155,7 +155,7 @@ func (e *Engine) CheckInvariants() error {
 						return fail("book %d: order %d shows %d hidden %d", b.inst.ID, o.id, o.shown, o.hidden)
 					case o.hidden > 0 && e.cold[oi].display == 0:
 						return fail("book %d: order %d hides lots without a display size", b.inst.ID, o.id)
-					case e.index.get(o.account, o.clOrdID) != oi:
+					case e.index.get(e.orders, o.account, o.clOrdID) != oi:
 						return fail("book %d: order %d missing from the client-id index", b.inst.ID, o.id)
 					}
 					qty += o.shown
