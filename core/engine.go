@@ -344,20 +344,23 @@ func (e *Engine) newOrder(c *Command) {
 		e.runStops(b)
 		return
 	}
-	need := c.MinQty
-	if c.TIF == FOK {
-		need = c.Qty
+	e.enter(b, oi, c.Qty, c.MinQty)
+	e.runStops(b)
+}
+
+// enter runs an arriving (or just triggered) order oi with qty lots: a FOK
+// order, or one with a minimum quantity, is first checked for what it could
+// execute at once and cancelled whole if that falls short; then it takes.
+func (e *Engine) enter(b *book, oi int32, qty, minQty int64) {
+	need, reason := minQty, CancelMinQtyNotMet
+	if e.orders[oi].tif == FOK {
+		need, reason = qty, CancelFOKNotFillable
 	}
 	if need > 0 && !e.fillable(b, oi, need) {
-		reason := CancelMinQtyNotMet
-		if c.TIF == FOK {
-			reason = CancelFOKNotFillable
-		}
-		e.close(oi, KindCancelled, reason, c.Qty)
+		e.close(oi, KindCancelled, reason, qty)
 		return
 	}
-	e.take(b, oi, c.Qty)
-	e.runStops(b)
+	e.take(b, oi, qty)
 }
 
 // take runs order oi (state taking, rem open lots) against the book, then
@@ -556,7 +559,7 @@ func (e *Engine) shrink(b *book, oi int32, newOpen int64) {
 func (e *Engine) fillable(b *book, ti int32, need int64) bool {
 	t := &e.orders[ti]
 	opp := b.ladder(t.side.Opposite())
-	market := t.typ == Market
+	market := t.typ == Market || t.typ == Stop
 	var full int64
 	for li := opp.best; li >= 0; li = opp.worse(li) {
 		price := b.low + int64(li)
@@ -614,7 +617,7 @@ func (e *Engine) runStops(b *book) {
 		open := o.shown
 		ev := e.emitOrder(KindTriggered, oi)
 		ev.Qty, ev.Leaves = open, open
-		e.take(b, oi, open)
+		e.enter(b, oi, open, 0)
 	}
 }
 
@@ -694,7 +697,7 @@ func (e *Engine) replace(c *Command) {
 		li := int32(o.price - b.low)
 		l.levels[li].qty -= o.shown
 		l.unlink(e.orders, li, oi)
-		o.price, o.shown, o.hidden = c.Price, c.Qty, 0
+		o.price, o.shown, o.hidden, cold.stopPrice = c.Price, c.Qty, 0, c.StopPrice
 		if d := cold.display; d > 0 && d < c.Qty {
 			o.shown, o.hidden = d, c.Qty-d
 		}
@@ -708,7 +711,7 @@ func (e *Engine) replace(c *Command) {
 		l.levels[li].qty -= o.shown
 		l.unlink(e.orders, li, oi)
 		e.emitBook(KindBookDelete, oi, o.shown, 0)
-		o.price, o.state = c.Price, stateTaking
+		o.price, o.state, cold.stopPrice = c.Price, stateTaking, c.StopPrice
 		e.take(b, oi, c.Qty)
 	}
 	e.runStops(b)
