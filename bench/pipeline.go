@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"time"
@@ -71,19 +72,36 @@ func Pipeline(ctx context.Context, name string, cmds []core.Command, pc Pipeline
 	start := nanotime() + int64(time.Millisecond)
 	prodErr := make(chan error, 1)
 	go func() {
-		for i := range cmds {
-			c := cmds[i]
-			due := nanotime()
-			if interval > 0 {
-				due = start + int64(float64(i)*interval)
-				for nanotime() < due {
-					// open loop: wait for the due time, never for the engine
-				}
+		// Push every command already due, then yield the CPU until more are
+		// due: on a 2-core machine a producer spinning on the clock would
+		// starve the consumer. Latency is still counted from each command's
+		// due time, so batching here hides nothing.
+		for i := 0; i < len(cmds); {
+			now := nanotime()
+			if interval == 0 {
+				now = math.MaxInt64
 			}
-			c.Tag = uint64(due)
-			if err := in.Push(ctx, &c); err != nil {
-				prodErr <- err
-				return
+			pushed := 0
+			for ; i < len(cmds) && pushed < 256; i++ {
+				due := now
+				if interval > 0 {
+					due = start + int64(float64(i)*interval)
+					if due > now {
+						break
+					}
+				} else {
+					due = nanotime()
+				}
+				c := cmds[i]
+				c.Tag = uint64(due)
+				if err := in.Push(ctx, &c); err != nil {
+					prodErr <- err
+					return
+				}
+				pushed++
+			}
+			if pushed == 0 {
+				runtime.Gosched()
 			}
 		}
 		prodErr <- nil

@@ -57,15 +57,14 @@ var ErrStopped = errors.New("core: loop stopped with unpublished events")
 // stamps each with a gapless sequence number and a timestamp, applies them,
 // and publishes their events to the outbound ring, one batch at a time.
 type Loop struct {
-	eng     *Engine
-	in      *ring.MPSC[Command]
-	out     *ring.Ring[Event]
-	cfg     LoopConfig
-	seq     uint64
-	batch   []Command
-	ctx     context.Context
-	pubErr  error
-	applied uint64
+	eng    *Engine
+	in     *ring.MPSC[Command]
+	out    *ring.Ring[Event]
+	cfg    LoopConfig
+	seq    uint64
+	batch  []Command
+	ctx    context.Context
+	pubErr error
 }
 
 // NewLoop builds the engine for cfg and the loop that feeds it from in and
