@@ -66,7 +66,7 @@ func TestMoveHeavyShape(t *testing.T) {
 func TestPipelineAnswersEveryCommand(t *testing.T) {
 	cmds := bench.RandomLimits(1, 50_000, 30)
 	for _, rate := range []float64{0, 200_000} {
-		r, err := bench.Pipeline(t.Context(), "pipeline", cmds, bench.PipelineConfig{Rate: rate, Wait: ring.WaitStrategy{Mode: ring.Park}})
+		r, err := bench.Pipeline(t.Context(), "pipeline", cmds, bench.PipelineConfig{Rate: rate, InWait: ring.WaitStrategy{Mode: ring.SpinYield}, OutWait: ring.WaitStrategy{Mode: ring.Park}})
 		require.NoError(t, err)
 		require.Equal(t, int64(len(cmds)), r.Latency.TotalCount())
 		require.Greater(t, r.Events, len(cmds))

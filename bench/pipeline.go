@@ -18,8 +18,11 @@ type PipelineConfig struct {
 	// Rate is the offered load in commands per second; 0 offers as fast as
 	// the producer can push (the sustained-throughput run).
 	Rate float64
-	// Wait is the strategy of both rings.
-	Wait ring.WaitStrategy
+	// InWait is the inbound ring's strategy: how the engine loop waits for
+	// commands. OutWait is the outbound ring's: how consumers wait for events.
+	// A pinned loop should busy-spin (it owns its core and must never have to
+	// win back a P from the scheduler); consumers on shared cores park.
+	InWait, OutWait ring.WaitStrategy
 	// Loop configures the engine loop (pinning).
 	Loop core.LoopConfig
 	// MaxOrders sizes the engine (default 1<<20).
@@ -37,11 +40,11 @@ func Pipeline(ctx context.Context, name string, cmds []core.Command, pc Pipeline
 	if pc.MaxOrders == 0 {
 		pc.MaxOrders = 1 << 20
 	}
-	in, err := ring.NewMPSC[core.Command](1<<16, pc.Wait)
+	in, err := ring.NewMPSC[core.Command](1<<16, pc.InWait)
 	if err != nil {
 		return Result{}, err
 	}
-	out, err := ring.NewRing[core.Event](1<<18, pc.Wait)
+	out, err := ring.NewRing[core.Event](1<<18, pc.OutWait)
 	if err != nil {
 		return Result{}, err
 	}
@@ -100,9 +103,11 @@ func Pipeline(ctx context.Context, name string, cmds []core.Command, pc Pipeline
 				}
 				pushed++
 			}
-			if pushed == 0 {
-				runtime.Gosched()
-			}
+			// Yield after every burst: the producer shares a core with the
+			// consumer, which must keep draining the outbound ring or the
+			// engine stalls behind it (a gateway session yields the same way
+			// whenever it waits on its socket).
+			runtime.Gosched()
 		}
 		prodErr <- nil
 	}()

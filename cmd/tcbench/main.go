@@ -1,7 +1,7 @@
 // Command tcbench measures the engine on the three workloads and
 // reports throughput and latency percentiles against the latency budgets.
 //
-//	tcbench [--orders N] [--runs N] [--rates 250000,1000000] [--cpu N] [--wait park|spin-yield|busy-spin] [--format text|json] [--enforce]
+//	tcbench [--orders N] [--runs N] [--rates 250000,1000000] [--cpu N] [--in-wait S] [--out-wait S] [--format text|json] [--enforce]
 //
 // Workloads: (1) random limit orders around a mid, ~30% crossing; (2) the
 // move-heavy mix (9% GTC, 3% IOC, 6% cancel, 82% replace); (3) the ring
@@ -35,9 +35,11 @@ import (
 	"github.com/tradecore/tradecore/bench"
 	"github.com/tradecore/tradecore/core"
 	"github.com/tradecore/tradecore/core/ring"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
+	runtime.LockOSThread() // run() sets this thread's CPU affinity; keep it on this thread
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	err := run(ctx, os.Args[1:], os.Stdout)
 	stop()
@@ -99,15 +101,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	runs := fs.Int("runs", 3, "throughput passes per workload (alternating; the median is reported)")
 	rates := fs.String("rates", "250000,500000,1000000", "offered rates for the open-loop pipeline, commands/s")
 	cpu := fs.Int("cpu", runtime.NumCPU()-1, "CPU to pin the engine loop to (-1: no pinning)")
-	wait := fs.String("wait", "spin-yield", "wait strategy of the rings: park, spin-yield or busy-spin")
+	inWait := fs.String("in-wait", "busy-spin", "how the engine loop waits for commands: park, spin-yield or busy-spin")
+	outWait := fs.String("out-wait", "park", "how the consumer waits for events: park, spin-yield or busy-spin")
 	format := fs.String("format", "text", "output: text or json")
 	enforce := fs.Bool("enforce", false, "exit 1 when a budget is missed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	ws, err := ring.ParseWaitStrategy(*wait)
+	inWS, err := ring.ParseWaitStrategy(*inWait)
 	if err != nil {
-		return fmt.Errorf("%w: --wait: %w", errUsage, err)
+		return fmt.Errorf("%w: --in-wait: %w", errUsage, err)
+	}
+	outWS, err := ring.ParseWaitStrategy(*outWait)
+	if err != nil {
+		return fmt.Errorf("%w: --out-wait: %w", errUsage, err)
 	}
 	var offered []float64
 	for _, s := range strings.Split(*rates, ",") {
@@ -124,6 +131,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: --orders must be at least 1000 and --runs at least 1", errUsage)
 	}
 	loopCfg := core.LoopConfig{Pin: *cpu >= 0, CPU: max(*cpu, 0)}
+	if *cpu >= 0 {
+		// Keep every other thread of this process off the engine's CPU: the
+		// threads Go starts from now on inherit this mask; the loop's thread
+		// then pins itself to --cpu.
+		if err := isolate(*cpu); err != nil {
+			return err
+		}
+	}
 
 	rep := Report{Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())}
 	workloads := []struct {
@@ -157,13 +172,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	pipeCmds := workloads[0].cmds
 	for _, rate := range offered {
-		r, err := bench.Pipeline(ctx, "pipeline", pipeCmds, bench.PipelineConfig{Rate: rate, Wait: ws, Loop: loopCfg})
+		r, err := bench.Pipeline(ctx, "pipeline", pipeCmds, bench.PipelineConfig{Rate: rate, InWait: inWS, OutWait: outWS, Loop: loopCfg})
 		if err != nil {
 			return err
 		}
 		rep.Rows = append(rep.Rows, row("pipeline", "open-loop", rate, r))
 	}
-	r, err := bench.Pipeline(ctx, "pipeline", pipeCmds, bench.PipelineConfig{Wait: ws, Loop: loopCfg})
+	r, err := bench.Pipeline(ctx, "pipeline", pipeCmds, bench.PipelineConfig{InWait: inWS, OutWait: outWS, Loop: loopCfg})
 	if err != nil {
 		return err
 	}
@@ -185,6 +200,23 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 				return errBudget
 			}
 		}
+	}
+	return nil
+}
+
+// isolate restricts the calling thread, and so the threads created after
+// it, to every CPU but cpu.
+func isolate(cpu int) error {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return fmt.Errorf("read CPU affinity: %w", err)
+	}
+	set.Clear(cpu)
+	if set.Count() == 0 {
+		return fmt.Errorf("%w: --cpu %d leaves no CPU for the other goroutines; use --cpu -1", errUsage, cpu)
+	}
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("restrict CPU affinity: %w", err)
 	}
 	return nil
 }
