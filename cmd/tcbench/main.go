@@ -262,7 +262,7 @@ func budgets(rows []Row) []Budget {
 
 func printText(w io.Writer, rep Report) {
 	fmt.Fprintf(w, "tcbench on %s\n\n", rep.Machine)
-	fmt.Fprintf(w, "%-14s %-11s %10s %10s %9s %8s %7s %8s %8s %9s | %10s %10s\n",
+	fmt.Fprintf(w, "%-14s %-11s %10s %10s %9s %8s %6s %8s %8s %9s | %10s %10s\n",
 		"workload", "mode", "offered/s", "cmds/s", "ns/cmd", "allocs", "took%", "p50", "p99", "p99.9", "p99.99*", "max*")
 	for _, r := range rep.Rows {
 		offered := "-"
@@ -275,8 +275,12 @@ func printText(w io.Writer, rep Report) {
 			}
 			return fmtNs(v)
 		}
-		fmt.Fprintf(w, "%-14s %-11s %10s %10.0f %9.1f %8.2f %7.1f %8s %8s %9s | %10s %10s\n",
-			r.Workload, r.Mode, offered, r.PerSecond, r.NsPerCommand, r.AllocsPerCmd, r.TookPercent,
+		took := "-"
+		if r.TookPercent > 0 {
+			took = fmt.Sprintf("%.1f", r.TookPercent)
+		}
+		fmt.Fprintf(w, "%-14s %-11s %10s %10.0f %9.1f %8.2f %6s %8s %8s %9s | %10s %10s\n",
+			r.Workload, r.Mode, offered, r.PerSecond, r.NsPerCommand, r.AllocsPerCmd, took,
 			lat(r.P50), lat(r.P99), lat(r.P999), lat(r.P9999), lat(r.Max))
 	}
 	fmt.Fprintln(w, "\n* p99.99 and max are the machine's (VM stalls), not the engine's figures.")
