@@ -3,7 +3,6 @@
 
 GO        ?= go
 DATA_DIR  ?= ./var
-BENCHTIME ?= 1x
 FUZZTIME  ?= 30s
 export TRADECORE_DATA_DIR ?= $(DATA_DIR)
 
@@ -29,11 +28,13 @@ test: deps ## everything CI runs: core builds without cgo, all tests with -race 
 	CGO_ENABLED=0 $(GO) build ./core/...
 	TRADECORE_REQUIRE_ENV=1 $(GO) test -race -tags invariants -timeout 30m ./...
 
-bench: build ## engine benchmarks and the tcbench report (see README "Benchmarks")
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./core/... ./bench/...
+bench: deps build ## engine, ring and signing benchmarks, then the tcbench report (see README "Benchmarks")
+	$(GO) test -run '^$$' -bench 'RandomLimits$$|MoveHeavy$$' -benchtime 2000000x ./core/
+	$(GO) test -run '^$$' -bench 'Latency$$' -benchtime 1x ./core/
+	$(GO) test -run '^$$' -bench . -benchtime 1s ./core/ring/ ./hsm/remote/
 	bin/tcbench
 
-fuzz: ## run every fuzz target for FUZZTIME each
+fuzz: deps ## run every fuzz target for FUZZTIME each
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
