@@ -35,7 +35,7 @@ func (o *order) open() int64 { return o.shown + o.hidden }
 func (o *order) market() bool { return o.typ == core.Market || o.typ == core.Stop }
 
 type book struct {
-	inst      core.Instrument
+	inst core.Instrument
 	// Each list is in priority order; within a price, in queue order (an
 	// order joining a level goes behind every order already at that price).
 	bids      []*order // price high to low
