@@ -11,14 +11,24 @@ import (
 // allocEngine returns an engine with a standing book on instrument 1: bids
 // 900..999 and asks 1001..1100, ten orders a level, some icebergs, plus
 // waiting stops, and a non-allocating sink.
-func allocEngine(t *testing.T) (*core.Engine, *driver) {
+func allocEngine(t *testing.T, risk bool) (*core.Engine, *driver) {
 	t.Helper()
 	d := &driver{}
-	var err error
-	d.eng, err = core.New(core.Config{
+	cfg := core.Config{
 		Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 4000}},
 		MaxOrders:   1 << 16,
-	}, d.sink)
+	}
+	if risk { // every check on, none binding
+		cfg.Instruments[0].TickValue, cfg.Instruments[0].RefPrice, cfg.Instruments[0].CollarBps = 10, 1000, 5000
+		for id := uint32(1); id <= 100; id++ {
+			cfg.Accounts = append(cfg.Accounts, core.Account{ID: id, Cash: 1 << 50,
+				Positions: []core.Position{{Instrument: 1, Lots: 1 << 30}},
+				Limits: core.Limits{MaxOrderQty: 1 << 20, MaxOrderNotional: 1 << 50, MaxPosition: 1 << 40,
+					DailyCredit: 1 << 60, OrdersPerSec: 1 << 40, CancelsPerSec: 1 << 40}})
+		}
+	}
+	var err error
+	d.eng, err = core.New(cfg, d.sink)
 	require.NoError(t, err)
 	cl := uint64(1 << 32)
 	for p := int64(0); p < 100; p++ {
@@ -55,7 +65,13 @@ func (d *driver) apply(c *core.Command) {
 // new (resting), cancel, replace (keep and lose priority), cancel-to-size,
 // and matching with iceberg refills, stop triggers and STP.
 func TestNoAllocations(t *testing.T) {
-	eng, d := allocEngine(t)
+	for _, risk := range []bool{false, true} {
+		t.Run(map[bool]string{false: "risk-off", true: "risk-on"}[risk], func(t *testing.T) { testNoAllocations(t, risk) })
+	}
+}
+
+func testNoAllocations(t *testing.T, risk bool) {
+	eng, d := allocEngine(t, risk)
 	var cl uint64
 	cases := []struct {
 		name string
@@ -95,6 +111,20 @@ func TestNoAllocations(t *testing.T) {
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 65, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.IOC, Price: 1001, Qty: 1})
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 64, ClOrdID: cl, Side: core.Sell, Type: core.Limit, TIF: core.GTC, Price: 1001, Qty: 2})
+		}},
+		{"admin", func() {
+			if !risk {
+				return
+			}
+			d.apply(&core.Command{Kind: core.CmdHalt, Instrument: 1})
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 77, ClOrdID: 1 << 35, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 950, Qty: 5})
+			d.apply(&core.Command{Kind: core.CmdResume, Instrument: 1})
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 78, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 950, Qty: 5})
+			d.apply(&core.Command{Kind: core.CmdKill, Account: 78})
+			d.apply(&core.Command{Kind: core.CmdKillRelease, Account: 78})
+			d.apply(&core.Command{Kind: core.CmdLocate, Account: 78, Instrument: 1, Qty: 5})
+			d.apply(&core.Command{Kind: core.CmdSetLimit, Account: 78, OrigClOrdID: uint64(core.LimitOrderQty), Qty: 1 << 20})
 		}},
 		{"rejects", func() {
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 77, ClOrdID: 1 << 33, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 9999, Qty: 5})

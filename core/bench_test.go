@@ -13,6 +13,10 @@ const benchOrders = 1_000_000
 // benchPass applies cmds one per b.Loop iteration on an engine that is
 // rebuilt (untimed) whenever the stream is used up, so ns/op is per command.
 func benchPass(b *testing.B, cmds []core.Command, maxOrders int) {
+	benchPassCfg(b, cmds, func() core.Config { return bench.EngineConfig(maxOrders) })
+}
+
+func benchPassCfg(b *testing.B, cmds []core.Command, config func() core.Config) {
 	var eng *core.Engine
 	i := len(cmds)
 	b.ReportAllocs()
@@ -20,7 +24,7 @@ func benchPass(b *testing.B, cmds []core.Command, maxOrders int) {
 		if i == len(cmds) {
 			b.StopTimer()
 			var err error
-			if eng, err = core.New(bench.EngineConfig(maxOrders), nil); err != nil {
+			if eng, err = core.New(config(), nil); err != nil {
 				b.Fatal(err)
 			}
 			for j := range cmds {
@@ -37,9 +41,13 @@ func benchPass(b *testing.B, cmds []core.Command, maxOrders int) {
 
 // benchLatency runs whole timed passes and reports per-command percentiles.
 func benchLatency(b *testing.B, cmds []core.Command, maxOrders int) {
+	benchLatencyCfg(b, cmds, bench.EngineConfig(maxOrders))
+}
+
+func benchLatencyCfg(b *testing.B, cmds []core.Command, cfg core.Config) {
 	h := bench.NewHistogram()
 	for b.Loop() {
-		r, err := bench.Engine(b.Name(), bench.EngineConfig(maxOrders), cmds, true)
+		r, err := bench.Engine(b.Name(), cfg, cmds, true)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -68,4 +76,29 @@ func BenchmarkMoveHeavy(b *testing.B) {
 
 func BenchmarkMoveHeavyLatency(b *testing.B) {
 	benchLatency(b, bench.MoveHeavy(1, benchOrders), 1<<16)
+}
+
+// Risk off and on, side by side in one run: the same streams, the second with
+// 1,000 configured accounts and every pre-trade check running (none binding).
+func BenchmarkRisk(b *testing.B) {
+	workloads := []struct {
+		name      string
+		cmds      []core.Command
+		maxOrders int
+	}{
+		{"RandomLimits", bench.RandomLimits(1, benchOrders, 30), 1 << 20},
+		{"MoveHeavy", bench.MoveHeavy(1, benchOrders), 1 << 16},
+	}
+	for _, w := range workloads {
+		for _, on := range []bool{false, true} {
+			cfg := func() core.Config { return bench.EngineConfig(w.maxOrders) }
+			name := w.name + "/risk=off"
+			if on {
+				cfg = func() core.Config { return bench.RiskEngineConfig(w.maxOrders) }
+				name = w.name + "/risk=on"
+			}
+			b.Run(name, func(b *testing.B) { benchPassCfg(b, w.cmds, cfg) })
+			b.Run(name+"-latency", func(b *testing.B) { benchLatencyCfg(b, w.cmds, cfg()) })
+		}
+	}
 }

@@ -14,8 +14,36 @@ const (
 	CmdCancelSize         // reduce the account's order OrigClOrdID to Qty open lots, keeping priority
 	CmdReplace            // replace OrigClOrdID with ClOrdID at Price / StopPrice for Qty open lots
 	CmdMassCancel         // cancel every open order matching Account (0 = any) and Instrument (0 = any)
-	CmdEndOfDay           // expire every DAY order (resting or waiting stop)
+	CmdEndOfDay           // expire every DAY order (resting or waiting stop); resets daily credit
+
+	// Admin commands: known only when the risk layer is on (Config.Accounts
+	// non-empty); otherwise rejected unknown-command. Sequenced like orders.
+	CmdHalt          // halt Instrument: new orders and replaces rejected; resting orders stay
+	CmdResume        // resume Instrument
+	CmdMarketHalt    // market-wide halt: cancel every open order, reject new ones
+	CmdMarketResume  // lift the market-wide halt
+	CmdKill          // kill switch: cancel every open order of Account and block new ones
+	CmdKillRelease   // release Account's kill switch
+	CmdAccountStatus // set Account's status to AccountStatus(Qty)
+	CmdSetLimit      // set Account's limit LimitID(OrigClOrdID) to Qty (0 = none)
+	CmdLocate        // set Account's locate in Instrument to Qty lots
+	CmdRestrict      // put Instrument on the restricted list (Qty = 1) or take it off (Qty = 0)
 	cmdKinds
+)
+
+// LimitID names one of an account's limits in a CmdSetLimit command (carried
+// in OrigClOrdID).
+type LimitID uint8
+
+const (
+	LimitNone          LimitID = iota
+	LimitOrderQty              // Limits.MaxOrderQty
+	LimitOrderNotional         // Limits.MaxOrderNotional
+	LimitPosition              // Limits.MaxPosition
+	LimitDailyCredit           // Limits.DailyCredit
+	LimitOrdersPerSec          // Limits.OrdersPerSec
+	LimitCancelsPerSec         // Limits.CancelsPerSec
+	limitIDs
 )
 
 // Side of an order.

@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // ErrConfig is wrapped by every configuration error; the message names the
@@ -21,7 +22,83 @@ type Instrument struct {
 	// tick of the band on each side, so the band's width is a memory budget:
 	// about 4 x 24 bytes per tick.
 	BandLow, BandHigh int64
+
+	// The fields below are read only by the pre-trade risk layer, which is on
+	// when Config.Accounts is non-empty (docs/engine.md, "Pre-trade risk").
+
+	// TickValue is the notional of one lot at a price of one tick, in the
+	// currency's minor unit (for example cents): an order of q lots at p ticks
+	// is worth q*p*TickValue. Default 1.
+	TickValue int64
+	// RefPrice is the reference price in ticks used for the price collar until
+	// the instrument's first trade; after it the last sale is the reference.
+	// 0 = no reference (no collar until the first trade).
+	RefPrice int64
+	// CollarBps and CollarTicks set the half-width of the price collar around
+	// the reference: CollarBps basis points of it, or CollarTicks ticks; when
+	// both are set the wider applies. Both 0 = no collar (the band bounds).
+	CollarBps, CollarTicks int64
+	// Halted starts the instrument halted; Restricted starts it on the
+	// restricted list; Threshold marks it a Reg SHO threshold security.
+	Halted, Restricted, Threshold bool
 }
+
+// AccountStatus is an account's trading status. The zero value is active.
+type AccountStatus uint8
+
+const (
+	AccountActive    AccountStatus = iota // may trade
+	AccountSuspended                      // new orders and replaces rejected; cancels allowed
+	AccountClosed                         // new orders and replaces rejected; cancels allowed
+	accountStatuses
+)
+
+// Position is an account's opening position in one instrument, in lots
+// (negative = short).
+type Position struct {
+	Instrument uint32
+	Lots       int64
+}
+
+// Locate is a borrow located for an account in one instrument: the account
+// may be short up to Qty lots there (docs/engine.md, "Pre-trade risk").
+type Locate struct {
+	Instrument uint32
+	Qty        int64
+}
+
+// Limits are an account's pre-trade limits. A zero field means no limit.
+type Limits struct {
+	MaxOrderQty      int64 // lots per order
+	MaxOrderNotional int64 // minor units per order (qty x risk price x TickValue)
+	MaxPosition      int64 // lots, absolute, per instrument, counting open orders
+	DailyCredit      int64 // minor units: executed notional today + open orders' notional
+	OrdersPerSec     int64 // new orders and replaces per one-second window of Command.Time
+	CancelsPerSec    int64 // cancels and cancel-to-size per one-second window of Command.Time
+}
+
+// Account is the reference data and opening state of one trading account.
+// Ids are random numbers (no personal data enters the engine).
+type Account struct {
+	ID       uint32        // 1..MaxAccountID, unique
+	Status   AccountStatus // zero = active
+	Cash     int64         // minor currency units; 0..2^62
+	Firm     uint32        // clearing firm id
+	STPGroup uint32        // overrides Command.STPGroup of the account's orders (0 = none)
+	Owner    uint32        // beneficial owner id
+	// Proprietary marks a market-making (proprietary) account: its short sales
+	// need no locate, except in a threshold security.
+	Proprietary bool
+	PDT         bool  // flagged pattern day trader (recorded; the PDT rule is not enforced yet)
+	Equity      int64 // minor units (recorded; used by the PDT rule later)
+	Positions   []Position
+	Locates     []Locate
+	Limits      Limits
+}
+
+// MaxAccountID is the largest account id the risk layer accepts. The engine
+// allocates an id-to-slot table as long as the largest configured id.
+const MaxAccountID = 1<<24 - 1
 
 // MaxInstrumentID is the largest instrument id the engine accepts.
 const MaxInstrumentID = 1<<16 - 1
@@ -42,6 +119,11 @@ type Config struct {
 	// EventBatch is the number of events buffered before the sink is called.
 	// Default 4096.
 	EventBatch int
+
+	// Accounts turns the pre-trade risk layer on: every order must name one
+	// of them, passes the checks of docs/engine.md and updates its cash and
+	// positions. Empty (the default) = risk layer off, admin commands unknown.
+	Accounts []Account
 }
 
 const (
@@ -84,6 +166,62 @@ func (c *Config) fill() error {
 			return fmt.Errorf("%w: Instruments[%d] (id %d) band spans %d ticks; narrow it to under %d", ErrConfig, i, in.ID, in.BandHigh-in.BandLow+1, maxBandTicks)
 		}
 		seen[in.ID] = true
+	}
+	return c.fillRisk()
+}
+
+// maxNotional bounds every notional the risk layer computes, so sums of a
+// few of them never overflow int64.
+const maxNotional = 1 << 62
+
+func (c *Config) fillRisk() error {
+	c.Instruments = slices.Clone(c.Instruments) // defaults are filled in the engine's copy, not the caller's
+	for i := range c.Instruments {
+		in := &c.Instruments[i]
+		if in.TickValue == 0 {
+			in.TickValue = 1
+		}
+		switch {
+		case in.TickValue < 0:
+			return fmt.Errorf("%w: Instruments[%d] (id %d) TickValue is %d; set it positive (minor units per lot per tick)", ErrConfig, i, in.ID, in.TickValue)
+		case len(c.Accounts) > 0 && in.TickValue > maxNotional/in.BandHigh/c.MaxOrderQty:
+			return fmt.Errorf("%w: Instruments[%d] (id %d) MaxOrderQty x BandHigh x TickValue exceeds 2^62; lower MaxOrderQty or TickValue", ErrConfig, i, in.ID)
+		case in.RefPrice != 0 && (in.RefPrice < in.BandLow || in.RefPrice > in.BandHigh):
+			return fmt.Errorf("%w: Instruments[%d] (id %d) RefPrice %d is outside the band; set it inside [%d, %d] or 0", ErrConfig, i, in.ID, in.RefPrice, in.BandLow, in.BandHigh)
+		case in.CollarBps < 0 || in.CollarBps > 10_000 || in.CollarTicks < 0 || in.CollarTicks > maxBandTicks:
+			return fmt.Errorf("%w: Instruments[%d] (id %d) collar is %d bps / %d ticks; use 0..10000 bps and 0..%d ticks", ErrConfig, i, in.ID, in.CollarBps, in.CollarTicks, maxBandTicks)
+		}
+	}
+	inst := make(map[uint32]bool, len(c.Instruments))
+	for _, in := range c.Instruments {
+		inst[in.ID] = true
+	}
+	seen := make(map[uint32]bool, len(c.Accounts))
+	for i, a := range c.Accounts {
+		l := a.Limits
+		switch {
+		case a.ID == 0 || a.ID > MaxAccountID:
+			return fmt.Errorf("%w: Accounts[%d].ID is %d; use 1..%d", ErrConfig, i, a.ID, MaxAccountID)
+		case seen[a.ID]:
+			return fmt.Errorf("%w: Accounts[%d].ID %d is used twice; give each account its own id", ErrConfig, i, a.ID)
+		case a.Status >= accountStatuses:
+			return fmt.Errorf("%w: Accounts[%d] (id %d) Status is %d; use AccountActive, AccountSuspended or AccountClosed", ErrConfig, i, a.ID, a.Status)
+		case a.Cash < 0 || a.Cash > maxNotional:
+			return fmt.Errorf("%w: Accounts[%d] (id %d) Cash is %d; use 0..2^62 minor units", ErrConfig, i, a.ID, a.Cash)
+		case l.MaxOrderQty < 0 || l.MaxOrderNotional < 0 || l.MaxPosition < 0 || l.DailyCredit < 0 || l.OrdersPerSec < 0 || l.CancelsPerSec < 0:
+			return fmt.Errorf("%w: Accounts[%d] (id %d) has a negative limit; use 0 for no limit", ErrConfig, i, a.ID)
+		}
+		seen[a.ID] = true
+		for _, p := range a.Positions {
+			if !inst[p.Instrument] || p.Lots < -maxNotional || p.Lots > maxNotional {
+				return fmt.Errorf("%w: Accounts[%d] (id %d) position in instrument %d: configure the instrument and keep |lots| <= 2^62", ErrConfig, i, a.ID, p.Instrument)
+			}
+		}
+		for _, l := range a.Locates {
+			if !inst[l.Instrument] || l.Qty < 0 {
+				return fmt.Errorf("%w: Accounts[%d] (id %d) locate in instrument %d: configure the instrument and use Qty >= 0", ErrConfig, i, a.ID, l.Instrument)
+			}
+		}
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ type order struct {
 type orderCold struct {
 	stopPrice int64
 	display   int64 // iceberg peak; 0 = show all
+	rp        int64 // risk layer: the price the order is held and valued at; Market/Stop: protective limit
 }
 
 type orderState uint8
@@ -44,6 +45,8 @@ type book struct {
 	buyStops  ladder
 	sellStops ladder
 	last      int64 // last trade price; 0 = no trade yet
+
+	halted, restricted bool // risk layer: trading status and restricted list
 }
 
 func (b *book) ladder(s Side) *ladder {
@@ -76,6 +79,8 @@ type Engine struct {
 
 	nextOrderID uint64
 	nextMatchID uint64
+
+	risk risk
 
 	// stamp of the command being applied, copied to its events
 	seq  uint64
@@ -122,6 +127,7 @@ func New(cfg Config, sink func([]Event)) (*Engine, error) {
 		}
 		e.bookOf[in.ID] = uint16(i + 1)
 	}
+	e.initRisk(&cfg)
 	for i := range e.free { // pop from the end: slot 0 first
 		e.free[i] = int32(cfg.MaxOrders - 1 - i)
 	}
@@ -217,7 +223,11 @@ func (e *Engine) Apply(c *Command) {
 	case CmdEndOfDay:
 		e.endOfDay()
 	default:
-		e.reject(c, RejectUnknownCommand)
+		if e.risk.on && c.Kind >= CmdHalt && c.Kind < cmdKinds {
+			e.admin(c)
+		} else {
+			e.reject(c, RejectUnknownCommand)
+		}
 	}
 	if invariants {
 		e.checkCheap()
@@ -318,6 +328,22 @@ func (e *Engine) newOrder(c *Command) {
 		e.reject(c, r)
 		return
 	}
+	group, rp := c.STPGroup, int64(0)
+	if e.risk.on {
+		s := e.risk.slot(c.Account)
+		if s < 0 {
+			e.reject(c, RejectUnknownAccount)
+			return
+		}
+		var notional int64
+		if rp, notional, r = e.riskCheck(s, bi, c.Side, c.Type, c.Qty, c.Price, c.StopPrice); r != ReasonNone {
+			e.reject(c, r)
+			return
+		}
+		e.hold(s, bi, c.Side, c.Qty, notional)
+		e.countOrder(s)
+		group = e.risk.accts[s].group
+	}
 	b := &e.books[bi]
 	oi := e.free[len(e.free)-1]
 	e.free = e.free[:len(e.free)-1]
@@ -325,14 +351,14 @@ func (e *Engine) newOrder(c *Command) {
 	o := &e.orders[oi]
 	*o = order{
 		id: e.nextOrderID, clOrdID: c.ClOrdID, price: c.Price, shown: c.Qty,
-		account: c.Account, stpGroup: c.STPGroup, next: -1, prev: -1, book: bi,
+		account: c.Account, stpGroup: group, next: -1, prev: -1, book: bi,
 		side: c.Side, tif: c.TIF, typ: c.Type, stp: c.STP, flags: c.Flags, state: stateTaking,
 	}
 	display := c.DisplayQty
 	if display == c.Qty {
 		display = 0
 	}
-	e.cold[oi] = orderCold{stopPrice: c.StopPrice, display: display}
+	e.cold[oi] = orderCold{stopPrice: c.StopPrice, display: display, rp: rp}
 	e.index.put(c.Account, c.ClOrdID, oi)
 
 	ev := e.emitOrder(KindAccepted, oi)
@@ -404,6 +430,7 @@ func (e *Engine) rest(b *book, oi int32, rem int64) {
 func (e *Engine) close(oi int32, k EventKind, r Reason, qty int64) {
 	ev := e.emitOrder(k, oi)
 	ev.Reason, ev.Qty = r, qty
+	e.unhold(oi, qty)
 	o := &e.orders[oi]
 	b := &e.books[o.book]
 	switch o.state {
@@ -436,11 +463,11 @@ func conflicts(t, m *order) bool {
 func (e *Engine) match(b *book, ti int32, rem int64) (int64, bool) {
 	t := &e.orders[ti]
 	opp := b.ladder(t.side.Opposite())
-	market := t.typ == Market || t.typ == Stop
+	market, limit := e.limitOf(ti)
 	for rem > 0 && opp.best >= 0 {
 		li := opp.best
 		price := b.low + int64(li)
-		if !market && (t.side == Buy && price > t.price || t.side == Sell && price < t.price) {
+		if !market && (t.side == Buy && price > limit || t.side == Sell && price < limit) {
 			break
 		}
 		lv := &opp.levels[li]
@@ -461,6 +488,10 @@ func (e *Engine) match(b *book, ti int32, rem int64) (int64, bool) {
 			lv.qty -= q
 			e.nextMatchID++
 			b.last = price
+			if e.risk.on {
+				e.fill(ti, q, price)
+				e.fill(mi, q, price)
+			}
 
 			ev := e.emitOrder(KindExecuted, ti)
 			ev.Price, ev.Qty, ev.Leaves = price, q, rem
@@ -482,6 +513,21 @@ func (e *Engine) match(b *book, ti int32, rem int64) (int64, bool) {
 		}
 	}
 	return rem, false
+}
+
+// limitOf returns whether taker ti walks the book at any price (a Market or
+// triggered Stop order with the risk layer off) and otherwise its limit: the
+// limit price, or with the risk layer on a Market or Stop order's protective
+// limit (its risk price at the collar bound).
+func (e *Engine) limitOf(ti int32) (bool, int64) {
+	t := &e.orders[ti]
+	if t.typ == Market || t.typ == Stop {
+		if !e.risk.on {
+			return true, 0
+		}
+		return false, e.cold[ti].rp
+	}
+	return false, t.price
 }
 
 // refill shows the next slice of an iceberg whose shown lots ran out and
@@ -525,6 +571,7 @@ func (e *Engine) selfTrade(b *book, ti, mi int32, rem int64) (int64, bool) {
 		}
 		ev := e.emitOrder(KindReduced, ti)
 		ev.Reason, ev.Qty, ev.Leaves = CancelSTPDecrement, d, rem-d
+		e.unhold(ti, d)
 		return rem - d, false
 	}
 }
@@ -536,6 +583,7 @@ func (e *Engine) reduce(b *book, oi int32, newOpen int64, r Reason) {
 	o := &e.orders[oi]
 	ev := e.emitOrder(KindReduced, oi)
 	ev.Reason, ev.Qty, ev.Leaves = r, o.shown+o.hidden-newOpen, newOpen
+	e.unhold(oi, o.shown+o.hidden-newOpen)
 	e.shrink(b, oi, newOpen)
 }
 
@@ -559,11 +607,11 @@ func (e *Engine) shrink(b *book, oi int32, newOpen int64) {
 func (e *Engine) fillable(b *book, ti int32, need int64) bool {
 	t := &e.orders[ti]
 	opp := b.ladder(t.side.Opposite())
-	market := t.typ == Market || t.typ == Stop
+	market, limit := e.limitOf(ti)
 	var full int64
 	for li := opp.best; li >= 0; li = opp.worse(li) {
 		price := b.low + int64(li)
-		if !market && (t.side == Buy && price > t.price || t.side == Sell && price < t.price) {
+		if !market && (t.side == Buy && price > limit || t.side == Sell && price < limit) {
 			break
 		}
 		var shown, hidden int64
@@ -638,6 +686,9 @@ func (e *Engine) lookup(c *Command) (int32, Reason) {
 
 func (e *Engine) cancel(c *Command) {
 	oi, r := e.lookup(c)
+	if r == ReasonNone && e.risk.on && e.cancelRate(c.Account) {
+		r = RejectCancelRate
+	}
 	if r != ReasonNone {
 		e.reject(c, r)
 		return
@@ -648,6 +699,9 @@ func (e *Engine) cancel(c *Command) {
 
 func (e *Engine) cancelSize(c *Command) {
 	oi, r := e.lookup(c)
+	if r == ReasonNone && e.risk.on && e.cancelRate(c.Account) {
+		r = RejectCancelRate
+	}
 	if r != ReasonNone {
 		e.reject(c, r)
 		return
@@ -664,6 +718,9 @@ func (e *Engine) replace(c *Command) {
 	oi, r := e.lookup(c)
 	if r == ReasonNone {
 		r = e.validateReplace(c, oi)
+	}
+	if r == ReasonNone && e.risk.on {
+		r = e.riskReplace(c, oi)
 	}
 	if r != ReasonNone {
 		e.reject(c, r)
@@ -715,6 +772,27 @@ func (e *Engine) replace(c *Command) {
 		e.take(b, oi, c.Qty)
 	}
 	e.runStops(b)
+}
+
+// riskReplace runs the pre-trade checks for a replace of open order oi as
+// for a new order of its side and type with the new price, stop price and
+// quantity, its current exposure set aside. On success the exposure is
+// re-held at the new terms; on a reject nothing changes.
+func (e *Engine) riskReplace(c *Command, oi int32) Reason {
+	o := &e.orders[oi]
+	s := int(e.risk.slotOf[o.account]) - 1
+	open := o.shown + o.hidden
+	e.unhold(oi, open)
+	rp, notional, r := e.riskCheck(s, o.book, o.side, o.typ, c.Qty, c.Price, c.StopPrice)
+	if r != ReasonNone {
+		cold := &e.cold[oi]
+		e.hold(s, o.book, o.side, open, open*cold.rp*e.books[o.book].inst.TickValue)
+		return r
+	}
+	e.hold(s, o.book, o.side, c.Qty, notional)
+	e.countOrder(s)
+	e.cold[oi].rp = rp
+	return ReasonNone
 }
 
 func (e *Engine) validateReplace(c *Command, oi int32) Reason {
@@ -774,6 +852,9 @@ func (e *Engine) massCancel(c *Command) {
 }
 
 func (e *Engine) endOfDay() {
+	for s := range e.risk.accts {
+		e.risk.accts[s].credit = 0
+	}
 	for bi := range e.books {
 		e.walk(&e.books[bi], func(oi int32) {
 			o := &e.orders[oi]

@@ -25,11 +25,15 @@ const (
 	KindBookDelete  // a shown order left the book
 	KindBookReplace // a shown order moved to Price with Leaves lots shown, at the back of its level
 	KindTrade       // a trade print: Price, Qty, aggressor Side, MatchID
+
+	KindAdmin      // an admin command about an account or the restricted list took effect; Reason says which
+	KindSystem     // public trading status: an instrument (or, Instrument 0, the market) halted or resumed
+	KindRegulatory // a record for the regulator: a market-wide halt or resume, Qty = orders cancelled
 	eventKinds
 )
 
 // Public reports whether the kind belongs to the market-data feed.
-func (k EventKind) Public() bool { return k >= KindBookAdd && k < eventKinds }
+func (k EventKind) Public() bool { return k >= KindBookAdd && k <= KindTrade || k == KindSystem }
 
 // Event is one outcome of a command, fixed size and pointer-free. One command
 // yields its events contiguously and in order; Seq and Time are the command's.

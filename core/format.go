@@ -11,8 +11,11 @@ var (
 	tifNames  = [...]string{"none", "day", "gtc", "ioc", "fok"}
 	stpNames  = [...]string{"cancel-newest", "cancel-oldest", "cancel-both", "decrement", "off"}
 	kindNames = [...]string{"none", "accepted", "rejected", "executed", "cancelled", "reduced", "replaced",
-		"triggered", "expired", "book-add", "book-execute", "book-cancel", "book-delete", "book-replace", "trade"}
-	cmdNames = [...]string{"none", "new", "cancel", "cancel-size", "replace", "mass-cancel", "end-of-day"}
+		"triggered", "expired", "book-add", "book-execute", "book-cancel", "book-delete", "book-replace", "trade",
+		"admin", "system", "regulatory"}
+	cmdNames = [...]string{"none", "new", "cancel", "cancel-size", "replace", "mass-cancel", "end-of-day",
+		"halt", "resume", "market-halt", "market-resume", "kill", "kill-release", "account-status", "set-limit",
+		"locate", "restrict"}
 )
 
 func name(names []string, i int) string {

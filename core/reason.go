@@ -13,8 +13,9 @@ import (
 //
 // Ranges: 1xx a command's fields are invalid; 2xx the command is valid but the
 // book or engine state refuses it; 3xx why an open order was cancelled,
-// reduced or expired. 4xx-5xx are reserved for pre-trade risk and market
-// integrity controls.
+// reduced or expired. 4xx pre-trade risk rejects and risk cancels; 5xx the
+// admin and market-integrity actions reported by KindAdmin, KindSystem and
+// KindRegulatory events.
 type Reason uint16
 
 const (
@@ -54,6 +55,41 @@ const (
 	CancelSTPDecrement    Reason = 308 // self-trade prevention decremented (Reduced) or cancelled the order
 	CancelMass            Reason = 309 // a mass cancel removed the order
 	ExpireEndOfDay        Reason = 310 // the end-of-day expiry removed a DAY order
+
+	// Pre-trade risk rejects, in the order the checks run (docs/engine.md).
+	RejectUnknownAccount     Reason = 400 // the account is not configured (risk layer on)
+	RejectAccountSuspended   Reason = 401 // the account is suspended
+	RejectAccountClosed      Reason = 402 // the account is closed
+	RejectAccountKilled      Reason = 403 // the account's kill switch is on
+	RejectMarketHalted       Reason = 404 // a market-wide halt is in force
+	RejectInstrumentHalted   Reason = 405 // the instrument is halted
+	RejectRestricted         Reason = 406 // the instrument is on the restricted list
+	RejectOrderQtyLimit      Reason = 407 // Qty above the account's MaxOrderQty
+	RejectOrderNotionalLimit Reason = 408 // notional above the account's MaxOrderNotional
+	RejectOutsideCollar      Reason = 409 // the limit price is outside the price collar
+	RejectInsufficientFunds  Reason = 410 // a buy's hold exceeds the account's buying power
+	RejectShortNoLocate      Reason = 411 // a short sale not covered by a locate
+	RejectThresholdShort     Reason = 412 // a short sale in a threshold security without a locate
+	RejectPositionLimit      Reason = 413 // the position with open orders would exceed MaxPosition
+	RejectCreditLimit        Reason = 414 // the day's gross notional would exceed DailyCredit
+	RejectOrderRate          Reason = 415 // more new orders and replaces this second than OrdersPerSec
+	RejectCancelRate         Reason = 416 // more cancels this second than CancelsPerSec
+	RejectInvalidAdmin       Reason = 417 // an admin command's value is out of range
+	CancelMarketHalt         Reason = 420 // a market-wide halt cancelled the order
+	CancelKillSwitch         Reason = 421 // the account's kill switch cancelled the order
+
+	// Admin and market-integrity actions: the Reason of KindAdmin, KindSystem
+	// and KindRegulatory events.
+	AdminInstrumentHalt   Reason = 500 // the instrument was halted
+	AdminInstrumentResume Reason = 501 // the instrument resumed
+	AdminMarketHalt       Reason = 502 // a market-wide halt began
+	AdminMarketResume     Reason = 503 // the market-wide halt ended
+	AdminKill             Reason = 504 // the account's kill switch was set
+	AdminKillRelease      Reason = 505 // the account's kill switch was released
+	AdminAccountStatus    Reason = 506 // the account's status changed to Qty
+	AdminSetLimit         Reason = 507 // the account's limit OrigClOrdID was set to Qty
+	AdminLocate           Reason = 508 // the account's locate in the instrument was set to Qty lots
+	AdminRestrict         Reason = 509 // the instrument's restricted flag was set to Qty
 )
 
 var reasonNames = map[Reason]string{
@@ -89,6 +125,36 @@ var reasonNames = map[Reason]string{
 	CancelSTPDecrement:       "stp-decrement",
 	CancelMass:               "mass-cancel",
 	ExpireEndOfDay:           "end-of-day",
+	RejectUnknownAccount:     "unknown-account",
+	RejectAccountSuspended:   "account-suspended",
+	RejectAccountClosed:      "account-closed",
+	RejectAccountKilled:      "account-killed",
+	RejectMarketHalted:       "market-halted",
+	RejectInstrumentHalted:   "instrument-halted",
+	RejectRestricted:         "restricted",
+	RejectOrderQtyLimit:      "order-qty-limit",
+	RejectOrderNotionalLimit: "order-notional-limit",
+	RejectOutsideCollar:      "outside-collar",
+	RejectInsufficientFunds:  "insufficient-funds",
+	RejectShortNoLocate:      "short-no-locate",
+	RejectThresholdShort:     "threshold-short-no-locate",
+	RejectPositionLimit:      "position-limit",
+	RejectCreditLimit:        "credit-limit",
+	RejectOrderRate:          "order-rate",
+	RejectCancelRate:         "cancel-rate",
+	RejectInvalidAdmin:       "invalid-admin",
+	CancelMarketHalt:         "market-halt-cancel",
+	CancelKillSwitch:         "kill-switch-cancel",
+	AdminInstrumentHalt:      "instrument-halt",
+	AdminInstrumentResume:    "instrument-resume",
+	AdminMarketHalt:          "market-halt",
+	AdminMarketResume:        "market-resume",
+	AdminKill:                "kill-switch",
+	AdminKillRelease:         "kill-switch-release",
+	AdminAccountStatus:       "account-status",
+	AdminSetLimit:            "set-limit",
+	AdminLocate:              "locate",
+	AdminRestrict:            "restrict",
 }
 
 // String returns the reason's stable name, as used in docs/reasons.md and logs.
@@ -102,11 +168,21 @@ func (r Reason) String() string {
 	return "reason-" + strconv.Itoa(int(r))
 }
 
-// Reasons lists every defined reason code in ascending order.
-func Reasons() []Reason {
+// Reasons lists, in ascending order, every reason code the engine emits
+// with the risk layer off (1xx-3xx): the matcher's codes. RiskReasons lists
+// the rest.
+func Reasons() []Reason { return sortedReasons(func(r Reason) bool { return r < 400 }) }
+
+// RiskReasons lists, in ascending order, the codes of the pre-trade risk layer
+// and the admin commands (4xx-5xx), emitted only when accounts are configured.
+func RiskReasons() []Reason { return sortedReasons(func(r Reason) bool { return r >= 400 }) }
+
+func sortedReasons(keep func(Reason) bool) []Reason {
 	out := make([]Reason, 0, len(reasonNames))
 	for r := range reasonNames {
-		out = append(out, r)
+		if keep(r) {
+			out = append(out, r)
+		}
 	}
 	slices.Sort(out)
 	return out

@@ -12,7 +12,8 @@ import (
 )
 
 // TestReasonsDocumented keeps docs/reasons.md and the code in step: every
-// code has a row with its name, and every row is a code.
+// code (matcher and risk layer) has a row with its name, and every row is a
+// code.
 func TestReasonsDocumented(t *testing.T) {
 	doc, err := os.ReadFile("../docs/reasons.md")
 	require.NoError(t, err)
@@ -24,7 +25,7 @@ func TestReasonsDocumented(t *testing.T) {
 		documented[core.Reason(n)] = r[2]
 	}
 	want := map[core.Reason]string{}
-	for _, r := range core.Reasons() {
+	for _, r := range append(core.Reasons(), core.RiskReasons()...) {
 		want[r] = r.String()
 	}
 	require.Equal(t, want, documented)

@@ -24,7 +24,14 @@ var rewrite = flag.Bool("rewrite", false, "rewrite golden files under testdata/ 
 // Script lines: `instrument id=1 band=1..1000`, `config max-orders=N`, then
 // commands: `new`, `cancel`, `size`, `replace`, `mass`, `eod`, `raw kind=N`
 // with key=value fields (acct cl orig side type tif px stop qty display min
-// stp group inst post tag). `new` defaults to inst=1 type=limit tif=day.
+// stp group inst post tag time). `new` defaults to inst=1 type=limit tif=day.
+//
+// Risk layer: `instrument` also takes tv= ref= collar-bps= collar-ticks=
+// halted=1 restricted=1 threshold=1; `account id=N ...` (see account) turns
+// the layer on; admin verbs `halt`, `resume`, `market-halt`,
+// `market-resume`, `kill`, `release`, `status`, `limit` (orig = limit id),
+// `locate`, `restrict` take the same fields. Scripts with accounts end with
+// every account's state.
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/scenarios/*.txt")
 	require.NoError(t, err)
@@ -67,7 +74,13 @@ func runScenario(t *testing.T, file string) string {
 			require.True(t, ok, "%s:%d: band=LOW..HIGH", file, n+1)
 			cfg.Instruments = append(cfg.Instruments, core.Instrument{
 				ID: uint32(num(t, kv["id"])), BandLow: num(t, lo), BandHigh: num(t, hi),
+				TickValue: optNum(t, kv["tv"]), RefPrice: optNum(t, kv["ref"]),
+				CollarBps: optNum(t, kv["collar-bps"]), CollarTicks: optNum(t, kv["collar-ticks"]),
+				Halted: kv["halted"] == "1", Restricted: kv["restricted"] == "1", Threshold: kv["threshold"] == "1",
 			})
+			continue
+		case "account":
+			cfg.Accounts = append(cfg.Accounts, account(t, kv))
 			continue
 		case "config":
 			cfg.MaxOrders = int(num(t, kv["max-orders"]))
@@ -95,7 +108,50 @@ func runScenario(t *testing.T, file string) string {
 		fmt.Fprintf(&out, "  inst=%d oid=%d acct=%d cl=%d %s %s %s px=%d stop=%d shown=%d hidden=%d waiting=%v\n",
 			o.Instrument, o.OrderID, o.Account, o.ClOrdID, o.Side, o.Type, o.TIF, o.Price, o.StopPrice, o.Shown, o.Hidden, o.Waiting)
 	}
+	if len(cfg.Accounts) > 0 {
+		out.WriteString("accounts:\n")
+		for _, a := range cfg.Accounts {
+			st, ok := eng.Account(a.ID)
+			require.True(t, ok)
+			fmt.Fprintf(&out, "  acct=%d status=%d killed=%v cash=%d held=%d open-sell=%d credit=%d pos=%v locate=%v\n",
+				st.ID, st.Status, st.Killed, st.Cash, st.Held, st.OpenSell, st.Credit, st.Positions, st.Locates)
+		}
+	}
 	return out.String()
+}
+
+func optNum(t *testing.T, s string) int64 {
+	if s == "" {
+		return 0
+	}
+	return num(t, s)
+}
+
+// account parses `account id=N cash=C pos=INST:LOTS,... locate=INST:QTY,...
+// group=G prop=1 status=S max-qty= max-notional= max-pos= credit= ops= cps=`.
+func account(t *testing.T, kv map[string]string) core.Account {
+	a := core.Account{
+		ID: uint32(num(t, kv["id"])), Cash: optNum(t, kv["cash"]), STPGroup: uint32(optNum(t, kv["group"])),
+		Proprietary: kv["prop"] == "1", Status: core.AccountStatus(optNum(t, kv["status"])),
+		Limits: core.Limits{
+			MaxOrderQty: optNum(t, kv["max-qty"]), MaxOrderNotional: optNum(t, kv["max-notional"]),
+			MaxPosition: optNum(t, kv["max-pos"]), DailyCredit: optNum(t, kv["credit"]),
+			OrdersPerSec: optNum(t, kv["ops"]), CancelsPerSec: optNum(t, kv["cps"]),
+		},
+	}
+	pairs := func(v string, fn func(inst uint32, n int64)) {
+		if v == "" {
+			return
+		}
+		for _, p := range strings.Split(v, ",") {
+			i, n, ok := strings.Cut(p, ":")
+			require.True(t, ok, "want INST:N, got %q", p)
+			fn(uint32(num(t, i)), num(t, n))
+		}
+	}
+	pairs(kv["pos"], func(i uint32, n int64) { a.Positions = append(a.Positions, core.Position{Instrument: i, Lots: n}) })
+	pairs(kv["locate"], func(i uint32, n int64) { a.Locates = append(a.Locates, core.Locate{Instrument: i, Qty: n}) })
+	return a
 }
 
 func parseLine(t *testing.T, file string, n int, line string) (string, map[string]string) {
@@ -123,7 +179,10 @@ func enum(t *testing.T, file string, n int, names map[string]uint8, v string) ui
 
 func command(t *testing.T, file string, n int, verb string, kv map[string]string) core.Command {
 	kinds := map[string]core.CmdKind{"new": core.CmdNew, "cancel": core.CmdCancel, "size": core.CmdCancelSize,
-		"replace": core.CmdReplace, "mass": core.CmdMassCancel, "eod": core.CmdEndOfDay}
+		"replace": core.CmdReplace, "mass": core.CmdMassCancel, "eod": core.CmdEndOfDay,
+		"halt": core.CmdHalt, "resume": core.CmdResume, "market-halt": core.CmdMarketHalt,
+		"market-resume": core.CmdMarketResume, "kill": core.CmdKill, "release": core.CmdKillRelease,
+		"status": core.CmdAccountStatus, "limit": core.CmdSetLimit, "locate": core.CmdLocate, "restrict": core.CmdRestrict}
 	var c core.Command
 	if verb == "raw" {
 		c.Kind = core.CmdKind(num(t, kv["kind"]))
@@ -160,6 +219,8 @@ func command(t *testing.T, file string, n int, verb string, kv map[string]string
 			c.MinQty = num(t, v)
 		case "tag":
 			c.Tag = uint64(num(t, v))
+		case "time":
+			c.Time = num(t, v)
 		case "post":
 			c.Flags |= core.PostOnly
 		case "flags":

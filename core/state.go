@@ -24,6 +24,7 @@ type OrderState struct {
 	Price, StopPrice              int64
 	Shown, Hidden                 int64 // open lots = Shown + Hidden; a waiting stop shows all its open lots
 	DisplayQty                    int64 // iceberg peak; 0 = show all
+	RiskPrice                     int64 // risk layer on: the price the order is held and valued at (0 when off)
 	Waiting                       bool  // a stop order not yet triggered
 }
 
@@ -41,7 +42,7 @@ func (e *Engine) orderState(oi int32) OrderState {
 	return OrderState{
 		OrderID: o.id, ClOrdID: o.clOrdID, Account: o.account, STPGroup: o.stpGroup,
 		Instrument: e.books[o.book].inst.ID, Side: o.side, Type: o.typ, TIF: o.tif, STP: o.stp, Flags: o.flags,
-		Price: o.price, StopPrice: c.stopPrice, Shown: o.shown, Hidden: o.hidden, DisplayQty: c.display,
+		Price: o.price, StopPrice: c.stopPrice, Shown: o.shown, Hidden: o.hidden, DisplayQty: c.display, RiskPrice: c.rp,
 		Waiting: o.state == stateWaiting,
 	}
 }
@@ -90,9 +91,40 @@ func (e *Engine) StateHash() [32]byte {
 		h.Write(buf)
 		buf = buf[:0]
 	}
+	if e.risk.on { // risk state: halts, then every account in configuration order
+		r := &e.risk
+		u(boolBit(r.halted))
+		for bi := range e.books {
+			u(boolBit(e.books[bi].halted) | boolBit(e.books[bi].restricted)<<1)
+		}
+		for s := range r.accts {
+			a := &r.accts[s]
+			for _, v := range [...]int64{a.cash, a.held, a.openSell, a.credit, a.maxQty, a.maxNotional, a.maxPos,
+				a.creditLimit, a.ordersPerSec, a.cancelsPerSec, a.window, int64(a.orders), int64(a.cancels)} {
+				u(uint64(v))
+			}
+			u(uint64(a.status) | boolBit(a.killed)<<8)
+			for bi := range e.books {
+				p := &r.pos[s*r.nb+bi]
+				u(uint64(p.pos))
+				u(uint64(p.buyOpen))
+				u(uint64(p.sellOpen))
+				u(uint64(p.locate))
+			}
+			h.Write(buf)
+			buf = buf[:0]
+		}
+	}
 	var out [32]byte
 	h.Sum(out[:0])
 	return out
+}
+
+func boolBit(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // checkCheap runs the per-command invariant checks (invariants build tag):
@@ -190,5 +222,5 @@ func (e *Engine) CheckInvariants() error {
 	if indexed != seen {
 		return fail("%d orders in books, %d in the client-id index", seen, indexed)
 	}
-	return nil
+	return e.checkRisk(fail)
 }

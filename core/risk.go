@@ -1,0 +1,496 @@
+package core
+
+import "math/bits"
+
+// Pre-trade risk: accounts, holds, positions, limits and the admin commands
+// (docs/engine.md, "Pre-trade risk" and "Admin commands"). The layer is on
+// when Config.Accounts is non-empty; when it is off none of this runs and
+// the engine's events are those of the pure matcher.
+
+// acct is one account's hot risk state: everything an order's checks read
+// or write except the per-instrument position, in two cache lines.
+type acct struct {
+	cash     int64 // minor units
+	held     int64 // cash held by open buy orders: sum of open lots x risk price x TickValue
+	openSell int64 // notional of open sell orders, at their risk prices
+	credit   int64 // notional executed today (both sides), reset by CmdEndOfDay
+
+	maxQty, maxNotional, maxPos, creditLimit int64
+	ordersPerSec, cancelsPerSec              int64
+
+	window          int64 // the one-second window (Command.Time / 1e9) the counts belong to
+	orders, cancels int32
+	group           uint32 // STP group, overriding the command's
+	status          AccountStatus
+	killed, prop    bool
+	_               [1]byte
+}
+
+// apos is one account's state in one instrument, half a cache line.
+type apos struct {
+	pos      int64 // lots; negative = short
+	buyOpen  int64 // open lots of buy orders
+	sellOpen int64 // open lots of sell orders
+	locate   int64 // lots the account may be short
+}
+
+// acctCold is reference data the checks do not read.
+type acctCold struct {
+	id     uint32
+	firm   uint32
+	owner  uint32
+	pdt    bool
+	equity int64
+}
+
+// risk is the engine's risk state, preallocated by New.
+type risk struct {
+	on     bool
+	halted bool    // market-wide halt
+	slotOf []int32 // account id -> slot + 1; 0 = unknown
+	accts  []acct  // by slot
+	cold   []acctCold
+	pos    []apos // slot * len(books) + book index
+	nb     int    // len(books)
+}
+
+func (e *Engine) initRisk(cfg *Config) {
+	r := &e.risk
+	if len(cfg.Accounts) == 0 {
+		return
+	}
+	r.on = true
+	maxID := uint32(0)
+	for _, a := range cfg.Accounts {
+		maxID = max(maxID, a.ID)
+	}
+	r.nb = len(e.books)
+	r.slotOf = make([]int32, maxID+1)
+	r.accts = make([]acct, len(cfg.Accounts))
+	r.cold = make([]acctCold, len(cfg.Accounts))
+	r.pos = make([]apos, len(cfg.Accounts)*r.nb)
+	for s, a := range cfg.Accounts {
+		r.slotOf[a.ID] = int32(s + 1)
+		l := a.Limits
+		r.accts[s] = acct{
+			cash: a.Cash, maxQty: l.MaxOrderQty, maxNotional: l.MaxOrderNotional, maxPos: l.MaxPosition,
+			creditLimit: l.DailyCredit, ordersPerSec: l.OrdersPerSec, cancelsPerSec: l.CancelsPerSec,
+			group: a.STPGroup, status: a.Status, prop: a.Proprietary,
+		}
+		r.cold[s] = acctCold{id: a.ID, firm: a.Firm, owner: a.Owner, pdt: a.PDT, equity: a.Equity}
+		for _, p := range a.Positions {
+			bi, _ := e.bookFor(p.Instrument)
+			r.pos[s*r.nb+int(bi)].pos += p.Lots
+		}
+		for _, l := range a.Locates {
+			bi, _ := e.bookFor(l.Instrument)
+			r.pos[s*r.nb+int(bi)].locate = l.Qty
+		}
+	}
+	for bi := range e.books {
+		b := &e.books[bi]
+		b.halted, b.restricted = b.inst.Halted, b.inst.Restricted
+	}
+}
+
+// slot returns the account's slot, or -1 if it is not configured.
+func (r *risk) slot(id uint32) int {
+	if int(id) >= len(r.slotOf) {
+		return -1
+	}
+	return int(r.slotOf[id]) - 1
+}
+
+// mulSat returns a*b for a, b >= 0, saturating at maxNotional.
+func mulSat(a, b int64) int64 {
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	if hi != 0 || lo > maxNotional {
+		return maxNotional
+	}
+	return int64(lo)
+}
+
+// ref returns the collar's reference price: the last sale, else the
+// configured reference, else 0 (none).
+func (b *book) ref() int64 {
+	if b.last != 0 {
+		return b.last
+	}
+	return b.inst.RefPrice
+}
+
+// collar returns the price collar around ref, clipped to the band. With no
+// reference or no collar configured it is the band.
+func (b *book) collar(ref int64) (lo, hi int64) {
+	lo, hi = b.low, b.inst.BandHigh
+	w := b.inst.CollarTicks
+	if ref == 0 || (w == 0 && b.inst.CollarBps == 0) {
+		return lo, hi
+	}
+	w = max(w, ref*b.inst.CollarBps/10_000)
+	return max(lo, ref-w), min(hi, ref+w)
+}
+
+// riskPrice returns the price an order is held and valued at, and whether a
+// limit price lies outside the collar. Buys: the highest price the order can
+// execute at (its limit; for Market the collar's upper bound around the
+// reference; for Stop the upper bound around its stop price). Sells: the
+// lowest (limit; the lower bounds). For Market and Stop orders this price is
+// also the protective limit the order never executes beyond.
+func (b *book) riskPrice(side Side, typ OrderType, price, stop int64) (int64, bool) {
+	ref := b.ref()
+	if typ == Stop || typ == StopLimit {
+		ref = stop
+	}
+	lo, hi := b.collar(ref)
+	if typ == Limit || typ == StopLimit {
+		return price, price < lo || price > hi
+	}
+	if side == Buy {
+		return hi, false
+	}
+	return lo, false
+}
+
+// riskCheck runs the pre-trade checks for an order of account slot s in book
+// bi (docs/engine.md, "Pre-trade risk"), in their documented order. It
+// returns the order's risk price and notional. Nothing changes.
+func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, qty, price, stop int64) (int64, int64, Reason) {
+	a := &e.risk.accts[s]
+	b := &e.books[bi]
+	switch {
+	case a.status == AccountSuspended:
+		return 0, 0, RejectAccountSuspended
+	case a.status == AccountClosed:
+		return 0, 0, RejectAccountClosed
+	case a.killed:
+		return 0, 0, RejectAccountKilled
+	case e.risk.halted:
+		return 0, 0, RejectMarketHalted
+	case b.halted:
+		return 0, 0, RejectInstrumentHalted
+	case b.restricted:
+		return 0, 0, RejectRestricted
+	case a.maxQty != 0 && qty > a.maxQty:
+		return 0, 0, RejectOrderQtyLimit
+	}
+	rp, outside := b.riskPrice(side, typ, price, stop)
+	notional := mulSat(qty, rp*b.inst.TickValue)
+	switch {
+	case a.maxNotional != 0 && notional > a.maxNotional:
+		return 0, 0, RejectOrderNotionalLimit
+	case outside:
+		return 0, 0, RejectOutsideCollar
+	}
+	p := &e.risk.pos[s*e.risk.nb+int(bi)]
+	if side == Buy {
+		if notional > a.cash-a.held {
+			return 0, 0, RejectInsufficientFunds
+		}
+		if a.maxPos != 0 && p.pos+p.buyOpen+qty > a.maxPos {
+			return 0, 0, RejectPositionLimit
+		}
+	} else {
+		if short := qty - (p.pos - p.sellOpen); short > 0 && short > p.locate {
+			if b.inst.Threshold {
+				return 0, 0, RejectThresholdShort
+			}
+			if !a.prop {
+				return 0, 0, RejectShortNoLocate
+			}
+		}
+		if a.maxPos != 0 && p.pos-p.sellOpen-qty < -a.maxPos {
+			return 0, 0, RejectPositionLimit
+		}
+	}
+	if a.creditLimit != 0 && a.credit+a.held+a.openSell+notional > a.creditLimit {
+		return 0, 0, RejectCreditLimit
+	}
+	if a.ordersPerSec != 0 {
+		if w := e.time / 1e9; w != a.window {
+			a.window, a.orders, a.cancels = w, 0, 0
+		}
+		if int64(a.orders) >= a.ordersPerSec {
+			return 0, 0, RejectOrderRate
+		}
+	}
+	return rp, notional, ReasonNone
+}
+
+// hold commits an accepted order's exposure: lots at risk price rp.
+func (e *Engine) hold(s int, bi uint16, side Side, lots, notional int64) {
+	a := &e.risk.accts[s]
+	p := &e.risk.pos[s*e.risk.nb+int(bi)]
+	if side == Buy {
+		a.held += notional
+		p.buyOpen += lots
+	} else {
+		a.openSell += notional
+		p.sellOpen += lots
+	}
+}
+
+// countOrder counts a new order or replace in the account's rate window.
+func (e *Engine) countOrder(s int) {
+	a := &e.risk.accts[s]
+	if w := e.time / 1e9; w != a.window {
+		a.window, a.orders, a.cancels = w, 0, 0
+	}
+	a.orders++
+}
+
+// cancelRate counts a cancel of account id and reports whether it is over
+// the account's CancelsPerSec.
+func (e *Engine) cancelRate(id uint32) bool {
+	s := e.risk.slot(id)
+	if s < 0 {
+		return false
+	}
+	a := &e.risk.accts[s]
+	if a.cancelsPerSec == 0 {
+		return false
+	}
+	if w := e.time / 1e9; w != a.window {
+		a.window, a.orders, a.cancels = w, 0, 0
+	}
+	if int64(a.cancels) >= a.cancelsPerSec {
+		return true
+	}
+	a.cancels++
+	return false
+}
+
+// unhold releases lots of open order oi that left without trading
+// (cancelled, reduced, expired).
+func (e *Engine) unhold(oi int32, lots int64) {
+	if !e.risk.on {
+		return
+	}
+	o := &e.orders[oi]
+	s := int(e.risk.slotOf[o.account]) - 1
+	n := lots * e.cold[oi].rp * e.books[o.book].inst.TickValue
+	a := &e.risk.accts[s]
+	p := &e.risk.pos[s*e.risk.nb+int(o.book)]
+	if o.side == Buy {
+		a.held -= n
+		p.buyOpen -= lots
+	} else {
+		a.openSell -= n
+		p.sellOpen -= lots
+	}
+}
+
+// fill settles q lots of order oi traded at price px: the hold at the risk
+// price is released and the cash at the trade price moves.
+func (e *Engine) fill(oi int32, q, px int64) {
+	o := &e.orders[oi]
+	s := int(e.risk.slotOf[o.account]) - 1
+	tv := e.books[o.book].inst.TickValue
+	n := q * px * tv
+	a := &e.risk.accts[s]
+	p := &e.risk.pos[s*e.risk.nb+int(o.book)]
+	if o.side == Buy {
+		a.held -= q * e.cold[oi].rp * tv
+		a.cash -= n
+		p.pos += q
+		p.buyOpen -= q
+	} else {
+		a.openSell -= q * e.cold[oi].rp * tv
+		a.cash += n
+		p.pos -= q
+		p.sellOpen -= q
+	}
+	a.credit += n
+}
+
+// admin applies an admin command (risk layer on).
+func (e *Engine) admin(c *Command) {
+	r := &e.risk
+	var bi uint16
+	needInst := c.Kind == CmdHalt || c.Kind == CmdResume || c.Kind == CmdLocate || c.Kind == CmdRestrict
+	needAcct := c.Kind >= CmdKill && c.Kind <= CmdLocate
+	if needInst {
+		var ok bool
+		if bi, ok = e.bookFor(c.Instrument); !ok {
+			e.reject(c, RejectUnknownInstrument)
+			return
+		}
+	}
+	s := -1
+	if needAcct {
+		if s = r.slot(c.Account); s < 0 {
+			e.reject(c, RejectUnknownAccount)
+			return
+		}
+	}
+	switch {
+	case c.Kind == CmdAccountStatus && (c.Qty < 0 || c.Qty >= int64(accountStatuses)),
+		c.Kind == CmdSetLimit && (c.OrigClOrdID == 0 || c.OrigClOrdID >= uint64(limitIDs) || c.Qty < 0),
+		c.Kind == CmdLocate && c.Qty < 0,
+		c.Kind == CmdRestrict && c.Qty != 0 && c.Qty != 1:
+		e.reject(c, RejectInvalidAdmin)
+		return
+	}
+	switch c.Kind {
+	case CmdHalt, CmdResume:
+		e.books[bi].halted = c.Kind == CmdHalt
+		ev := e.emit(KindSystem)
+		ev.Instrument, ev.Reason = c.Instrument, AdminInstrumentHalt
+		if c.Kind == CmdResume {
+			ev.Reason = AdminInstrumentResume
+		}
+	case CmdMarketHalt:
+		r.halted = true
+		n := e.cancelWhere(0, CancelMarketHalt)
+		ev := e.emit(KindSystem)
+		ev.Reason, ev.Qty = AdminMarketHalt, n
+		ev = e.emit(KindRegulatory)
+		ev.Reason, ev.Qty = AdminMarketHalt, n
+	case CmdMarketResume:
+		r.halted = false
+		e.emit(KindSystem).Reason = AdminMarketResume
+		e.emit(KindRegulatory).Reason = AdminMarketResume
+	case CmdKill:
+		r.accts[s].killed = true
+		n := e.cancelWhere(c.Account, CancelKillSwitch)
+		ev := e.emit(KindAdmin)
+		ev.Account, ev.Reason, ev.Qty = c.Account, AdminKill, n
+	case CmdKillRelease:
+		r.accts[s].killed = false
+		ev := e.emit(KindAdmin)
+		ev.Account, ev.Reason = c.Account, AdminKillRelease
+	case CmdAccountStatus:
+		r.accts[s].status = AccountStatus(c.Qty)
+		ev := e.emit(KindAdmin)
+		ev.Account, ev.Reason, ev.Qty = c.Account, AdminAccountStatus, c.Qty
+	case CmdSetLimit:
+		a := &r.accts[s]
+		switch LimitID(c.OrigClOrdID) {
+		case LimitOrderQty:
+			a.maxQty = c.Qty
+		case LimitOrderNotional:
+			a.maxNotional = c.Qty
+		case LimitPosition:
+			a.maxPos = c.Qty
+		case LimitDailyCredit:
+			a.creditLimit = c.Qty
+		case LimitOrdersPerSec:
+			a.ordersPerSec = c.Qty
+		case LimitCancelsPerSec:
+			a.cancelsPerSec = c.Qty
+		}
+		ev := e.emit(KindAdmin)
+		ev.Account, ev.Reason, ev.OrigClOrdID, ev.Qty = c.Account, AdminSetLimit, c.OrigClOrdID, c.Qty
+	case CmdLocate:
+		r.pos[s*r.nb+int(bi)].locate = c.Qty
+		ev := e.emit(KindAdmin)
+		ev.Account, ev.Instrument, ev.Reason, ev.Qty = c.Account, c.Instrument, AdminLocate, c.Qty
+	case CmdRestrict:
+		e.books[bi].restricted = c.Qty == 1
+		ev := e.emit(KindAdmin)
+		ev.Instrument, ev.Reason, ev.Qty = c.Instrument, AdminRestrict, c.Qty
+	}
+}
+
+// cancelWhere cancels every open order of account (0 = all) in traversal
+// order with reason rsn and returns how many it cancelled.
+func (e *Engine) cancelWhere(account uint32, rsn Reason) int64 {
+	var n int64
+	for bi := range e.books {
+		e.walk(&e.books[bi], func(oi int32) {
+			o := &e.orders[oi]
+			if account == 0 || o.account == account {
+				e.close(oi, KindCancelled, rsn, o.shown+o.hidden)
+				n++
+			}
+		})
+	}
+	return n
+}
+
+// AccountState is a read-only view of one account's risk state, for tests,
+// reports and snapshots (it allocates; not for the hot path).
+type AccountState struct {
+	ID          uint32
+	Status      AccountStatus
+	Killed      bool
+	Cash        int64   // minor units
+	Held        int64   // cash held by open buy orders
+	OpenSell    int64   // notional of open sell orders
+	Credit      int64   // notional executed today
+	Positions   []int64 // lots per instrument, in configuration order
+	Locates     []int64 // locate lots per instrument, in configuration order
+	BuyOpen     []int64 // open buy lots per instrument
+	SellOpen    []int64 // open sell lots per instrument
+	Firm, Owner uint32
+}
+
+// Account returns the account's risk state, and false if the risk layer is
+// off or the account is not configured.
+func (e *Engine) Account(id uint32) (AccountState, bool) {
+	if !e.risk.on {
+		return AccountState{}, false
+	}
+	s := e.risk.slot(id)
+	if s < 0 {
+		return AccountState{}, false
+	}
+	a, c := &e.risk.accts[s], &e.risk.cold[s]
+	st := AccountState{ID: id, Status: a.status, Killed: a.killed, Cash: a.cash, Held: a.held, OpenSell: a.openSell,
+		Credit: a.credit, Firm: c.firm, Owner: c.owner}
+	for bi := range e.books {
+		p := &e.risk.pos[s*e.risk.nb+bi]
+		st.Positions = append(st.Positions, p.pos)
+		st.Locates = append(st.Locates, p.locate)
+		st.BuyOpen = append(st.BuyOpen, p.buyOpen)
+		st.SellOpen = append(st.SellOpen, p.sellOpen)
+	}
+	return st, true
+}
+
+// checkRisk verifies the risk state against the open orders: every
+// account's held cash, open sell notional and open lots equal the sums over
+// its open orders, and no buying power is negative.
+func (e *Engine) checkRisk(fail func(string, ...any) error) error {
+	if !e.risk.on {
+		return nil
+	}
+	r := &e.risk
+	held := make([]int64, len(r.accts))
+	sell := make([]int64, len(r.accts))
+	lots := make([]apos, len(r.pos))
+	for bi := range e.books {
+		e.walk(&e.books[bi], func(oi int32) {
+			o := &e.orders[oi]
+			s := r.slot(o.account)
+			open := o.shown + o.hidden
+			n := open * e.cold[oi].rp * e.books[bi].inst.TickValue
+			if o.side == Buy {
+				held[s] += n
+				lots[s*r.nb+bi].buyOpen += open
+			} else {
+				sell[s] += n
+				lots[s*r.nb+bi].sellOpen += open
+			}
+		})
+	}
+	for s := range r.accts {
+		a := &r.accts[s]
+		id := r.cold[s].id
+		switch {
+		case a.held != held[s]:
+			return fail("account %d holds %d, open buys need %d", id, a.held, held[s])
+		case a.openSell != sell[s]:
+			return fail("account %d open sell notional %d, open sells sum to %d", id, a.openSell, sell[s])
+		case a.cash-a.held < 0:
+			return fail("account %d buying power %d is negative", id, a.cash-a.held)
+		}
+		for bi := range e.books {
+			p, w := &r.pos[s*r.nb+bi], &lots[s*r.nb+bi]
+			if p.buyOpen != w.buyOpen || p.sellOpen != w.sellOpen {
+				return fail("account %d instrument %d open lots %d/%d, orders %d/%d", id, e.books[bi].inst.ID, p.buyOpen, p.sellOpen, w.buyOpen, w.sellOpen)
+			}
+		}
+	}
+	return nil
+}
