@@ -15,7 +15,11 @@ import (
 // compared and tested. Core turns it into the engine's core.Config.
 type File struct {
 	Engine      Engine
+	Risk        Risk
 	Instruments []Instrument // in file order
+	// Accounts turn the engine's pre-trade risk layer on; none (the
+	// default) leaves it off.
+	Accounts []Account // in file order
 
 	byID  map[uint32]int // index into Instruments; checked on use
 	bySym map[string]int
@@ -70,6 +74,22 @@ type Instrument struct {
 	// BandLow and BandHigh bound every price, inclusive: positive multiples
 	// of TickSize, BandLow <= BandHigh, at most MaxBandTicks ticks apart.
 	BandLow, BandHigh decimal.Decimal
+
+	// The risk fields, read only when the file has accounts
+	// (docs/engine.md, "Pre-trade risk"); zero values mean none.
+
+	// TickValue is the money value of one lot at a price of one tick, a
+	// whole number of Risk.MinorUnit; zero means TickSize x LotSize.
+	TickValue decimal.Decimal
+	// ReferencePrice is the collar's reference until the first trade: a
+	// price on the tick inside the band; zero means none.
+	ReferencePrice decimal.Decimal
+	// CollarPercent (0..100, in steps of 0.01) and CollarAbsolute (a price
+	// distance on the tick) set the collar's half-width; the wider applies.
+	CollarPercent, CollarAbsolute decimal.Decimal
+	// Restricted puts the instrument on the restricted list; Threshold marks
+	// it a Reg SHO threshold security.
+	Restricted, Threshold bool
 }
 
 // MaxBandTicks is the widest price band the engine accepts, in ticks
@@ -133,7 +153,13 @@ func Parse(data []byte) (*File, error) {
 	if err := parseEngine(fj.Engine, &f.Engine); err != nil {
 		return nil, err
 	}
+	if err := parseRisk(fj.Risk, &f.Risk); err != nil {
+		return nil, err
+	}
 	if err := parseInstruments(fj.Instruments, f); err != nil {
+		return nil, err
+	}
+	if err := parseAccounts(fj.Accounts, f); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -251,7 +277,7 @@ func parseInstruments(raw json.RawMessage, f *File) error {
 	for i, r := range list {
 		path := fmt.Sprintf("instruments[%d]", i)
 		in := &f.Instruments[i]
-		if err := parseInstrument(r, path, in); err != nil {
+		if err := parseInstrument(r, path, f.Risk.MinorUnit, in); err != nil {
 			return err
 		}
 		if j, dup := f.bySym[in.Symbol]; dup {
@@ -265,7 +291,7 @@ func parseInstruments(raw json.RawMessage, f *File) error {
 	return nil
 }
 
-func parseInstrument(raw json.RawMessage, path string, in *Instrument) error {
+func parseInstrument(raw json.RawMessage, path string, unit decimal.Decimal, in *Instrument) error {
 	var ij instrumentJSON
 	if err := decodeObject(raw, path, instrumentFields, &ij); err != nil {
 		return err
@@ -301,7 +327,10 @@ func parseInstrument(raw json.RawMessage, path string, in *Instrument) error {
 	if in.LotSize, err = positiveDecimal(ij.LotSize, path+".lot_size", "number of shares per lot", "1"); err != nil {
 		return err
 	}
-	return parseBand(ij.PriceBand, path+".price_band", in)
+	if err := parseBand(ij.PriceBand, path+".price_band", in); err != nil {
+		return err
+	}
+	return parseInstrumentRisk(&ij, path, unit, in)
 }
 
 func validSymbol(s string) bool {
@@ -377,10 +406,11 @@ func parseBand(raw json.RawMessage, path string, in *Instrument) error {
 }
 
 // Core returns the engine's configuration: the instruments with their bands
-// in ticks, and the engine sizes (zero ones are filled by core.New). It
-// expects a File from Parse, Load or Default; for an instrument built by hand
-// whose band is not a whole number of ticks it sets the band to [0, 0], which
-// core.New rejects.
+// in ticks and their risk fields, the accounts with money in minor units and
+// holdings in lots, and the engine sizes (zero ones are filled by core.New).
+// It expects a File from Parse, Load or Default; for values built by hand
+// that do not convert (a band off the tick, money off the minor unit, a
+// holding of an unknown symbol) it sets values core.New rejects.
 func (f *File) Core() core.Config {
 	ins := make([]core.Instrument, len(f.Instruments))
 	for i := range f.Instruments {
@@ -391,13 +421,19 @@ func (f *File) Core() core.Config {
 			lo, hi = 0, 0
 		}
 		ins[i] = core.Instrument{ID: in.ID, Symbol: in.Symbol, BandLow: lo, BandHigh: hi}
+		f.coreRisk(in, &ins[i])
 	}
-	return core.Config{
+	cfg := core.Config{
 		Instruments: ins,
 		MaxOrders:   f.Engine.MaxOrders,
 		MaxOrderQty: f.Engine.MaxOrderQty,
 		EventBatch:  f.Engine.EventBatch,
+		Accounts:    f.coreAccounts(),
 	}
+	if f.Risk.PDTMinEquity.Sign() != 0 {
+		cfg.PDTMinEquity = units(f.Risk.PDTMinEquity, f.minorUnit())
+	}
+	return cfg
 }
 
 // Instrument returns the instrument with the given id. The pointer is into

@@ -90,7 +90,7 @@ func TestParseInvalid(t *testing.T) {
 		{"trailing data", raw(`{} {}`), "", "line 1, column 4"},
 		{"array at top", raw(`[]`), "", "got an array; want an object"},
 		{"null at top", raw(`null`), "", "got null; want an object"},
-		{"unknown top-level field", mods(top("instrument", []any{})), "", `unknown field "instrument" at the top level; the fields are engine, instruments`},
+		{"unknown top-level field", mods(top("instrument", []any{})), "", `unknown field "instrument" at the top level; the fields are engine, risk, instruments, accounts`},
 		{"duplicate top-level key", raw(`{"instruments": [], "instruments": []}`), "", `the key "instruments" appears twice`},
 		{"duplicate instrument key", raw(`{"instruments": [{"symbol": "A", "tick_size": "0.01", "tick_size": "0.05"}]}`), "instruments[0]", `the key "tick_size" appears twice`},
 		{"duplicate band key", raw(`{"instruments": [{"price_band": {"low": "1", "low": "2"}}]}`), "instruments[0].price_band", `the key "low" appears twice`},
@@ -452,4 +452,30 @@ func TestErrorFormat(t *testing.T) {
 			assert.True(t, errors.Is(&tc.err, config.ErrInvalid))
 		})
 	}
+}
+
+// TestAccountsCore: the accounts of testdata/accounts.json build an engine
+// whose risk state holds the file's money in minor units and holdings in
+// lots; the default file has no accounts (risk layer off).
+func TestAccountsCore(t *testing.T) {
+	f, err := config.Load(filepath.Join("testdata", "accounts.json"))
+	require.NoError(t, err)
+	cfg := f.Core()
+	cfg.MaxOrders = 1024
+	eng, err := core.New(cfg, nil)
+	require.NoError(t, err)
+	st, ok := eng.Account(1001)
+	require.True(t, ok)
+	assert.Equal(t, int64(10_000_000), st.Cash)
+	assert.Equal(t, []int64{-20, 3, 0}, st.Positions)
+	assert.Equal(t, []int64{500, 0, 0}, st.Locates)
+	assert.True(t, st.PDT, "equity 24999.99 is below the file's pdt_min_equity 30000")
+	assert.Equal(t, int64(3_000_000), cfg.PDTMinEquity)
+	st, ok = eng.Account(2002)
+	require.True(t, ok)
+	assert.Equal(t, core.AccountSuspended, st.Status)
+
+	def := config.Default().Core()
+	assert.Empty(t, def.Accounts)
+	assert.Equal(t, int64(2_500_000), def.PDTMinEquity, "default $25,000 in cents")
 }

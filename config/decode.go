@@ -18,10 +18,12 @@ import (
 
 type fileJSON struct {
 	Engine      json.RawMessage `json:"engine"`
+	Risk        json.RawMessage `json:"risk"`
 	Instruments json.RawMessage `json:"instruments"`
+	Accounts    json.RawMessage `json:"accounts"`
 }
 
-const fileFields = "engine, instruments"
+const fileFields = "engine, risk, instruments, accounts"
 
 type engineJSON struct {
 	MaxOrders    json.RawMessage `json:"max_orders"`
@@ -41,9 +43,16 @@ type instrumentJSON struct {
 	TickSize  json.RawMessage `json:"tick_size"`
 	LotSize   json.RawMessage `json:"lot_size"`
 	PriceBand json.RawMessage `json:"price_band"`
+
+	TickValue      json.RawMessage `json:"tick_value"`
+	ReferencePrice json.RawMessage `json:"reference_price"`
+	CollarPercent  json.RawMessage `json:"collar_percent"`
+	CollarAbsolute json.RawMessage `json:"collar_absolute"`
+	Restricted     json.RawMessage `json:"restricted"`
+	Threshold      json.RawMessage `json:"threshold_security"`
 }
 
-const instrumentFields = "symbol, id, tick_size, lot_size, price_band"
+const instrumentFields = "symbol, id, tick_size, lot_size, price_band, tick_value, reference_price, collar_percent, collar_absolute, restricted, threshold_security"
 
 type bandJSON struct {
 	Low  json.RawMessage `json:"low"`
@@ -229,6 +238,19 @@ func decodeInt(raw json.RawMessage, field string) (v int64, ok bool, err error) 
 		return 0, false, invalid(field, "%s is out of range", truncate(s))
 	}
 	return v, true, nil
+}
+
+// decodeBool decodes a boolean field. It is false when absent or null.
+func decodeBool(raw json.RawMessage, field string) (bool, error) {
+	switch {
+	case absent(raw):
+		return false, nil
+	case string(raw) == "true":
+		return true, nil
+	case string(raw) == "false":
+		return false, nil
+	}
+	return false, invalid(field, "got %s; want true or false", kind(raw))
 }
 
 // decodeString decodes a string field. ok is false when it is absent or null.

@@ -14,6 +14,11 @@
 //	}
 //	eng, err := core.New(f.Core(), sink)
 //
+// The optional "accounts" and "risk" sections and the per-instrument risk
+// fields configure the engine's pre-trade risk layer; File.Core converts their
+// money to minor units and their holdings to lots. Without accounts (the
+// default file has none) the risk layer is off.
+//
 // At the edges (gateway, reports, client library) an Instrument converts with
 // PriceToTicks and TicksToPrice, QtyToLots and LotsToQty; File.Instrument and
 // File.BySymbol find it. Decimals are github.com/shopspring/decimal values;

@@ -26,6 +26,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"instruments":[{"symbol":"A","id":1,"tick_size":"0.000000000000000001","lot_size":"1","price_band":{"low":"9.223372036854775807","high":"9.223372036854775807"}}]}`))
 	f.Add([]byte(`{"instruments":[{"price_band":{"low":"1","low":"2"}}]}`))
 	f.Add([]byte(`{"engine":{"cpu":-1,"wait":"park"},"instruments":[{"symbol":"A","id":1,"tick_size":0.01}]}`))
+	f.Add([]byte(`{"risk":{"minor_unit":"0.01"},"instruments":[{"symbol":"A","id":1,"tick_size":"0.01","lot_size":"1","price_band":{"low":"1","high":"2"},"collar_percent":"1.5","reference_price":"1.50"}],"accounts":[{"id":1,"cash":"1.00","positions":{"A":"-3"},"locates":{"A":"3"},"limits":{"max_order_qty":1,"daily_credit":"2.50"}}]}`))
+	f.Add([]byte(`{"instruments":[{"symbol":"A","id":1,"tick_size":"0.01","lot_size":"1","price_band":{"low":"1","high":"2"}}],"accounts":[{"id":1,"positions":{"A":"1","A":"2"}},{"id":16777216}]}`))
+	f.Add([]byte(`{"instruments":[{"symbol":"A","id":1,"tick_size":"0.01","lot_size":"1","price_band":{"low":"1","high":"2"}}],"accounts":{"id":1}}`))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := config.Parse(data)
@@ -54,6 +57,28 @@ func FuzzParse(f *testing.F) {
 			got, ok = file.BySymbol(c.Symbol)
 			require.True(t, ok)
 			require.Same(t, in, got)
+		}
+		require.Len(t, cfg.Accounts, len(file.Accounts))
+		for i, c := range cfg.Accounts {
+			a := &file.Accounts[i]
+			require.Equal(t, a.ID, c.ID)
+			require.GreaterOrEqual(t, c.Cash, int64(0))
+			require.GreaterOrEqual(t, c.Equity, int64(0))
+			require.Len(t, c.Positions, len(a.Positions))
+			for _, p := range c.Positions {
+				_, ok := file.Instrument(p.Instrument)
+				require.True(t, ok)
+			}
+			for _, l := range c.Locates {
+				_, ok := file.Instrument(l.Instrument)
+				require.True(t, ok)
+				require.GreaterOrEqual(t, l.Qty, int64(0))
+			}
+		}
+		if len(cfg.Accounts) > 0 {
+			for _, c := range cfg.Instruments {
+				require.Positive(t, c.TickValue)
+			}
 		}
 		e := file.Engine
 		require.GreaterOrEqual(t, e.CPU, -1)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tradecore/tradecore/config"
+	"github.com/tradecore/tradecore/core"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the golden files under testdata/")
@@ -59,6 +60,24 @@ func describe(path string) string {
 			in.Symbol, in.ID, in.TickSize, in.LotSize,
 			in.BandLow.StringFixed(-in.TickSize.Exponent()), in.BandHigh.StringFixed(-in.TickSize.Exponent()),
 			c.ID, c.BandLow, c.BandHigh, c.BandHigh-c.BandLow+1, (c.BandHigh-c.BandLow+1)*config.BandBytesPerTick>>10)
+		if !in.TickValue.IsZero() || !in.ReferencePrice.IsZero() || !in.CollarPercent.IsZero() || !in.CollarAbsolute.IsZero() ||
+			in.Restricted || in.Threshold || len(f.Accounts) > 0 {
+			fmt.Fprintf(&b, "  risk tick_value=%s reference=%s collar=%s%%/%s restricted=%v threshold=%v -> core TickValue=%d RefPrice=%d CollarBps=%d CollarTicks=%d\n",
+				in.TickValue, in.ReferencePrice, in.CollarPercent, in.CollarAbsolute, in.Restricted, in.Threshold,
+				c.TickValue, c.RefPrice, c.CollarBps, c.CollarTicks)
+		}
+	}
+	if len(f.Accounts) > 0 {
+		fmt.Fprintf(&b, "risk: minor_unit=%s pdt_min_equity=%s -> core PDTMinEquity=%d\n", f.Risk.MinorUnit, f.Risk.PDTMinEquity, cfg.PDTMinEquity)
+	}
+	for i, a := range f.Accounts {
+		c := cfg.Accounts[i]
+		l := a.Limits
+		fmt.Fprintf(&b, "account id=%d firm=%d owner=%d stp_group=%d status=%d cash=%s equity=%s proprietary=%v pdt=%v positions=%v locates=%v\n",
+			a.ID, a.Firm, a.Owner, a.STPGroup, a.Status, a.Cash, a.Equity, a.Proprietary, a.PDT, a.Positions, a.Locates)
+		fmt.Fprintf(&b, "  limits max_order_qty=%d max_order_notional=%s max_position=%d daily_credit=%s orders_per_sec=%d cancels_per_sec=%d\n",
+			l.MaxOrderQty, l.MaxOrderNotional, l.MaxPosition, l.DailyCredit, l.OrdersPerSec, l.CancelsPerSec)
+		fmt.Fprintf(&b, "  -> core %+v\n", c)
 	}
 	return b.String()
 }
@@ -84,4 +103,27 @@ func TestDocExample(t *testing.T) {
 	lots, err := brk.QtyToLots(decimal.NewFromInt(300))
 	require.NoError(t, err)
 	assert.Equal(t, int64(3), lots)
+}
+
+// TestDocExamples parses every JSON example in docs/config.md and builds an
+// engine from it.
+func TestDocExamples(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join("..", "docs", "config.md"))
+	require.NoError(t, err)
+	blocks := strings.Split(string(page), "```json\n")[1:]
+	require.GreaterOrEqual(t, len(blocks), 2)
+	for i, b := range blocks {
+		example, _, ok := strings.Cut(b, "```")
+		require.True(t, ok)
+		f, err := config.Parse([]byte(example))
+		require.NoError(t, err, "example %d", i)
+		cfg := f.Core()
+		cfg.MaxOrders = 1024
+		eng, err := core.New(cfg, nil)
+		require.NoError(t, err, "example %d", i)
+		for _, a := range f.Accounts {
+			_, ok := eng.Account(a.ID)
+			require.True(t, ok, "example %d account %d", i, a.ID)
+		}
+	}
 }

@@ -102,3 +102,43 @@ func BenchmarkRisk(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRiskReplaceKeep: replaces that keep the price and quantity of
+// resting orders (the keep-priority case, the risk layer's fast path), risk
+// off and on, over 1,000 resting buys of 1,000 accounts.
+func BenchmarkRiskReplaceKeep(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		cfg, name := bench.EngineConfig(1<<12), "risk=off"
+		if on {
+			cfg, name = bench.RiskEngineConfig(1<<12), "risk=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			eng, err := core.New(cfg, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			const n = 1000
+			cmds := make([]core.Command, n)
+			for i := range cmds {
+				cmds[i] = core.Command{Kind: core.CmdNew, Instrument: bench.Instrument.ID, Account: uint32(i + 1), ClOrdID: 1,
+					Side: core.Buy, Type: core.Limit, TIF: core.GTC, Price: bench.Mid - 1 - int64(i%100), Qty: 10}
+				eng.Apply(&cmds[i])
+				cmds[i].Kind, cmds[i].OrigClOrdID, cmds[i].ClOrdID = core.CmdReplace, 1, 2
+			}
+			eng.Flush()
+			i, seq := 0, uint64(n)
+			b.ReportAllocs()
+			for b.Loop() {
+				c := &cmds[i]
+				seq++
+				c.Seq = seq
+				eng.Apply(c)
+				c.OrigClOrdID, c.ClOrdID = c.ClOrdID, c.OrigClOrdID
+				if i++; i == n {
+					i = 0
+					eng.Flush()
+				}
+			}
+		})
+	}
+}

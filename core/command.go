@@ -14,7 +14,7 @@ const (
 	CmdCancelSize         // reduce the account's order OrigClOrdID to Qty open lots, keeping priority
 	CmdReplace            // replace OrigClOrdID with ClOrdID at Price / StopPrice for Qty open lots
 	CmdMassCancel         // cancel every open order matching Account (0 = any) and Instrument (0 = any)
-	CmdEndOfDay           // expire every DAY order (resting or waiting stop); resets daily credit
+	CmdEndOfDay           // expire every DAY order (resting or waiting stop); resets daily credit; next trading day
 
 	// Admin commands: known only when the risk layer is on (Config.Accounts
 	// non-empty); otherwise rejected unknown-command. Sequenced like orders.
@@ -24,7 +24,7 @@ const (
 	CmdMarketResume  // lift the market-wide halt
 	CmdKill          // kill switch: cancel every open order of Account and block new ones
 	CmdKillRelease   // release Account's kill switch
-	CmdAccountStatus // set Account's status to AccountStatus(Qty)
+	CmdAccountStatus // set Account's status to AccountStatus(Qty); suspending or closing cancels its open orders
 	CmdSetLimit      // set Account's limit LimitID(OrigClOrdID) to Qty (0 = none)
 	CmdLocate        // set Account's locate in Instrument to Qty lots
 	CmdRestrict      // put Instrument on the restricted list (Qty = 1) or take it off (Qty = 0)

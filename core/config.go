@@ -89,11 +89,15 @@ type Account struct {
 	// Proprietary marks a market-making (proprietary) account: its short sales
 	// need no locate, except in a threshold security.
 	Proprietary bool
-	PDT         bool  // flagged pattern day trader (recorded; the PDT rule is not enforced yet)
-	Equity      int64 // minor units (recorded; used by the PDT rule later)
-	Positions   []Position
-	Locates     []Locate
-	Limits      Limits
+	// PDT flags a pattern day trader: while Equity is below
+	// Config.PDTMinEquity the account may not make a fourth day trade in five
+	// trading days (docs/engine.md, "Day trades").
+	PDT    bool
+	Equity int64 // minor units; 0..2^62; read once, at New
+
+	Positions []Position
+	Locates   []Locate
+	Limits    Limits
 }
 
 // MaxAccountID is the largest account id the risk layer accepts. The engine
@@ -124,12 +128,18 @@ type Config struct {
 	// of them, passes the checks of docs/engine.md and updates its cash and
 	// positions. Empty (the default) = risk layer off, admin commands unknown.
 	Accounts []Account
+
+	// PDTMinEquity is the equity, in minor units, at or above which an
+	// account flagged PDT is exempt from the day-trade limit. Default
+	// 2,500,000 ($25,000 in cents).
+	PDTMinEquity int64
 }
 
 const (
 	defaultMaxOrders   = 1 << 20
 	defaultMaxOrderQty = 1_000_000_000
 	defaultEventBatch  = 4096
+	defaultPDTEquity   = 2_500_000
 	maxBandTicks       = 1 << 24
 )
 
@@ -143,6 +153,9 @@ func (c *Config) fill() error {
 	if c.EventBatch == 0 {
 		c.EventBatch = defaultEventBatch
 	}
+	if c.PDTMinEquity == 0 {
+		c.PDTMinEquity = defaultPDTEquity
+	}
 	switch {
 	case c.MaxOrders < 1 || c.MaxOrders > 1<<30:
 		return fmt.Errorf("%w: MaxOrders is %d; set it between 1 and 2^30", ErrConfig, c.MaxOrders)
@@ -150,6 +163,8 @@ func (c *Config) fill() error {
 		return fmt.Errorf("%w: MaxOrderQty is %d; set it between 1 and 2^53", ErrConfig, c.MaxOrderQty)
 	case c.EventBatch < 16:
 		return fmt.Errorf("%w: EventBatch is %d; set it to at least 16", ErrConfig, c.EventBatch)
+	case c.PDTMinEquity < 0 || c.PDTMinEquity > maxNotional:
+		return fmt.Errorf("%w: PDTMinEquity is %d; use 0 (default $25,000 = 2,500,000) or up to 2^62 minor units", ErrConfig, c.PDTMinEquity)
 	case len(c.Instruments) == 0:
 		return fmt.Errorf("%w: Instruments is empty; configure at least one instrument", ErrConfig)
 	}
@@ -208,6 +223,8 @@ func (c *Config) fillRisk() error {
 			return fmt.Errorf("%w: Accounts[%d] (id %d) Status is %d; use AccountActive, AccountSuspended or AccountClosed", ErrConfig, i, a.ID, a.Status)
 		case a.Cash < 0 || a.Cash > maxNotional:
 			return fmt.Errorf("%w: Accounts[%d] (id %d) Cash is %d; use 0..2^62 minor units", ErrConfig, i, a.ID, a.Cash)
+		case a.Equity < 0 || a.Equity > maxNotional:
+			return fmt.Errorf("%w: Accounts[%d] (id %d) Equity is %d; use 0..2^62 minor units", ErrConfig, i, a.ID, a.Equity)
 		case l.MaxOrderQty < 0 || l.MaxOrderNotional < 0 || l.MaxPosition < 0 || l.DailyCredit < 0 || l.OrdersPerSec < 0 || l.CancelsPerSec < 0:
 			return fmt.Errorf("%w: Accounts[%d] (id %d) has a negative limit; use 0 for no limit", ErrConfig, i, a.ID)
 		}

@@ -778,10 +778,27 @@ func (e *Engine) replace(c *Command) {
 // for a new order of its side and type with the new price, stop price and
 // quantity, its current exposure set aside. On success the exposure is
 // re-held at the new terms; on a reject nothing changes.
+//
+// Fast path: a replace that keeps the price and stop price and does not
+// raise the quantity only lowers the order's exposure at an unchanged risk
+// price, so only the gate (checks 18-20) and the order rate (28) run and
+// just the removed lots are released.
 func (e *Engine) riskReplace(c *Command, oi int32) Reason {
 	o := &e.orders[oi]
 	s := int(e.risk.slotOf[o.account]) - 1
 	open := o.shown + o.hidden
+	if c.Price == o.price && c.StopPrice == e.cold[oi].stopPrice && c.Qty <= open {
+		a := &e.risk.accts[s]
+		if r := e.riskGate(a, &e.books[o.book]); r != ReasonNone {
+			return r
+		}
+		if e.overOrderRate(a) {
+			return RejectOrderRate
+		}
+		e.unhold(oi, open-c.Qty)
+		e.countOrder(s)
+		return ReasonNone
+	}
 	e.unhold(oi, open)
 	rp, notional, r := e.riskCheck(s, o.book, o.side, o.typ, c.Qty, c.Price, c.StopPrice)
 	if r != ReasonNone {
@@ -852,9 +869,7 @@ func (e *Engine) massCancel(c *Command) {
 }
 
 func (e *Engine) endOfDay() {
-	for s := range e.risk.accts {
-		e.risk.accts[s].credit = 0
-	}
+	e.risk.newTradingDay()
 	for bi := range e.books {
 		e.walk(&e.books[bi], func(oi int32) {
 			o := &e.orders[oi]

@@ -56,7 +56,9 @@ const (
 	CancelMass            Reason = 309 // a mass cancel removed the order
 	ExpireEndOfDay        Reason = 310 // the end-of-day expiry removed a DAY order
 
-	// Pre-trade risk rejects, in the order the checks run (docs/engine.md).
+	// Pre-trade risk rejects, in the order the checks run (docs/engine.md),
+	// except RejectPatternDayTrader, added later and checked between
+	// RejectCreditLimit and RejectOrderRate.
 	RejectUnknownAccount     Reason = 400 // the account is not configured (risk layer on)
 	RejectAccountSuspended   Reason = 401 // the account is suspended
 	RejectAccountClosed      Reason = 402 // the account is closed
@@ -75,8 +77,10 @@ const (
 	RejectOrderRate          Reason = 415 // more new orders and replaces this second than OrdersPerSec
 	RejectCancelRate         Reason = 416 // more cancels this second than CancelsPerSec
 	RejectInvalidAdmin       Reason = 417 // an admin command's value is out of range
+	RejectPatternDayTrader   Reason = 418 // a PDT account under the equity minimum would make a fourth day trade in five days
 	CancelMarketHalt         Reason = 420 // a market-wide halt cancelled the order
 	CancelKillSwitch         Reason = 421 // the account's kill switch cancelled the order
+	CancelAccountStatus      Reason = 422 // the account was suspended or closed, which cancelled the order
 
 	// Admin and market-integrity actions: the Reason of KindAdmin, KindSystem
 	// and KindRegulatory events.
@@ -143,8 +147,10 @@ var reasonNames = map[Reason]string{
 	RejectOrderRate:          "order-rate",
 	RejectCancelRate:         "cancel-rate",
 	RejectInvalidAdmin:       "invalid-admin",
+	RejectPatternDayTrader:   "pattern-day-trader",
 	CancelMarketHalt:         "market-halt-cancel",
 	CancelKillSwitch:         "kill-switch-cancel",
+	CancelAccountStatus:      "account-status-cancel",
 	AdminInstrumentHalt:      "instrument-halt",
 	AdminInstrumentResume:    "instrument-resume",
 	AdminMarketHalt:          "market-halt",

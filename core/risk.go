@@ -23,7 +23,28 @@ type acct struct {
 	group           uint32 // STP group, overriding the command's
 	status          AccountStatus
 	killed, prop    bool
-	_               [1]byte
+	// pdt: the pattern-day-trader rule applies (flagged PDT with Equity below
+	// Config.PDTMinEquity).
+	pdt bool
+	// dayTrades counts the day trades of the last five trading days, one
+	// entry per day at risk.day % 5 (docs/engine.md, "Day trades").
+	dayTrades [5]int32
+}
+
+// dayTradesWindow is the number of trading days the PDT rule looks back
+// over, and pdtMaxDayTrades the day trades allowed in that window.
+const (
+	dayTradesWindow = 5
+	pdtMaxDayTrades = 3
+)
+
+// dayTradeCount returns the account's day trades in the rolling window.
+func (a *acct) dayTradeCount() int64 {
+	var n int64
+	for _, d := range a.dayTrades {
+		n += int64(d)
+	}
+	return n
 }
 
 // apos is one account's state in one instrument, half a cache line.
@@ -52,6 +73,12 @@ type risk struct {
 	cold   []acctCold
 	pos    []apos // slot * len(books) + book index
 	nb     int    // len(books)
+
+	// day is the trading day, advanced by CmdEndOfDay; dayOpen, indexed like
+	// pos, marks a position opened (or extended) today and not yet reduced
+	// since: a reducing fill then completes a day trade.
+	day     int64
+	dayOpen []bool
 }
 
 func (e *Engine) initRisk(cfg *Config) {
@@ -69,6 +96,7 @@ func (e *Engine) initRisk(cfg *Config) {
 	r.accts = make([]acct, len(cfg.Accounts))
 	r.cold = make([]acctCold, len(cfg.Accounts))
 	r.pos = make([]apos, len(cfg.Accounts)*r.nb)
+	r.dayOpen = make([]bool, len(r.pos))
 	for s, a := range cfg.Accounts {
 		r.slotOf[a.ID] = int32(s + 1)
 		l := a.Limits
@@ -76,6 +104,7 @@ func (e *Engine) initRisk(cfg *Config) {
 			cash: a.Cash, maxQty: l.MaxOrderQty, maxNotional: l.MaxOrderNotional, maxPos: l.MaxPosition,
 			creditLimit: l.DailyCredit, ordersPerSec: l.OrdersPerSec, cancelsPerSec: l.CancelsPerSec,
 			group: a.STPGroup, status: a.Status, prop: a.Proprietary,
+			pdt: a.PDT && a.Equity < cfg.PDTMinEquity,
 		}
 		r.cold[s] = acctCold{id: a.ID, firm: a.Firm, owner: a.Owner, pdt: a.PDT, equity: a.Equity}
 		for _, p := range a.Positions {
@@ -158,19 +187,10 @@ func (b *book) riskPrice(side Side, typ OrderType, price, stop int64) (int64, bo
 func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, qty, price, stop int64) (int64, int64, Reason) {
 	a := &e.risk.accts[s]
 	b := &e.books[bi]
+	if r := e.riskGate(a, b); r != ReasonNone {
+		return 0, 0, r
+	}
 	switch {
-	case a.status == AccountSuspended:
-		return 0, 0, RejectAccountSuspended
-	case a.status == AccountClosed:
-		return 0, 0, RejectAccountClosed
-	case a.killed:
-		return 0, 0, RejectAccountKilled
-	case e.risk.halted:
-		return 0, 0, RejectMarketHalted
-	case b.halted:
-		return 0, 0, RejectInstrumentHalted
-	case b.restricted:
-		return 0, 0, RejectRestricted
 	case a.maxQty != 0 && qty > a.maxQty:
 		return 0, 0, RejectOrderQtyLimit
 	}
@@ -206,15 +226,54 @@ func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, qty, pric
 	if a.creditLimit != 0 && a.credit+a.held+a.openSell+notional > a.creditLimit {
 		return 0, 0, RejectCreditLimit
 	}
-	if a.ordersPerSec != 0 {
-		if w := e.time / 1e9; w != a.window {
-			a.window, a.orders, a.cancels = w, 0, 0
-		}
-		if int64(a.orders) >= a.ordersPerSec {
-			return 0, 0, RejectOrderRate
-		}
+	if a.pdt && e.wouldDayTrade(s, bi, side) && a.dayTradeCount() >= pdtMaxDayTrades {
+		return 0, 0, RejectPatternDayTrader
+	}
+	if e.overOrderRate(a) {
+		return 0, 0, RejectOrderRate
 	}
 	return rp, notional, ReasonNone
+}
+
+// riskGate runs checks 18-20: the account may trade and the instrument is
+// open and not restricted.
+func (e *Engine) riskGate(a *acct, b *book) Reason {
+	switch {
+	case a.status == AccountSuspended:
+		return RejectAccountSuspended
+	case a.status == AccountClosed:
+		return RejectAccountClosed
+	case a.killed:
+		return RejectAccountKilled
+	case e.risk.halted:
+		return RejectMarketHalted
+	case b.halted:
+		return RejectInstrumentHalted
+	case b.restricted:
+		return RejectRestricted
+	}
+	return ReasonNone
+}
+
+// overOrderRate runs check 28: whether another new order or replace would
+// exceed the account's OrdersPerSec in the current window.
+func (e *Engine) overOrderRate(a *acct) bool {
+	if a.ordersPerSec == 0 {
+		return false
+	}
+	if w := e.time / 1e9; w != a.window {
+		a.window, a.orders, a.cancels = w, 0, 0
+	}
+	return int64(a.orders) >= a.ordersPerSec
+}
+
+// wouldDayTrade reports whether a side order of account slot s in book bi
+// would, if it executed, complete a day trade: it reduces a position opened
+// today and not reduced since.
+func (e *Engine) wouldDayTrade(s int, bi uint16, side Side) bool {
+	i := s*e.risk.nb + int(bi)
+	p := e.risk.pos[i].pos
+	return e.risk.dayOpen[i] && (side == Sell && p > 0 || side == Buy && p < 0)
 }
 
 // hold commits an accepted order's exposure: lots at risk price rp.
@@ -288,7 +347,9 @@ func (e *Engine) fill(oi int32, q, px int64) {
 	tv := e.books[o.book].inst.TickValue
 	n := q * px * tv
 	a := &e.risk.accts[s]
-	p := &e.risk.pos[s*e.risk.nb+int(o.book)]
+	i := s*e.risk.nb + int(o.book)
+	p := &e.risk.pos[i]
+	e.dayTrade(a, i, o.side, p.pos, q)
 	if o.side == Buy {
 		a.held -= q * e.cold[oi].rp * tv
 		a.cash -= n
@@ -301,6 +362,39 @@ func (e *Engine) fill(oi int32, q, px int64) {
 		p.sellOpen -= q
 	}
 	a.credit += n
+}
+
+// dayTrade updates the day-trade state of account a at position index i for
+// a fill of q lots on side from position pos (docs/engine.md, "Day trades"):
+// a fill that reduces a position opened today completes a day trade; a fill
+// that opens or extends a position marks it opened today.
+func (e *Engine) dayTrade(a *acct, i int, side Side, pos, q int64) {
+	d := &e.risk.dayOpen[i]
+	reduces := side == Sell && pos > 0 || side == Buy && pos < 0
+	opens := side == Buy && pos+q > 0 || side == Sell && pos-q < 0
+	if reduces && *d {
+		a.dayTrades[e.risk.day%dayTradesWindow]++
+		*d = false
+	}
+	if opens {
+		*d = true
+	}
+}
+
+// newTradingDay advances the trading day (CmdEndOfDay): executed notional
+// resets, the oldest day leaves the day-trade window and no position counts
+// as opened today.
+func (r *risk) newTradingDay() {
+	if !r.on {
+		return
+	}
+	r.day++
+	for s := range r.accts {
+		a := &r.accts[s]
+		a.credit = 0
+		a.dayTrades[r.day%dayTradesWindow] = 0
+	}
+	clear(r.dayOpen)
 }
 
 // admin applies an admin command (risk layer on).
@@ -361,6 +455,9 @@ func (e *Engine) admin(c *Command) {
 		ev.Account, ev.Reason = c.Account, AdminKillRelease
 	case CmdAccountStatus:
 		r.accts[s].status = AccountStatus(c.Qty)
+		if r.accts[s].status != AccountActive {
+			e.cancelWhere(c.Account, CancelAccountStatus)
+		}
 		ev := e.emit(KindAdmin)
 		ev.Account, ev.Reason, ev.Qty = c.Account, AdminAccountStatus, c.Qty
 	case CmdSetLimit:
@@ -423,6 +520,8 @@ type AccountState struct {
 	BuyOpen     []int64 // open buy lots per instrument
 	SellOpen    []int64 // open sell lots per instrument
 	Firm, Owner uint32
+	PDT         bool  // the pattern-day-trader rule applies (flagged, equity below Config.PDTMinEquity)
+	DayTrades   int64 // day trades in the last five trading days, today included
 }
 
 // Account returns the account's risk state, and false if the risk layer is
@@ -437,7 +536,7 @@ func (e *Engine) Account(id uint32) (AccountState, bool) {
 	}
 	a, c := &e.risk.accts[s], &e.risk.cold[s]
 	st := AccountState{ID: id, Status: a.status, Killed: a.killed, Cash: a.cash, Held: a.held, OpenSell: a.openSell,
-		Credit: a.credit, Firm: c.firm, Owner: c.owner}
+		Credit: a.credit, Firm: c.firm, Owner: c.owner, PDT: a.pdt, DayTrades: a.dayTradeCount()}
 	for bi := range e.books {
 		p := &e.risk.pos[s*e.risk.nb+bi]
 		st.Positions = append(st.Positions, p.pos)

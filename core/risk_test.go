@@ -3,6 +3,7 @@ package core_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -99,6 +100,10 @@ func TestRiskChecks(t *testing.T) {
 		{"replace-collar", []core.Command{order(buy(1, 1, 100, 1), 1)}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 2, Price: 120, Qty: 1}, core.RejectOutsideCollar},
 		{"replace-qty", []core.Command{order(buy(1, 1, 100, 40), 1)}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 3, Price: 100, Qty: 60}, core.RejectOrderQtyLimit},
 		{"replace-funds", []core.Command{order(buy(5, 1, 100, 40), 1), order(buy(5, 1, 100, 40), 2)}, core.Command{Kind: core.CmdReplace, Account: 5, OrigClOrdID: 2, ClOrdID: 3, Price: 100, Qty: 61}, core.RejectInsufficientFunds},
+		{"replace-reduce-skips-limits", []core.Command{order(buy(1, 1, 100, 40), 1), {Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitOrderQty), Qty: 5}}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 3, Price: 100, Qty: 20}, core.ReasonNone},
+		{"replace-reduce-halted", []core.Command{order(buy(1, 1, 100, 40), 1), {Kind: core.CmdHalt, Instrument: 1}}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 3, Price: 100, Qty: 20}, core.RejectInstrumentHalted},
+		{"replace-reduce-rate", []core.Command{order(buy(1, 1, 90, 1), 1), order(buy(1, 1, 90, 5), 2), order(buy(1, 1, 90, 1), 3)}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 2, ClOrdID: 4, Price: 90, Qty: 4}, core.RejectOrderRate},
+		{"replace-same-qty-restricted", []core.Command{order(buy(1, 1, 100, 40), 1), {Kind: core.CmdRestrict, Instrument: 1, Qty: 1}}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 3, Price: 100, Qty: 40}, core.RejectRestricted},
 		{"replace-ok", []core.Command{order(buy(1, 1, 100, 40), 1)}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 3, Price: 101, Qty: 39}, core.ReasonNone},
 	}
 	for _, tc := range cases {
@@ -350,5 +355,166 @@ func TestRiskBenchConfigNeutral(t *testing.T) {
 				require.Equal(t, off[i], on[i], "event %d", i)
 			}
 		})
+	}
+}
+
+// pdtConfig: instrument 1; accounts 10-13 flagged PDT or not with equity
+// below, at and above the $25,000 minimum; account 20 the counterparty.
+func pdtConfig() core.Config {
+	return core.Config{
+		Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1000}},
+		Accounts: []core.Account{
+			{ID: 10, Cash: 1_000_000, PDT: true, Equity: 2_499_999, Locates: []core.Locate{{Instrument: 1, Qty: 100}}},
+			{ID: 11, Cash: 1_000_000, PDT: true, Equity: 2_500_000},
+			{ID: 12, Cash: 1_000_000, PDT: true, Equity: 9_000_000},
+			{ID: 13, Cash: 1_000_000},
+			{ID: 20, Cash: 1_000_000, Proprietary: true, Positions: []core.Position{{Instrument: 1, Lots: 1000}}},
+		},
+	}
+}
+
+// TestPatternDayTrader drives the PDT rule (check 27, docs/engine.md "Day
+// trades"): setup commands must not be rejected; the last command's first
+// event is checked.
+func TestPatternDayTrader(t *testing.T) {
+	// open and close build one leg of a day trade for acct against account 20:
+	// the counterparty rests, acct crosses it.
+	open := func(acct uint32, side core.Side) []core.Command {
+		c, m := buy(acct, 1, 100, 1), sell(20, 1, 100, 1)
+		if side == core.Sell {
+			c, m = sell(acct, 1, 100, 1), buy(20, 1, 100, 1)
+		}
+		return []core.Command{m, c}
+	}
+	closeBy := func(acct uint32, side core.Side) []core.Command { return open(acct, side) }
+	trades := func(acct uint32, n int) []core.Command {
+		var cs []core.Command
+		for range n {
+			cs = append(cs, open(acct, core.Buy)...)
+			cs = append(cs, closeBy(acct, core.Sell)...)
+		}
+		return cs
+	}
+	eod := core.Command{Kind: core.CmdEndOfDay}
+	days := func(n int) []core.Command {
+		var cs []core.Command
+		for range n {
+			cs = append(cs, eod)
+		}
+		return cs
+	}
+	cat := func(parts ...[]core.Command) []core.Command {
+		var cs []core.Command
+		for _, p := range parts {
+			cs = append(cs, p...)
+		}
+		return cs
+	}
+	resting := sell(10, 1, 200, 1) // accepted with two day trades; replaced with three
+	resting.ClOrdID = 999
+	lastSell := func(acct uint32) core.Command { return sell(acct, 1, 100, 1) }
+	lastBuy := func(acct uint32) core.Command { return buy(acct, 1, 100, 1) }
+	cases := []struct {
+		name      string
+		setup     []core.Command
+		cmd       core.Command
+		want      core.Reason // ReasonNone: accepted
+		dayTrades int64       // the account's count after the last command
+	}{
+		{"third-day-trade-accepted", cat(trades(10, 2), open(10, core.Buy), []core.Command{buy(20, 1, 100, 1)}), lastSell(10), core.ReasonNone, 3},
+		{"fourth-day-trade-rejected", cat(trades(10, 3), open(10, core.Buy), []core.Command{buy(20, 1, 100, 1)}), lastSell(10), core.RejectPatternDayTrader, 3},
+		{"fourth-short-day-trade-rejected", cat(trades(10, 3), open(10, core.Sell), []core.Command{sell(20, 1, 100, 1)}), lastBuy(10), core.RejectPatternDayTrader, 3},
+		{"opening-order-accepted", trades(10, 3), lastBuy(10), core.ReasonNone, 3},
+		{"extending-order-accepted", cat(trades(10, 3), open(10, core.Buy)), lastBuy(10), core.ReasonNone, 3},
+		{"position-from-yesterday", cat(trades(10, 3), open(10, core.Buy), days(1)), lastSell(10), core.ReasonNone, 3},
+		{"fifth-day-still-counts", cat(trades(10, 3), days(4), open(10, core.Buy)), lastSell(10), core.RejectPatternDayTrader, 3},
+		{"sixth-day-rolled-off", cat(trades(10, 3), days(5), open(10, core.Buy)), lastSell(10), core.ReasonNone, 0},
+		{"partial-roll-off", cat(trades(10, 1), days(1), trades(10, 2), days(4), open(10, core.Buy)), lastSell(10), core.ReasonNone, 2},
+		{"equity-at-minimum", cat(trades(11, 3), open(11, core.Buy)), lastSell(11), core.ReasonNone, 3},
+		{"equity-above-minimum", cat(trades(12, 3), open(12, core.Buy)), lastSell(12), core.ReasonNone, 3},
+		{"not-flagged", cat(trades(13, 3), open(13, core.Buy)), lastSell(13), core.ReasonNone, 3},
+		{"replace-rejected", cat(trades(10, 2), open(10, core.Buy), []core.Command{resting}, open(10, core.Buy), closeBy(10, core.Sell), open(10, core.Buy)),
+			core.Command{Kind: core.CmdReplace, Account: 10, OrigClOrdID: 999, ClOrdID: 998, Price: 201, Qty: 1}, core.RejectPatternDayTrader, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var evs []core.Event
+			eng, err := core.New(pdtConfig(), func(b []core.Event) { evs = append(evs, b...) })
+			require.NoError(t, err)
+			cl := uint64(0)
+			for i, c := range append(slices.Clone(tc.setup), tc.cmd) {
+				c.Seq = uint64(i + 1)
+				if c.Kind == core.CmdNew && c.ClOrdID == 1000 { // buy and sell's default: number them
+					cl++
+					c.ClOrdID = cl
+				}
+				evs = evs[:0]
+				eng.Apply(&c)
+				eng.Flush()
+				if c.Kind == core.CmdEndOfDay {
+					continue // no events unless DAY orders expire
+				}
+				require.NotEmpty(t, evs)
+				if i < len(tc.setup) {
+					require.NotEqual(t, core.KindRejected, evs[0].Kind, "setup %d: %v", i, evs[0])
+				}
+			}
+			if tc.want == core.ReasonNone {
+				assert.NotEqual(t, core.KindRejected, evs[0].Kind, "%v", evs[0])
+			} else {
+				require.Equal(t, core.KindRejected, evs[0].Kind, "%v", evs[0])
+				assert.Equal(t, tc.want, evs[0].Reason)
+			}
+			st, ok := eng.Account(tc.cmd.Account)
+			require.True(t, ok)
+			assert.Equal(t, tc.dayTrades, st.DayTrades)
+			require.NoError(t, eng.CheckInvariants())
+		})
+	}
+}
+
+// TestPatternDayTraderMinEquity: Config.PDTMinEquity moves the exemption.
+func TestPatternDayTraderMinEquity(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		min    int64
+		exempt bool
+	}{{"default", 0, false}, {"below-account-equity", 2_000_000, true}, {"equal-account-equity", 2_499_999, true}, {"above", 5_000_000, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := pdtConfig()
+			cfg.PDTMinEquity = tc.min
+			eng, err := core.New(cfg, nil)
+			require.NoError(t, err)
+			st, ok := eng.Account(10)
+			require.True(t, ok)
+			assert.Equal(t, !tc.exempt, st.PDT)
+		})
+	}
+	cfg := pdtConfig()
+	cfg.PDTMinEquity = -1
+	_, err := core.New(cfg, nil)
+	require.ErrorIs(t, err, core.ErrConfig)
+	require.ErrorContains(t, err, "PDTMinEquity")
+}
+
+// TestReplaceFastPathHolds: a same-price replace that lowers the quantity
+// releases exactly the lots removed; one that raises it re-holds in full.
+func TestReplaceFastPathHolds(t *testing.T) {
+	eng, err := core.New(riskConfig(), nil)
+	require.NoError(t, err)
+	for i, c := range []core.Command{
+		buy(5, 1, 100, 40),
+		{Kind: core.CmdReplace, Account: 5, OrigClOrdID: 1000, ClOrdID: 1001, Price: 100, Qty: 25},
+		{Kind: core.CmdReplace, Account: 5, OrigClOrdID: 1001, ClOrdID: 1002, Price: 100, Qty: 25},
+		{Kind: core.CmdReplace, Account: 5, OrigClOrdID: 1002, ClOrdID: 1003, Price: 100, Qty: 30},
+	} {
+		c.Seq = uint64(i + 1)
+		eng.Apply(&c)
+		require.NoError(t, eng.CheckInvariants())
+		st, ok := eng.Account(5)
+		require.True(t, ok)
+		want := []int64{40, 25, 25, 30}[i]
+		assert.Equal(t, want*100*100, st.Held, "step %d", i)
+		assert.Equal(t, []int64{want}, st.BuyOpen[:1], "step %d", i)
 	}
 }

@@ -94,6 +94,7 @@ func (e *Engine) StateHash() [32]byte {
 	if e.risk.on { // risk state: halts, then every account in configuration order
 		r := &e.risk
 		u(boolBit(r.halted))
+		u(uint64(r.day))
 		for bi := range e.books {
 			u(boolBit(e.books[bi].halted) | boolBit(e.books[bi].restricted)<<1)
 		}
@@ -103,8 +104,12 @@ func (e *Engine) StateHash() [32]byte {
 				a.creditLimit, a.ordersPerSec, a.cancelsPerSec, a.window, int64(a.orders), int64(a.cancels)} {
 				u(uint64(v))
 			}
-			u(uint64(a.status) | boolBit(a.killed)<<8)
+			u(uint64(a.status) | boolBit(a.killed)<<8 | boolBit(a.pdt)<<9)
+			for _, d := range a.dayTrades {
+				u(uint64(d))
+			}
 			for bi := range e.books {
+				u(boolBit(r.dayOpen[s*r.nb+bi]))
 				p := &r.pos[s*r.nb+bi]
 				u(uint64(p.pos))
 				u(uint64(p.buyOpen))

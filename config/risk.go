@@ -1,0 +1,495 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/tradecore/tradecore/core"
+)
+
+// Risk holds the file-wide settings of the pre-trade risk layer (the "risk"
+// object, optional). Money in the file is decimal currency units; the engine
+// counts it in minor units (MinorUnit each).
+type Risk struct {
+	// MinorUnit is the currency's minor unit in currency units, such as
+	// 0.01 (cents), the default. Every money value in the file must be a
+	// whole number of it.
+	MinorUnit decimal.Decimal
+	// PDTMinEquity is the equity at or above which an account flagged PDT is
+	// exempt from the day-trade limit; default 25000 (with cents,
+	// 2,500,000 minor units).
+	PDTMinEquity decimal.Decimal
+}
+
+// Defaults Parse fills into Risk when the file leaves a field out.
+var (
+	DefaultMinorUnit    = decimal.New(1, -2)    // 0.01
+	DefaultPDTMinEquity = decimal.New(25000, 0) // 25000
+)
+
+// Account is one trading account as the operator configured it, in
+// decimals. Core converts it to a core.Account (docs/config.md, "accounts").
+type Account struct {
+	ID       uint32             // 1..core.MaxAccountID; unique
+	Firm     uint32             // clearing firm id
+	Owner    uint32             // beneficial owner id
+	STPGroup uint32             // 0 = none
+	Status   core.AccountStatus // "active" (default), "suspended", "closed"
+	// Cash and Equity are money, >= 0, whole numbers of Risk.MinorUnit.
+	Cash, Equity decimal.Decimal
+	Proprietary  bool // market-making account: short sales need no locate outside threshold securities
+	PDT          bool // flagged pattern day trader
+	Limits       AccountLimits
+	// Positions (shares, negative = short) and Locates (shares, >= 0) by
+	// instrument, in instrument file order; each a whole number of lots.
+	Positions, Locates []Holding
+}
+
+// AccountLimits are an account's limits; zero means no limit.
+type AccountLimits struct {
+	MaxOrderQty      int64           // lots
+	MaxOrderNotional decimal.Decimal // money
+	MaxPosition      int64           // lots
+	DailyCredit      decimal.Decimal // money
+	OrdersPerSec     int64
+	CancelsPerSec    int64
+}
+
+// Holding is a quantity of shares of one instrument.
+type Holding struct {
+	Symbol string
+	Qty    decimal.Decimal
+}
+
+type riskJSON struct {
+	MinorUnit    json.RawMessage `json:"minor_unit"`
+	PDTMinEquity json.RawMessage `json:"pdt_min_equity"`
+}
+
+const riskFields = "minor_unit, pdt_min_equity"
+
+type accountJSON struct {
+	ID          json.RawMessage `json:"id"`
+	Firm        json.RawMessage `json:"firm"`
+	Owner       json.RawMessage `json:"owner"`
+	STPGroup    json.RawMessage `json:"stp_group"`
+	Status      json.RawMessage `json:"status"`
+	Cash        json.RawMessage `json:"cash"`
+	Equity      json.RawMessage `json:"equity"`
+	Proprietary json.RawMessage `json:"proprietary"`
+	PDT         json.RawMessage `json:"pdt"`
+	Limits      json.RawMessage `json:"limits"`
+	Positions   json.RawMessage `json:"positions"`
+	Locates     json.RawMessage `json:"locates"`
+}
+
+const accountFields = "id, firm, owner, stp_group, status, cash, equity, proprietary, pdt, limits, positions, locates"
+
+type limitsJSON struct {
+	MaxOrderQty      json.RawMessage `json:"max_order_qty"`
+	MaxOrderNotional json.RawMessage `json:"max_order_notional"`
+	MaxPosition      json.RawMessage `json:"max_position"`
+	DailyCredit      json.RawMessage `json:"daily_credit"`
+	OrdersPerSec     json.RawMessage `json:"orders_per_sec"`
+	CancelsPerSec    json.RawMessage `json:"cancels_per_sec"`
+}
+
+const limitsFields = "max_order_qty, max_order_notional, max_position, daily_credit, orders_per_sec, cancels_per_sec"
+
+// maxMoneyUnits bounds every money value and lot count, as core does.
+const maxMoneyUnits = 1 << 62
+
+func parseRisk(raw json.RawMessage, r *Risk) error {
+	*r = Risk{MinorUnit: DefaultMinorUnit, PDTMinEquity: DefaultPDTMinEquity}
+	if absent(raw) {
+		return nil
+	}
+	var rj riskJSON
+	if err := decodeObject(raw, "risk", riskFields, &rj); err != nil {
+		return err
+	}
+	if !absent(rj.MinorUnit) {
+		d, err := positiveDecimal(rj.MinorUnit, "risk.minor_unit", "currency's minor unit", "0.01")
+		if err != nil {
+			return err
+		}
+		r.MinorUnit = d
+	}
+	d, ok, err := decodeMoney(rj.PDTMinEquity, "risk.pdt_min_equity", r.MinorUnit, false)
+	switch {
+	case err != nil:
+		return err
+	case ok:
+		r.PDTMinEquity = d
+	}
+	return nil
+}
+
+// decodeMoney decodes a money field: a decimal string, a whole number of
+// the minor unit, 0..2^62 minor units (or -2^62.. when neg). ok is false when
+// absent.
+func decodeMoney(raw json.RawMessage, field string, unit decimal.Decimal, neg bool) (decimal.Decimal, bool, error) {
+	d, text, ok, err := decodeDecimal(raw, field, "1000.00")
+	if err != nil || !ok {
+		return decimal.Decimal{}, false, err
+	}
+	if d.Sign() < 0 && !neg {
+		return decimal.Decimal{}, false, invalid(field, "%s is negative; set 0 or more", text)
+	}
+	n, err := toUnits(d, unit)
+	if err != nil {
+		if ue := err.(*unitError); ue.notMultiple {
+			return decimal.Decimal{}, false, invalid(field, "%s is not a whole number of the minor unit %s; use %s or %s",
+				text, unit, fmtIn(ue.near[0], unit), fmtIn(ue.near[1], unit))
+		}
+		return decimal.Decimal{}, false, invalid(field, "%s is too large; keep it under 2^62 minor units", text)
+	}
+	if n > maxMoneyUnits || n < -maxMoneyUnits {
+		return decimal.Decimal{}, false, invalid(field, "%s is too large; keep it under 2^62 minor units", text)
+	}
+	return d, true, nil
+}
+
+// parseInstrumentRisk parses an instrument's optional risk fields; the band
+// and tick size are already parsed.
+func parseInstrumentRisk(ij *instrumentJSON, path string, unit decimal.Decimal, in *Instrument) error {
+	d, ok, err := decodeMoney(ij.TickValue, path+".tick_value", unit, false)
+	switch {
+	case err != nil:
+		return err
+	case ok && d.Sign() == 0:
+		return invalid(path+".tick_value", "0 is not positive; set the value of one lot at a price of one tick, such as \"0.01\", or leave it out for tick_size x lot_size")
+	}
+	in.TickValue = d
+
+	field := path + ".reference_price"
+	d, text, ok, err := decodeDecimal(ij.ReferencePrice, field, "150.00")
+	if err != nil {
+		return err
+	}
+	if ok {
+		n, uerr := toUnits(d, in.TickSize)
+		lo, _ := toUnits(in.BandLow, in.TickSize)
+		hi, _ := toUnits(in.BandHigh, in.TickSize)
+		switch {
+		case uerr != nil:
+			return invalid(field, "%s is not a whole number of ticks of %s inside the band; use a price on the tick", text, in.TickSize)
+		case n < lo || n > hi:
+			return invalid(field, "%s is outside the price band; set it between %s and %s, or leave it out", text,
+				in.BandLow.StringFixed(-in.TickSize.Exponent()), in.BandHigh.StringFixed(-in.TickSize.Exponent()))
+		}
+		in.ReferencePrice = d
+	}
+
+	field = path + ".collar_percent"
+	d, text, ok, err = decodeDecimal(ij.CollarPercent, field, "5")
+	if err != nil {
+		return err
+	}
+	if ok {
+		bps := d.Shift(2)
+		if d.Sign() < 0 || d.GreaterThan(decimal.New(100, 0)) || !bps.IsInteger() {
+			return invalid(field, "%s is not a percentage from 0 to 100 in steps of 0.01; set one such as \"5\" or \"2.5\"", text)
+		}
+		in.CollarPercent = d
+	}
+
+	field = path + ".collar_absolute"
+	d, text, ok, err = decodeDecimal(ij.CollarAbsolute, field, "0.50")
+	if err != nil {
+		return err
+	}
+	if ok {
+		n, uerr := toUnits(d, in.TickSize)
+		if d.Sign() < 0 || uerr != nil || n > MaxBandTicks {
+			return invalid(field, "%s is not a price distance of 0 to %d ticks of %s; set one such as %q", text, MaxBandTicks, in.TickSize,
+				fmtIn(in.TickSize.Mul(decimal.New(10, 0)), in.TickSize))
+		}
+		in.CollarAbsolute = d
+	}
+	if in.Restricted, err = decodeBool(ij.Restricted, path+".restricted"); err != nil {
+		return err
+	}
+	in.Threshold, err = decodeBool(ij.Threshold, path+".threshold_security")
+	return err
+}
+
+// tickValueUnits returns the instrument's tick value in minor units: the
+// configured one, else tick_size x lot_size; ok is false when that is not a
+// positive whole number of minor units.
+func (in *Instrument) tickValueUnits(unit decimal.Decimal) (int64, bool) {
+	tv := in.TickValue
+	if tv.Sign() == 0 {
+		tv = in.TickSize.Mul(in.LotSize)
+	}
+	n, err := toUnits(tv, unit)
+	return n, err == nil && n > 0 && n <= maxMoneyUnits
+}
+
+func parseAccounts(raw json.RawMessage, f *File) error {
+	if absent(raw) {
+		return nil
+	}
+	if raw[0] != '[' {
+		return invalid("accounts", "got %s; want an array of accounts", kind(raw))
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return invalid("accounts", "%v", err)
+	}
+	if len(list) > core.MaxAccountID {
+		return invalid("accounts", "%d accounts; configure at most %d", len(list), core.MaxAccountID)
+	}
+	if len(list) > 0 {
+		for i := range f.Instruments {
+			in := &f.Instruments[i]
+			if _, ok := in.tickValueUnits(f.Risk.MinorUnit); !ok {
+				return invalid(fmt.Sprintf("instruments[%d].tick_value", i), "missing, and tick_size x lot_size = %s is not a whole number of the minor unit %s; set the value of one lot at one tick as a decimal string",
+					in.TickSize.Mul(in.LotSize), f.Risk.MinorUnit)
+			}
+		}
+	}
+	f.Accounts = make([]Account, len(list))
+	seen := make(map[uint32]int, len(list))
+	for i, r := range list {
+		path := fmt.Sprintf("accounts[%d]", i)
+		a := &f.Accounts[i]
+		if err := parseAccount(r, path, f, a); err != nil {
+			return err
+		}
+		if j, dup := seen[a.ID]; dup {
+			return invalid(path+".id", "%d is also the id of accounts[%d]; give each account its own id", a.ID, j)
+		}
+		seen[a.ID] = i
+	}
+	return nil
+}
+
+func parseAccount(raw json.RawMessage, path string, f *File, a *Account) error {
+	var aj accountJSON
+	if err := decodeObject(raw, path, accountFields, &aj); err != nil {
+		return err
+	}
+	field := path + ".id"
+	id, ok, err := decodeInt(aj.ID, field)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return invalid(field, "missing; set a number from 1 to %d, unique among the accounts", core.MaxAccountID)
+	case id < 1 || id > core.MaxAccountID:
+		return invalid(field, "%d is out of range; use 1 to %d", id, core.MaxAccountID)
+	}
+	a.ID = uint32(id)
+	for _, u := range []struct {
+		raw  json.RawMessage
+		name string
+		dst  *uint32
+	}{{aj.Firm, "firm", &a.Firm}, {aj.Owner, "owner", &a.Owner}, {aj.STPGroup, "stp_group", &a.STPGroup}} {
+		v, _, err := decodeInt(u.raw, path+"."+u.name)
+		switch {
+		case err != nil:
+			return err
+		case v < 0 || v > 1<<32-1:
+			return invalid(path+"."+u.name, "%d is out of range; use 0 to 4294967295", v)
+		}
+		*u.dst = uint32(v)
+	}
+	field = path + ".status"
+	s, _, err := decodeString(aj.Status, field)
+	switch {
+	case err != nil:
+		return err
+	case s == "" || s == "active":
+		a.Status = core.AccountActive
+	case s == "suspended":
+		a.Status = core.AccountSuspended
+	case s == "closed":
+		a.Status = core.AccountClosed
+	default:
+		return invalid(field, "%q is not a status; use \"active\" (the default), \"suspended\" or \"closed\"", truncate(s))
+	}
+	unit := f.Risk.MinorUnit
+	if a.Cash, _, err = decodeMoney(aj.Cash, path+".cash", unit, false); err != nil {
+		return err
+	}
+	if a.Equity, _, err = decodeMoney(aj.Equity, path+".equity", unit, false); err != nil {
+		return err
+	}
+	if a.Proprietary, err = decodeBool(aj.Proprietary, path+".proprietary"); err != nil {
+		return err
+	}
+	if a.PDT, err = decodeBool(aj.PDT, path+".pdt"); err != nil {
+		return err
+	}
+	if err := parseLimits(aj.Limits, path+".limits", unit, &a.Limits); err != nil {
+		return err
+	}
+	if a.Positions, err = parseHoldings(aj.Positions, path+".positions", f, true); err != nil {
+		return err
+	}
+	a.Locates, err = parseHoldings(aj.Locates, path+".locates", f, false)
+	return err
+}
+
+func parseLimits(raw json.RawMessage, path string, unit decimal.Decimal, l *AccountLimits) error {
+	if absent(raw) {
+		return nil
+	}
+	var lj limitsJSON
+	if err := decodeObject(raw, path, limitsFields, &lj); err != nil {
+		return err
+	}
+	for _, n := range []struct {
+		raw  json.RawMessage
+		name string
+		dst  *int64
+	}{{lj.MaxOrderQty, "max_order_qty", &l.MaxOrderQty}, {lj.MaxPosition, "max_position", &l.MaxPosition},
+		{lj.OrdersPerSec, "orders_per_sec", &l.OrdersPerSec}, {lj.CancelsPerSec, "cancels_per_sec", &l.CancelsPerSec}} {
+		v, _, err := decodeInt(n.raw, path+"."+n.name)
+		switch {
+		case err != nil:
+			return err
+		case v < 0 || v > maxMoneyUnits:
+			return invalid(path+"."+n.name, "%d is out of range; use 0 (no limit) to 2^62", v)
+		}
+		*n.dst = v
+	}
+	var err error
+	if l.MaxOrderNotional, _, err = decodeMoney(lj.MaxOrderNotional, path+".max_order_notional", unit, false); err != nil {
+		return err
+	}
+	l.DailyCredit, _, err = decodeMoney(lj.DailyCredit, path+".daily_credit", unit, false)
+	return err
+}
+
+// parseHoldings parses an object of symbol -> share quantity into holdings
+// in instrument file order.
+func parseHoldings(raw json.RawMessage, path string, f *File, neg bool) ([]Holding, error) {
+	if absent(raw) {
+		return nil, nil
+	}
+	if raw[0] != '{' {
+		return nil, invalid(path, "got %s; want an object of symbol to quantity, such as {\"AAPL\": \"100\"}", kind(raw))
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, invalid(path, "%v", err)
+	}
+	syms := make([]string, 0, len(m))
+	for s := range m {
+		syms = append(syms, s)
+	}
+	slices.Sort(syms)
+	for _, s := range syms {
+		if _, ok := f.BySymbol(s); !ok {
+			return nil, invalid(path, "%q is not a configured instrument; use a symbol from instruments", truncate(s))
+		}
+	}
+	var out []Holding
+	for i := range f.Instruments {
+		in := &f.Instruments[i]
+		r, ok := m[in.Symbol]
+		if !ok {
+			continue
+		}
+		field := path + "." + in.Symbol
+		d, text, ok, err := decodeDecimal(r, field, "100")
+		switch {
+		case err != nil:
+			return nil, err
+		case !ok:
+			continue
+		case d.Sign() < 0 && !neg:
+			return nil, invalid(field, "%s is negative; set 0 or more shares", text)
+		}
+		n, err := toUnits(d, in.LotSize)
+		if err != nil || n > maxMoneyUnits || n < -maxMoneyUnits {
+			return nil, invalid(field, "%s is not a whole number of lots of %s (at most 2^62 lots); use a multiple of the lot size", text, in.LotSize)
+		}
+		out = append(out, Holding{Symbol: in.Symbol, Qty: d})
+	}
+	return out, nil
+}
+
+// units converts money to minor units, or -1 (which core.New rejects) when
+// it is not a whole number of them.
+func units(d, unit decimal.Decimal) int64 {
+	n, err := toUnits(d, unit)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// coreRisk fills the risk fields of the engine's instrument from in.
+func (f *File) coreRisk(in *Instrument, c *core.Instrument) {
+	if len(f.Accounts) > 0 { // risk layer off: core's default tick value
+		n, ok := in.tickValueUnits(f.minorUnit())
+		if !ok {
+			n = -1 // core.New rejects it
+		}
+		c.TickValue = n
+	}
+	if in.ReferencePrice.Sign() != 0 {
+		c.RefPrice, _ = toUnits(in.ReferencePrice, in.TickSize)
+	}
+	c.CollarBps = in.CollarPercent.Shift(2).IntPart()
+	if in.CollarAbsolute.Sign() != 0 {
+		c.CollarTicks, _ = toUnits(in.CollarAbsolute, in.TickSize)
+	}
+	c.Restricted, c.Threshold = in.Restricted, in.Threshold
+}
+
+func (f *File) minorUnit() decimal.Decimal {
+	if f.Risk.MinorUnit.Sign() <= 0 {
+		return DefaultMinorUnit
+	}
+	return f.Risk.MinorUnit
+}
+
+// coreAccounts converts the accounts; a holding of an unknown symbol or off
+// the lot gets instrument 0, which core.New rejects.
+func (f *File) coreAccounts() []core.Account {
+	if len(f.Accounts) == 0 {
+		return nil
+	}
+	unit := f.minorUnit()
+	out := make([]core.Account, len(f.Accounts))
+	for i := range f.Accounts {
+		a := &f.Accounts[i]
+		l := a.Limits
+		out[i] = core.Account{
+			ID: a.ID, Status: a.Status, Cash: units(a.Cash, unit), Firm: a.Firm, STPGroup: a.STPGroup, Owner: a.Owner,
+			Proprietary: a.Proprietary, PDT: a.PDT, Equity: units(a.Equity, unit),
+			Limits: core.Limits{
+				MaxOrderQty: l.MaxOrderQty, MaxOrderNotional: units(l.MaxOrderNotional, unit), MaxPosition: l.MaxPosition,
+				DailyCredit: units(l.DailyCredit, unit), OrdersPerSec: l.OrdersPerSec, CancelsPerSec: l.CancelsPerSec,
+			},
+		}
+		for _, h := range a.Positions {
+			inst, lots := f.lots(h)
+			out[i].Positions = append(out[i].Positions, core.Position{Instrument: inst, Lots: lots})
+		}
+		for _, h := range a.Locates {
+			inst, lots := f.lots(h)
+			out[i].Locates = append(out[i].Locates, core.Locate{Instrument: inst, Qty: lots})
+		}
+	}
+	return out
+}
+
+func (f *File) lots(h Holding) (uint32, int64) {
+	in, ok := f.BySymbol(h.Symbol)
+	if !ok {
+		return 0, 0
+	}
+	n, err := in.QtyToLots(h.Qty)
+	if err != nil {
+		return 0, 0
+	}
+	return in.ID, n
+}
