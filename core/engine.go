@@ -684,13 +684,24 @@ func (e *Engine) lookup(c *Command) (int32, Reason) {
 	return oi, ReasonNone
 }
 
-func (e *Engine) cancel(c *Command) {
+// lookupCancel is lookup for cancel and cancel-to-size, which also count
+// against the account's cancel rate when the risk layer is on. It rejects
+// the command itself and returns -1 on failure.
+func (e *Engine) lookupCancel(c *Command) int32 {
 	oi, r := e.lookup(c)
 	if r == ReasonNone && e.risk.on && e.cancelRate(c.Account) {
 		r = RejectCancelRate
 	}
 	if r != ReasonNone {
 		e.reject(c, r)
+		return -1
+	}
+	return oi
+}
+
+func (e *Engine) cancel(c *Command) {
+	oi := e.lookupCancel(c)
+	if oi < 0 {
 		return
 	}
 	o := &e.orders[oi]
@@ -698,12 +709,8 @@ func (e *Engine) cancel(c *Command) {
 }
 
 func (e *Engine) cancelSize(c *Command) {
-	oi, r := e.lookup(c)
-	if r == ReasonNone && e.risk.on && e.cancelRate(c.Account) {
-		r = RejectCancelRate
-	}
-	if r != ReasonNone {
-		e.reject(c, r)
+	oi := e.lookupCancel(c)
+	if oi < 0 {
 		return
 	}
 	o := &e.orders[oi]

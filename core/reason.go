@@ -26,13 +26,13 @@ const (
 	RejectInvalidAccount    Reason = 102 // Account is zero
 	RejectInvalidSide       Reason = 103 // Side is neither Buy nor Sell
 	RejectInvalidType       Reason = 104 // Type is not Limit, Market, Stop or StopLimit
-	RejectInvalidTIF        Reason = 105 // TIF is not DAY, GTC, IOC or FOK, or does not fit the type
+	RejectInvalidTIF        Reason = 105 // TIF is not DAY, GTC, IOC or FOK
 	RejectInvalidQty        Reason = 106 // Qty is not in 1..MaxOrderQty
 	RejectInvalidPrice      Reason = 107 // a limit price is missing (<= 0) or given where none belongs
 	RejectPriceOutOfBand    Reason = 108 // a price is outside the instrument's configured band
 	RejectInvalidStopPrice  Reason = 109 // a stop price is missing, outside the band, or given where none belongs
 	RejectInvalidDisplayQty Reason = 110 // DisplayQty is negative, above Qty, or on an order that cannot rest
-	RejectInvalidMinQty     Reason = 111 // MinQty is negative or above Qty
+	RejectInvalidMinQty     Reason = 111 // MinQty is negative, above Qty, or on an order other than Limit or Market
 	RejectInvalidFlags      Reason = 112 // unknown flags, or PostOnly on an order that cannot rest
 	RejectInvalidSTP        Reason = 113 // STP is not a known mode
 	RejectInvalidClOrdID    Reason = 114 // ClOrdID is zero
