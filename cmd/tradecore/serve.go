@@ -17,6 +17,7 @@ import (
 	"github.com/tradecore/tradecore/core"
 	"github.com/tradecore/tradecore/core/ring"
 	"github.com/tradecore/tradecore/hsm"
+	"github.com/tradecore/tradecore/surveil"
 )
 
 // runServe runs the engine loop on the configuration (embedded defaults
@@ -76,10 +77,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	lc := core.LoopConfig{Pin: file.Engine.CPU >= 0, CPU: max(file.Engine.CPU, 0)}
-	loop, err := core.NewLoop(file.Core(), lc, in, out)
+	coreCfg := file.Core()
+	loop, err := core.NewLoop(coreCfg, lc, in, out)
 	if err != nil {
 		return err
 	}
+	// Surveillance reads the same events, off the engine thread; its throttle,
+	// suspend and kill actions go back in through the inbound ring.
+	mon, err := surveil.New(surveil.Config{Accounts: surveil.RefsOf(coreCfg.Accounts)})
+	if err != nil {
+		return err
+	}
+	var alerts surveil.Output
 	if *duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *duration)
@@ -105,7 +114,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// once every command sent has been answered.
 		if w := cons.Poll(); len(w) > 0 {
 			s.consume(w, time.Now().UnixNano())
+			mon.Observe(w, &alerts)
 			cons.Release(len(w))
+			for _, a := range alerts.Alerts {
+				s.alerts++
+				log.Warn("surveillance alert", "alert", a.String())
+			}
+			for i := range alerts.Commands {
+				if in.TryPush(&alerts.Commands[i]) {
+					sent++ // answered like any command before the loop stops
+				} else {
+					log.Error("surveillance action dropped: inbound ring full", "kind", alerts.Commands[i].Kind.String(), "account", alerts.Commands[i].Account)
+				}
+			}
+			alerts.Reset()
 			continue
 		}
 		if !generating && s.lastSeq >= sent {
@@ -113,7 +135,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		select {
 		case n := <-genDone:
-			sent, generating = n, false
+			sent, generating = sent+n, false
 		case <-tick.C:
 			s.report(*every)
 		default:
@@ -127,7 +149,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := <-loopDone; err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	fmt.Fprintf(stdout, "stopped after %d commands: %d trades, %d open orders\n", sent, s.totalTrades, loop.Engine().OpenCount())
+	fmt.Fprintf(stdout, "stopped after %d commands: %d trades, %d open orders, %d surveillance alerts\n", sent, s.totalTrades, loop.Engine().OpenCount(), s.alerts)
 	log.Info("tradecore stopped", "commands", sent, "trades", s.totalTrades)
 	return nil
 }
@@ -203,6 +225,7 @@ type stats struct {
 	intervalTrades         uint64
 	totalTrades            uint64
 	rejects, intervalStart uint64
+	alerts                 uint64
 }
 
 func (s *stats) consume(w []core.Event, now int64) {

@@ -21,7 +21,7 @@ func TestServeRunsAndStops(t *testing.T) {
 	require.NoError(t, err, errb.String())
 	require.Regexp(t, `(?m)^trade [A-Z]+ +\d+ @ \d+\.\d{2} aggressor=(buy|sell) match=\d+$`, out.String())
 	require.Regexp(t, `cmds/s +\d+ trades +due→event p50`, out.String())
-	require.Regexp(t, `stopped after \d+ commands: \d+ trades`, out.String())
+	require.Regexp(t, `stopped after \d+ commands: \d+ trades, \d+ open orders, \d+ surveillance alerts`, out.String())
 	require.Contains(t, errb.String(), `"msg":"tradecore serving"`)
 	require.Contains(t, errb.String(), `"msg":"signing service ready"`)
 	require.FileExists(t, filepath.Join(dir, "softhsm", "user.pin"))
