@@ -424,6 +424,16 @@ func (e *Engine) rest(b *book, oi int32, rem int64) {
 	e.emitBook(KindBookAdd, oi, o.shown, o.shown)
 }
 
+// unrest takes resting order oi off its price level (its shown lots leave
+// the level's total); the caller emits the book event.
+func (e *Engine) unrest(b *book, oi int32) {
+	o := &e.orders[oi]
+	l := b.ladder(o.side)
+	li := int32(o.price - b.low)
+	l.levels[li].qty -= o.shown
+	l.unlink(e.orders, li, oi)
+}
+
 // close emits kind (Cancelled or Expired) for order oi with qty lots and frees
 // it. A resting order also leaves the book (BookDelete); a waiting stop leaves
 // the stop book.
@@ -435,10 +445,7 @@ func (e *Engine) close(oi int32, k EventKind, r Reason, qty int64) {
 	b := &e.books[o.book]
 	switch o.state {
 	case stateResting:
-		l := b.ladder(o.side)
-		li := int32(o.price - b.low)
-		l.levels[li].qty -= o.shown
-		l.unlink(e.orders, li, oi)
+		e.unrest(b, oi)
 		e.emitBook(KindBookDelete, oi, o.shown, 0)
 	case stateWaiting:
 		b.stops(o.side).unlink(e.orders, int32(e.cold[oi].stopPrice-b.low), oi)
@@ -757,23 +764,18 @@ func (e *Engine) replace(c *Command) {
 		o.price, o.shown, cold.stopPrice = c.Price, c.Qty, c.StopPrice
 		l.pushBack(e.orders, int32(c.StopPrice-b.low), oi)
 	case !b.crosses(o.side, c.Price):
-		l := b.ladder(o.side)
-		li := int32(o.price - b.low)
-		l.levels[li].qty -= o.shown
-		l.unlink(e.orders, li, oi)
+		e.unrest(b, oi)
 		o.price, o.shown, o.hidden, cold.stopPrice = c.Price, c.Qty, 0, c.StopPrice
 		if d := cold.display; d > 0 && d < c.Qty {
 			o.shown, o.hidden = d, c.Qty-d
 		}
-		li = int32(c.Price - b.low)
+		l := b.ladder(o.side)
+		li := int32(c.Price - b.low)
 		l.pushBack(e.orders, li, oi)
 		l.levels[li].qty += o.shown
 		e.emitBook(KindBookReplace, oi, o.shown, o.shown)
 	default: // a resting order whose new price crosses: it takes, then rests
-		l := b.ladder(o.side)
-		li := int32(o.price - b.low)
-		l.levels[li].qty -= o.shown
-		l.unlink(e.orders, li, oi)
+		e.unrest(b, oi)
 		e.emitBook(KindBookDelete, oi, o.shown, 0)
 		o.price, o.state, cold.stopPrice = c.Price, stateTaking, c.StopPrice
 		e.take(b, oi, c.Qty)

@@ -344,22 +344,18 @@ func (e *Engine) unhold(oi int32, lots int64) {
 func (e *Engine) fill(oi int32, q, px int64) {
 	o := &e.orders[oi]
 	s := int(e.risk.slotOf[o.account]) - 1
-	tv := e.books[o.book].inst.TickValue
-	n := q * px * tv
+	n := q * px * e.books[o.book].inst.TickValue
 	a := &e.risk.accts[s]
 	i := s*e.risk.nb + int(o.book)
 	p := &e.risk.pos[i]
 	e.dayTrade(a, i, o.side, p.pos, q)
+	e.unhold(oi, q) // the filled lots no longer hold cash or open exposure
 	if o.side == Buy {
-		a.held -= q * e.cold[oi].rp * tv
 		a.cash -= n
 		p.pos += q
-		p.buyOpen -= q
 	} else {
-		a.openSell -= q * e.cold[oi].rp * tv
 		a.cash += n
 		p.pos -= q
-		p.sellOpen -= q
 	}
 	a.credit += n
 }
