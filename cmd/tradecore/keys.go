@@ -50,7 +50,20 @@ func addHSMFlags(fs *flag.FlagSet) *hsmFlags {
 	}
 }
 
-func (f *hsmFlags) keysDir() string { return filepath.Join(*f.dataDir, "keys") }
+func (f *hsmFlags) keysDir() string { return f.selection().keysDir() }
+
+// selection is the token the flags select.
+func (f *hsmFlags) selection() tokenSelection {
+	return tokenSelection{DataDir: *f.dataDir, Module: *f.module, Token: *f.token, PINFile: *f.pinFile, PINEnv: *f.pinEnv}
+}
+
+// tokenSelection names a token and where the key manifest lives. With no
+// Module, PINFile or PINEnv it is the local SoftHSM2 default under DataDir.
+type tokenSelection struct {
+	DataDir, Module, Token, PINFile, PINEnv string
+}
+
+func (t tokenSelection) keysDir() string { return filepath.Join(t.DataDir, "keys") }
 
 func (f *hsmFlags) checkFormat() error {
 	if *f.format != "text" && *f.format != "json" {
@@ -59,13 +72,17 @@ func (f *hsmFlags) checkFormat() error {
 	return nil
 }
 
-// openToken opens the token. With no --module, --pin-file or --pin-env it uses
-// the local SoftHSM2 default under the data dir, creating it when create is
-// true (keys init, and later make run).
+// openToken opens the token the flags select (see tokenSelection.open).
 func (f *hsmFlags) openToken(ctx context.Context, log *slog.Logger, create bool) (*hsm.Token, func() error, error) {
-	cfg := hsm.Config{Module: *f.module, TokenLabel: *f.token, PINFile: *f.pinFile, PINEnv: *f.pinEnv, Logger: log}
-	if *f.module == "" && *f.pinFile == "" && *f.pinEnv == "" {
-		scfg := softhsm.Config{Dir: filepath.Join(*f.dataDir, "softhsm"), Label: *f.token}
+	return f.selection().open(ctx, log, create)
+}
+
+// open opens the token. The local SoftHSM2 default is created when create is
+// true (keys init, and make run).
+func (t tokenSelection) open(ctx context.Context, log *slog.Logger, create bool) (*hsm.Token, func() error, error) {
+	cfg := hsm.Config{Module: t.Module, TokenLabel: t.Token, PINFile: t.PINFile, PINEnv: t.PINEnv, Logger: log}
+	if t.Module == "" && t.PINFile == "" && t.PINEnv == "" {
+		scfg := softhsm.Config{Dir: filepath.Join(t.DataDir, "softhsm"), Label: t.Token}
 		var st *softhsm.Token
 		var err error
 		if create {
@@ -74,7 +91,7 @@ func (f *hsmFlags) openToken(ctx context.Context, log *slog.Logger, create bool)
 			st, err = softhsm.Find(ctx, scfg)
 		}
 		if errors.Is(err, softhsm.ErrTokenNotFound) {
-			return nil, nil, fmt.Errorf("%w (run 'tradecore keys init --data-dir %s')", err, *f.dataDir)
+			return nil, nil, fmt.Errorf("%w (run 'tradecore keys init --data-dir %s')", err, t.DataDir)
 		}
 		if err != nil {
 			return nil, nil, err

@@ -159,12 +159,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // key manifest under <data-dir>/keys (first key generated on first run), and
 // the signing service, which checks key age hourly and rotates at 90 days.
 func startSigner(ctx context.Context, dataDir string, log *slog.Logger) (*hsm.Service, func() error, error) {
-	f := &hsmFlags{dataDir: &dataDir, module: new(string), token: ptr(hsm.DefaultTokenLabel), pinFile: new(string), pinEnv: new(string)}
-	tok, closeTok, err := f.openToken(ctx, log, true)
+	sel := tokenSelection{DataDir: dataDir, Token: hsm.DefaultTokenLabel}
+	tok, closeTok, err := sel.open(ctx, log, true)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the local SoftHSM token: %w", err)
 	}
-	cfg := hsm.ServiceConfig{Dir: f.keysDir(), Logger: log, CheckInterval: time.Hour}
+	cfg := hsm.ServiceConfig{Dir: sel.keysDir(), Logger: log, CheckInterval: time.Hour}
 	if _, err := hsm.Init(ctx, tok, cfg); err != nil {
 		closeTok()
 		return nil, nil, err
@@ -176,8 +176,6 @@ func startSigner(ctx context.Context, dataDir string, log *slog.Logger) (*hsm.Se
 	}
 	return svc, func() error { return errors.Join(closeSvc(), closeTok()) }, nil
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // generate pushes random limit orders at rate per second until ctx ends and
 // returns how many it pushed. Each command's Tag is its due time, so latency
