@@ -2,49 +2,60 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/tradecore/tradecore/core"
+	"github.com/tradecore/tradecore/core/agent"
 	"github.com/tradecore/tradecore/core/ring"
 )
 
-// PipelineConfig shapes a run of workload 3.
+// PipelineConfig shapes a run of the pipeline workload.
 type PipelineConfig struct {
 	// Rate is the offered load in commands per second; 0 offers as fast as
 	// the producer can push (the sustained-throughput run).
 	Rate float64
-	// InWait is the inbound ring's strategy: how the engine loop waits for
-	// commands. OutWait is the outbound ring's: how consumers wait for events.
-	// A pinned loop should busy-spin (it owns its core and must never have to
-	// win back a P from the scheduler); consumers on shared cores park.
-	InWait, OutWait ring.WaitStrategy
-	// Loop configures the engine loop (pinning).
-	Loop core.LoopConfig
-	// MaxOrders sizes the engine (default 1<<20).
+	// Plan places the engine and the producer and consumer agents on
+	// threads, as tradecore serve does (docs/threading.md). The zero value is
+	// the shared mode, unpinned, backing off when idle.
+	Plan agent.Plan
+	// MaxOrders sizes the engine (default 1<<20, production capacity).
 	MaxOrders int
+	// InboundRing and OutboundRing are the ring sizes (defaults 1<<16 and
+	// 1<<18, as serve's).
+	InboundRing, OutboundRing int
 }
 
-// Pipeline runs cmds through the whole path: a producer goroutine pushes
-// them into the inbound ring on an open-loop schedule (command i is due at
-// start + i/Rate), the engine loop applies them and publishes events to the
-// outbound ring, and a consumer records, for every command, the time from
-// when it was due to when its first event arrived. Measuring from the due
-// time, not the push time, corrects for coordinated omission: a stall delays
-// every command queued behind it and the histogram shows it.
+// Pipeline runs cmds through the whole path the way tradecore serve runs
+// its agents: a producer agent pushes them into the inbound ring on an
+// open-loop schedule (command i is due at start + i/Rate), the engine agent
+// applies them and publishes events to the outbound ring, and a consumer
+// agent records, for every command, the time from when it was due to when
+// its first event arrived. Measuring from the due time, not the push time,
+// corrects for coordinated omission: a stall delays every command queued
+// behind it and the histogram shows it.
 func Pipeline(ctx context.Context, name string, cmds []core.Command, pc PipelineConfig) (Result, error) {
 	if pc.MaxOrders == 0 {
 		pc.MaxOrders = 1 << 20
 	}
-	in, err := ring.NewMPSC[core.Command](1<<16, pc.InWait)
+	if pc.InboundRing == 0 {
+		pc.InboundRing = 1 << 16
+	}
+	if pc.OutboundRing == 0 {
+		pc.OutboundRing = 1 << 18
+	}
+	// Waits inside a duty cycle (the engine facing a full outbound ring, the
+	// producer never waits) spin: a runner must not park on a channel.
+	in, err := ring.NewMPSC[core.Command](pc.InboundRing, ring.WaitStrategy{Mode: ring.BusySpin})
 	if err != nil {
 		return Result{}, err
 	}
-	out, err := ring.NewRing[core.Event](1<<18, pc.OutWait)
+	out, err := ring.NewRing[core.Event](pc.OutboundRing, ring.WaitStrategy{Mode: ring.BusySpin})
 	if err != nil {
 		return Result{}, err
 	}
@@ -52,97 +63,174 @@ func Pipeline(ctx context.Context, name string, cmds []core.Command, pc Pipeline
 	if err != nil {
 		return Result{}, err
 	}
-	loop, err := core.NewLoop(EngineConfig(pc.MaxOrders), pc.Loop, in, out)
+	prod := &Producer{In: in, Cmds: cmds, Rate: pc.Rate}
+	loop, err := core.NewLoop(EngineConfig(pc.MaxOrders), core.LoopConfig{ProducersStopped: prod.Stopped}, in, out)
 	if err != nil {
 		return Result{}, err
 	}
+	res := Result{Name: name, Orders: len(cmds), Latency: NewHistogram()}
+	sink := &LatencySink{Cons: cons, Upstream: loop, Want: uint64(len(cmds)), Hist: res.Latency}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
 	old := debug.SetGCPercent(-1)
 	defer debug.SetGCPercent(old)
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 
-	loopErr := make(chan error, 1)
-	go func() { loopErr <- loop.Run(ctx) }()
-
-	var interval float64
-	if pc.Rate > 0 {
-		interval = 1e9 / pc.Rate
-	}
-	start := nanotime() + int64(time.Millisecond)
-	prodErr := make(chan error, 1)
-	go func() {
-		// Push every command already due, then yield the CPU until more are
-		// due: on a 2-core machine a producer spinning on the clock would
-		// starve the consumer. Latency is still counted from each command's
-		// due time, so batching here hides nothing.
-		for i := 0; i < len(cmds); {
-			now := nanotime()
-			if interval == 0 {
-				now = math.MaxInt64
-			}
-			pushed := 0
-			for ; i < len(cmds) && pushed < 256; i++ {
-				due := now
-				if interval > 0 {
-					due = start + int64(float64(i)*interval)
-					if due > now {
-						break
-					}
-				} else {
-					due = nanotime()
-				}
-				c := cmds[i]
-				c.Tag = uint64(due)
-				if err := in.Push(ctx, &c); err != nil {
-					prodErr <- err
-					return
-				}
-				pushed++
-			}
-			// Yield after every burst: the producer shares a core with the
-			// consumer, which must keep draining the outbound ring or the
-			// engine stalls behind it (a gateway session yields the same way
-			// whenever it waits on its socket).
-			runtime.Gosched()
-		}
-		prodErr <- nil
-	}()
-
-	res := Result{Name: name, Orders: len(cmds), Latency: NewHistogram()}
-	h := res.Latency
-	var lastSeq uint64
-	t0 := time.Now()
-	for lastSeq < uint64(len(cmds)) {
-		if err := cons.Wait(ctx); err != nil {
-			return res, fmt.Errorf("bench: pipeline consumer: %w", err)
-		}
-		w := cons.Poll()
-		now := nanotime()
-		for i := range w {
-			ev := &w[i]
-			if ev.Seq != lastSeq {
-				lastSeq = ev.Seq
-				_ = h.RecordValue(max(now-int64(ev.Tag), 1))
-			}
-			res.Events++
-		}
-		cons.Release(len(w))
-	}
-	res.Elapsed = time.Since(t0)
-	if err := <-prodErr; err != nil {
+	prod.Start = nanotime() + int64(time.Millisecond)
+	wait, err := agent.Start(ctx, pc.Plan, loop, prod, sink)
+	if err != nil {
 		return res, err
+	}
+	for !sink.Done() {
+		if ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Microsecond)
 	}
 	cancel()
-	if err := <-loopErr; err != nil && !errors.Is(err, context.Canceled) {
-		return res, err
+	if err := wait(); err != nil {
+		return res, fmt.Errorf("bench: pipeline: %w", err)
 	}
+	if !sink.Done() {
+		return res, fmt.Errorf("bench: pipeline stopped after %d of %d commands: %w", sink.Seen(), len(cmds), context.Cause(ctx))
+	}
+	res.Elapsed = time.Duration(sink.last - prod.first)
+	res.Events = sink.events
 	runtime.ReadMemStats(&after)
 	res.Allocs = after.Mallocs - before.Mallocs
 	res.GCs = after.NumGC - before.NumGC
 	res.OpenAfter = loop.Engine().OpenCount()
 	return res, nil
 }
+
+// Producer is an agent that pushes Cmds into In on an open-loop schedule:
+// command i is due at Start + i/Rate (Rate 0: as fast as the ring takes
+// them, each due when pushed). It sets the Tag of each command it pushes (a
+// copy; Cmds is not changed) to the command's due time, so a consumer can
+// measure from it. It never waits: when the ring is
+// full it tries again in its next duty cycle, and the delay shows in the
+// latency of every command behind.
+type Producer struct {
+	In    *ring.MPSC[core.Command]
+	Cmds  []core.Command
+	Rate  float64
+	Start int64 // nanotime of command 0's due time
+
+	i       int
+	first   int64
+	stopped atomic.Bool
+}
+
+// OnStop implements agent.Stopper.
+func (p *Producer) OnStop() { p.stopped.Store(true) }
+
+// Pushed returns how many commands the producer has pushed; read it after
+// its runner returned.
+func (p *Producer) Pushed() int { return p.i }
+
+// Stopped reports whether the producer has pushed its last command (it ran
+// out of commands, or its runner stopped): the engine's drain waits for it.
+func (p *Producer) Stopped() bool { return p.stopped.Load() }
+
+// Name implements agent.Agent.
+func (p *Producer) Name() string { return "producer" }
+
+// DoWork implements agent.Agent: it pushes what is due, at most 256.
+func (p *Producer) DoWork(context.Context) (int, error) {
+	if p.i == len(p.Cmds) {
+		p.stopped.Store(true)
+		return 0, nil
+	}
+	now := nanotime()
+	if p.i == 0 {
+		if now < p.Start {
+			return 0, nil
+		}
+		p.first = now
+	}
+	var interval float64
+	if p.Rate > 0 {
+		interval = 1e9 / p.Rate
+	}
+	n := 0
+	for p.i < len(p.Cmds) && n < 256 {
+		due := now
+		if interval > 0 {
+			if due = p.Start + int64(float64(p.i)*interval); due > now {
+				break
+			}
+		}
+		c := p.Cmds[p.i]
+		c.Tag = uint64(due)
+		if !p.In.TryPush(&c) {
+			break
+		}
+		p.i++
+		n++
+	}
+	return n, nil
+}
+
+// Upstream is what a sink waits for before it may stop: the engine loop.
+type Upstream interface{ Stopped() bool }
+
+// LatencySink is an agent that consumes the outbound ring and records, for
+// the first event of every command, now minus the command's Tag (its due
+// time) into Hist. It is done after Want commands.
+type LatencySink struct {
+	Cons     *ring.Consumer[core.Event]
+	Upstream Upstream
+	Want     uint64
+	Hist     *hdrhistogram.Histogram
+
+	lastSeq uint64
+	events  int
+	last    int64
+	done    atomic.Bool
+	seen    atomic.Uint64
+}
+
+// Name implements agent.Agent.
+func (s *LatencySink) Name() string { return "latency-sink" }
+
+// UseDoorbell implements agent.DoorbellUser.
+func (s *LatencySink) UseDoorbell(d *agent.Doorbell) error { return s.Cons.SetDoorbell(d) }
+
+// DoWork implements agent.Agent.
+func (s *LatencySink) DoWork(context.Context) (int, error) {
+	w := s.Cons.Poll()
+	if len(w) == 0 {
+		return 0, nil
+	}
+	now := nanotime()
+	for i := range w {
+		ev := &w[i]
+		if ev.Seq != s.lastSeq {
+			s.lastSeq = ev.Seq
+			_ = s.Hist.RecordValue(max(now-int64(ev.Tag), 1))
+		}
+	}
+	s.events += len(w)
+	s.Cons.Release(len(w))
+	s.seen.Store(s.lastSeq)
+	if s.lastSeq >= s.Want && !s.done.Load() {
+		s.last = now
+		s.done.Store(true)
+	}
+	return len(w), nil
+}
+
+// Drained implements agent.Drainer: the engine has stopped and every event
+// it published has been read.
+func (s *LatencySink) Drained() bool {
+	return s.Upstream.Stopped() && len(s.Cons.Poll()) == 0
+}
+
+// Done reports whether Want commands have been answered.
+func (s *LatencySink) Done() bool { return s.done.Load() }
+
+// Seen returns the sequence number of the last command answered.
+func (s *LatencySink) Seen() uint64 { return s.seen.Load() }

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 
 	"github.com/shopspring/decimal"
 
 	"github.com/tradecore/tradecore/core"
+	"github.com/tradecore/tradecore/core/agent"
 )
 
 // File is a parsed, validated configuration file: plain data that can be
@@ -25,9 +27,10 @@ type File struct {
 	bySym map[string]int
 }
 
-// Engine sizes the engine and its loop. Parse fills the defaults of CPU, Wait
-// and the ring sizes; MaxOrders, MaxOrderQty and EventBatch stay 0 when the
-// file leaves them out, and core.New fills them.
+// Engine sizes the engine and its loop and places them on threads. Parse
+// fills the defaults of the threading fields and the ring sizes;
+// MaxOrders, MaxOrderQty and EventBatch stay 0 when the file leaves them
+// out, and core.New fills them.
 type Engine struct {
 	// MaxOrders is the number of open orders the engine preallocates
 	// (about 120 bytes each); 0 means core's default, 1<<20.
@@ -38,13 +41,21 @@ type Engine struct {
 	// EventBatch is the number of events buffered before they are handed
 	// on; 0 means core's default, 4096.
 	EventBatch int
-	// CPU is the CPU the engine goroutine is pinned to, or -1 (the default)
-	// not to pin it.
-	CPU int
-	// Wait is how the engine and the ring consumers wait for work: "park"
-	// (the default), "spin-yield" or "busy-spin", the names
-	// ring.ParseWaitStrategy accepts.
-	Wait string
+	// Threading is the threading mode (docs/threading.md): "shared" (the
+	// default: the engine on a CPU of its own, every other agent sharing one
+	// thread) or "dedicated" (a thread per agent), the names
+	// agent.ParseMode accepts.
+	Threading string
+	// Pin pins the runners' threads to CPUs and keeps every other thread of
+	// the process off the engine's CPU (default true). CPUs, when set, lists
+	// the CPUs in runner order, the engine's first; otherwise the engine
+	// takes the last CPU and the other runners the ones before it.
+	Pin  bool
+	CPUs []int
+	// EngineIdle and OthersIdle are the idle strategies of the engine's
+	// runner (default "busy-spin") and of every other runner (default
+	// "backoff"), the names agent.ParseIdleStrategy accepts.
+	EngineIdle, OthersIdle string
 	// InboundRing and OutboundRing are the sizes of the command and event
 	// rings, powers of two; defaults DefaultInboundRing and
 	// DefaultOutboundRing.
@@ -54,8 +65,10 @@ type Engine struct {
 // Defaults Parse fills into Engine when the file leaves a field out or sets
 // it to zero.
 const (
-	DefaultCPU          = -1
-	DefaultWait         = "park"
+	DefaultThreading    = "shared"
+	DefaultPin          = true
+	DefaultEngineIdle   = "busy-spin"
+	DefaultOthersIdle   = "backoff"
 	DefaultInboundRing  = 1 << 16
 	DefaultOutboundRing = 1 << 18
 )
@@ -166,7 +179,8 @@ func Parse(data []byte) (*File, error) {
 }
 
 func parseEngine(raw json.RawMessage, e *Engine) error {
-	*e = Engine{CPU: DefaultCPU, Wait: DefaultWait, InboundRing: DefaultInboundRing, OutboundRing: DefaultOutboundRing}
+	*e = Engine{Threading: DefaultThreading, Pin: DefaultPin, EngineIdle: DefaultEngineIdle, OthersIdle: DefaultOthersIdle,
+		InboundRing: DefaultInboundRing, OutboundRing: DefaultOutboundRing}
 	if absent(raw) {
 		return nil
 	}
@@ -201,25 +215,63 @@ func parseEngine(raw json.RawMessage, e *Engine) error {
 	}
 	e.EventBatch = int(v)
 
-	v, ok, err = decodeInt(ej.CPU, "engine.cpu")
-	switch {
-	case err != nil:
-		return err
-	case ok && (v < -1 || v > 1023):
-		return invalid("engine.cpu", "%d is out of range; set a CPU number from 0 to 1023, or -1 (the default) not to pin the engine", v)
-	case ok:
-		e.CPU = int(v)
-	}
-
-	s, ok, err := decodeString(ej.Wait, "engine.wait")
+	s, ok, err := decodeString(ej.Threading, "engine.threading")
 	switch {
 	case err != nil:
 		return err
 	case !ok || s == "":
-	case s == "park" || s == "spin-yield" || s == "busy-spin":
-		e.Wait = s
+	case s == "shared" || s == "dedicated":
+		e.Threading = s
 	default:
-		return invalid("engine.wait", "%q is not a wait strategy; use \"park\" (the default), \"spin-yield\" or \"busy-spin\"", truncate(s))
+		return invalid("engine.threading", "%q is not a threading mode; use \"shared\" (the default) or \"dedicated\"", truncate(s))
+	}
+	if !absent(ej.Pin) {
+		if e.Pin, err = decodeBool(ej.Pin, "engine.pin"); err != nil {
+			return err
+		}
+	}
+	if !absent(ej.CPUs) {
+		var raws []json.RawMessage
+		if err := json.Unmarshal(ej.CPUs, &raws); err != nil {
+			return invalid("engine.cpus", "got %s; write a list of CPU numbers, the engine's first, such as [1, 0]", kind(ej.CPUs))
+		}
+		seen := map[int64]bool{}
+		for i, raw := range raws {
+			field := fmt.Sprintf("engine.cpus[%d]", i)
+			v, _, err := decodeInt(raw, field)
+			switch {
+			case err != nil:
+				return err
+			case v < 0 || v > 1023:
+				return invalid(field, "%d is out of range; use CPU numbers from 0 to 1023", v)
+			case seen[v]:
+				return invalid(field, "CPU %d is listed twice; give each runner its own CPU", v)
+			}
+			seen[v] = true
+			e.CPUs = append(e.CPUs, int(v))
+		}
+		if !e.Pin && len(e.CPUs) > 0 {
+			return invalid("engine.cpus", "is set but engine.pin is false; remove one of them")
+		}
+	}
+	for _, f := range []struct {
+		raw   json.RawMessage
+		field string
+		dst   *string
+	}{
+		{ej.EngineIdle, "engine.engine_idle", &e.EngineIdle},
+		{ej.OthersIdle, "engine.others_idle", &e.OthersIdle},
+	} {
+		s, ok, err := decodeString(f.raw, f.field)
+		switch {
+		case err != nil:
+			return err
+		case !ok || s == "":
+		case s == "busy-spin" || s == "backoff" || s == "yield" || s == "sleep":
+			*f.dst = s
+		default:
+			return invalid(f.field, "%q is not an idle strategy; use \"busy-spin\", \"backoff\", \"yield\" or \"sleep\"", truncate(s))
+		}
 	}
 
 	for _, r := range []struct {
@@ -462,4 +514,34 @@ func (f *File) BySymbol(sym string) (*Instrument, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Plan is the threading plan (package agent) the engine section asks for on
+// this machine: the mode, the runners' idle strategies, and, with Pin on a
+// machine of two or more CPUs, the engine pinned to its CPU with every other
+// thread of the process kept off it. On one CPU nothing is pinned.
+func (e Engine) Plan() (agent.Plan, error) {
+	mode, err := agent.ParseMode(e.Threading)
+	if err != nil {
+		return agent.Plan{}, fmt.Errorf("config: engine.threading: %w", err)
+	}
+	ei, err := agent.ParseIdleStrategy(e.EngineIdle)
+	if err != nil {
+		return agent.Plan{}, fmt.Errorf("config: engine.engine_idle: %w", err)
+	}
+	oi, err := agent.ParseIdleStrategy(e.OthersIdle)
+	if err != nil {
+		return agent.Plan{}, fmt.Errorf("config: engine.others_idle: %w", err)
+	}
+	p := agent.Plan{Mode: mode, PrimaryIdle: ei, OthersIdle: oi}
+	if !e.Pin || runtime.NumCPU() < 2 {
+		return p, nil
+	}
+	for i, c := range e.CPUs {
+		if c >= runtime.NumCPU() {
+			return agent.Plan{}, fmt.Errorf("config: engine.cpus[%d]: CPU %d does not exist here (CPUs 0..%d); change engine.cpus or leave it out", i, c, runtime.NumCPU()-1)
+		}
+	}
+	p.Pin, p.Isolate, p.CPUs = true, true, e.CPUs
+	return p, nil
 }

@@ -107,10 +107,16 @@ func TestParseInvalid(t *testing.T) {
 		{"max_orders beyond int64", raw(`{"engine": {"max_orders": 99999999999999999999}, "instruments": []}`), "engine.max_orders", "out of range"},
 		{"max_order_qty too large", mods(engine("max_order_qty", int64(1)<<53+1)), "engine.max_order_qty", "set 1 to 9007199254740992"},
 		{"event_batch too small", mods(engine("event_batch", 8)), "engine.event_batch", "set 16 to 1048576"},
-		{"cpu below -1", mods(engine("cpu", -2)), "engine.cpu", "-1 (the default) not to pin"},
-		{"cpu too large", mods(engine("cpu", 1024)), "engine.cpu", "from 0 to 1023"},
-		{"wait unknown", mods(engine("wait", "spin")), "engine.wait", `"spin" is not a wait strategy; use "park"`},
-		{"wait number", mods(engine("wait", 1)), "engine.wait", "got a number; want a string"},
+		{"cpus negative", mods(engine("cpus", []any{-1})), "engine.cpus[0]", "from 0 to 1023"},
+		{"cpus too large", mods(engine("cpus", []any{1, 1024})), "engine.cpus[1]", "from 0 to 1023"},
+		{"cpus twice", mods(engine("cpus", []any{1, 1})), "engine.cpus[1]", "listed twice"},
+		{"cpus not a list", mods(engine("cpus", 1)), "engine.cpus", "write a list of CPU numbers"},
+		{"cpus without pin", mods(engine("pin", false), engine("cpus", []any{1})), "engine.cpus", "engine.pin is false"},
+		{"pin not a bool", mods(engine("pin", "yes")), "engine.pin", "want true or false"},
+		{"threading unknown", mods(engine("threading", "single")), "engine.threading", `"single" is not a threading mode`},
+		{"engine idle unknown", mods(engine("engine_idle", "spin")), "engine.engine_idle", `"spin" is not an idle strategy; use "busy-spin"`},
+		{"others idle number", mods(engine("others_idle", 1)), "engine.others_idle", "got a number; want a string"},
+		{"old wait field", mods(engine("wait", "park")), "engine", `unknown field "wait"`},
 		{"inbound_ring not a power of two", mods(engine("inbound_ring", 1000)), "engine.inbound_ring", "not a power of two from 2 to 1073741824 (2^30); round it up to one, such as 1024"},
 		{"inbound_ring one", mods(engine("inbound_ring", 1)), "engine.inbound_ring", "not a power of two"},
 		{"inbound_ring negative", mods(engine("inbound_ring", -4)), "engine.inbound_ring", "not a power of two"},
@@ -205,32 +211,33 @@ func TestParseValid(t *testing.T) {
 		check func(t *testing.T, f *config.File)
 	}{
 		{"engine defaults", nil, func(t *testing.T, f *config.File) {
-			assert.Equal(t, config.Engine{CPU: -1, Wait: "park", InboundRing: 1 << 16, OutboundRing: 1 << 18}, f.Engine)
+			assert.Equal(t, config.Engine{Threading: "shared", Pin: true, EngineIdle: "busy-spin", OthersIdle: "backoff", InboundRing: 1 << 16, OutboundRing: 1 << 18}, f.Engine)
 		}},
 		{"engine left out", []func(map[string]any){top("engine", nil)}, func(t *testing.T, f *config.File) {
-			assert.Equal(t, config.Engine{CPU: -1, Wait: "park", InboundRing: 1 << 16, OutboundRing: 1 << 18}, f.Engine)
+			assert.Equal(t, config.Engine{Threading: "shared", Pin: true, EngineIdle: "busy-spin", OthersIdle: "backoff", InboundRing: 1 << 16, OutboundRing: 1 << 18}, f.Engine)
 		}},
 		{"engine null", []func(map[string]any){func(m map[string]any) { m["engine"] = nil }}, func(t *testing.T, f *config.File) {
-			assert.Equal(t, -1, f.Engine.CPU)
+			assert.True(t, f.Engine.Pin)
 		}},
-		{"engine zeros mean defaults but cpu 0 pins", []func(map[string]any){
-			engine("max_orders", 0), engine("max_order_qty", 0), engine("event_batch", 0), engine("cpu", 0),
-			engine("wait", ""), engine("inbound_ring", 0), engine("outbound_ring", 0),
+		{"engine zeros and empty strings mean defaults", []func(map[string]any){
+			engine("max_orders", 0), engine("max_order_qty", 0), engine("event_batch", 0), engine("threading", ""),
+			engine("engine_idle", ""), engine("others_idle", ""), engine("inbound_ring", 0), engine("outbound_ring", 0),
 		}, func(t *testing.T, f *config.File) {
-			assert.Equal(t, config.Engine{CPU: 0, Wait: "park", InboundRing: 1 << 16, OutboundRing: 1 << 18}, f.Engine)
+			assert.Equal(t, config.Engine{Threading: "shared", Pin: true, EngineIdle: "busy-spin", OthersIdle: "backoff", InboundRing: 1 << 16, OutboundRing: 1 << 18}, f.Engine)
 		}},
 		{"engine set", []func(map[string]any){
-			engine("max_orders", 1<<30), engine("max_order_qty", int64(1)<<53), engine("event_batch", 16), engine("cpu", 3),
-			engine("wait", "busy-spin"), engine("inbound_ring", 2), engine("outbound_ring", 1<<30),
+			engine("max_orders", 1<<30), engine("max_order_qty", int64(1)<<53), engine("event_batch", 16), engine("cpus", []any{3, 0}),
+			engine("threading", "dedicated"), engine("engine_idle", "yield"), engine("others_idle", "sleep"), engine("inbound_ring", 2), engine("outbound_ring", 1<<30),
 		}, func(t *testing.T, f *config.File) {
-			assert.Equal(t, config.Engine{MaxOrders: 1 << 30, MaxOrderQty: 1 << 53, EventBatch: 16, CPU: 3, Wait: "busy-spin", InboundRing: 2, OutboundRing: 1 << 30}, f.Engine)
+			assert.Equal(t, config.Engine{MaxOrders: 1 << 30, MaxOrderQty: 1 << 53, EventBatch: 16, Threading: "dedicated", Pin: true, CPUs: []int{3, 0},
+				EngineIdle: "yield", OthersIdle: "sleep", InboundRing: 2, OutboundRing: 1 << 30}, f.Engine)
 			cfg := f.Core()
 			assert.Equal(t, 1<<30, cfg.MaxOrders)
 			assert.Equal(t, int64(1)<<53, cfg.MaxOrderQty)
 			assert.Equal(t, 16, cfg.EventBatch)
 		}},
-		{"wait spin-yield", []func(map[string]any){engine("wait", "spin-yield")}, func(t *testing.T, f *config.File) {
-			assert.Equal(t, "spin-yield", f.Engine.Wait)
+		{"pin off", []func(map[string]any){engine("pin", false)}, func(t *testing.T, f *config.File) {
+			assert.False(t, f.Engine.Pin)
 		}},
 		{"symbols with dot, dash and digits, 16 characters", []func(map[string]any){inst(0, "symbol", "BRK.B"), inst(1, "symbol", "ABCDEFGH-1234.XY")}, func(t *testing.T, f *config.File) {
 			assert.Equal(t, "BRK.B", f.Instruments[0].Symbol)

@@ -29,13 +29,16 @@ type engineJSON struct {
 	MaxOrders    json.RawMessage `json:"max_orders"`
 	MaxOrderQty  json.RawMessage `json:"max_order_qty"`
 	EventBatch   json.RawMessage `json:"event_batch"`
-	CPU          json.RawMessage `json:"cpu"`
-	Wait         json.RawMessage `json:"wait"`
+	Threading    json.RawMessage `json:"threading"`
+	Pin          json.RawMessage `json:"pin"`
+	CPUs         json.RawMessage `json:"cpus"`
+	EngineIdle   json.RawMessage `json:"engine_idle"`
+	OthersIdle   json.RawMessage `json:"others_idle"`
 	InboundRing  json.RawMessage `json:"inbound_ring"`
 	OutboundRing json.RawMessage `json:"outbound_ring"`
 }
 
-const engineFields = "max_orders, max_order_qty, event_batch, cpu, wait, inbound_ring, outbound_ring"
+const engineFields = "max_orders, max_order_qty, event_batch, threading, pin, cpus, engine_idle, others_idle, inbound_ring, outbound_ring"
 
 type instrumentJSON struct {
 	Symbol    json.RawMessage `json:"symbol"`

@@ -25,7 +25,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(`{"instruments":[{"symbol":"A","id":1,"tick_size":"0.000000000000000001","lot_size":"1","price_band":{"low":"9.223372036854775807","high":"9.223372036854775807"}}]}`))
 	f.Add([]byte(`{"instruments":[{"price_band":{"low":"1","low":"2"}}]}`))
-	f.Add([]byte(`{"engine":{"cpu":-1,"wait":"park"},"instruments":[{"symbol":"A","id":1,"tick_size":0.01}]}`))
+	f.Add([]byte(`{"engine":{"threading":"shared","pin":false,"engine_idle":"busy-spin"},"instruments":[{"symbol":"A","id":1,"tick_size":0.01}]}`))
 	f.Add([]byte(`{"risk":{"minor_unit":"0.01"},"instruments":[{"symbol":"A","id":1,"tick_size":"0.01","lot_size":"1","price_band":{"low":"1","high":"2"},"collar_percent":"1.5","reference_price":"1.50"}],"accounts":[{"id":1,"cash":"1.00","positions":{"A":"-3"},"locates":{"A":"3"},"limits":{"max_order_qty":1,"daily_credit":"2.50"}}]}`))
 	f.Add([]byte(`{"instruments":[{"symbol":"A","id":1,"tick_size":"0.01","lot_size":"1","price_band":{"low":"1","high":"2"}}],"accounts":[{"id":1,"positions":{"A":"1","A":"2"}},{"id":16777216}]}`))
 	f.Add([]byte(`{"instruments":[{"symbol":"A","id":1,"tick_size":"0.01","lot_size":"1","price_band":{"low":"1","high":"2"}}],"accounts":{"id":1}}`))
@@ -81,8 +81,12 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		e := file.Engine
-		require.GreaterOrEqual(t, e.CPU, -1)
-		require.Contains(t, []string{"park", "spin-yield", "busy-spin"}, e.Wait)
+		require.Contains(t, []string{"shared", "dedicated"}, e.Threading)
+		require.Contains(t, []string{"busy-spin", "backoff", "yield", "sleep"}, e.EngineIdle)
+		require.Contains(t, []string{"busy-spin", "backoff", "yield", "sleep"}, e.OthersIdle)
+		for _, c := range e.CPUs {
+			require.True(t, e.Pin && c >= 0 && c <= 1023)
+		}
 		require.True(t, e.InboundRing >= 2 && e.InboundRing&(e.InboundRing-1) == 0)
 		require.True(t, e.OutboundRing >= 2 && e.OutboundRing&(e.OutboundRing-1) == 0)
 	})

@@ -50,8 +50,8 @@ func describe(path string) string {
 	}
 	var b strings.Builder
 	e := f.Engine
-	fmt.Fprintf(&b, "engine: max_orders=%d max_order_qty=%d event_batch=%d cpu=%d wait=%s inbound_ring=%d outbound_ring=%d\n",
-		e.MaxOrders, e.MaxOrderQty, e.EventBatch, e.CPU, e.Wait, e.InboundRing, e.OutboundRing)
+	fmt.Fprintf(&b, "engine: max_orders=%d max_order_qty=%d event_batch=%d threading=%s pin=%t cpus=%v engine_idle=%s others_idle=%s inbound_ring=%d outbound_ring=%d\n",
+		e.MaxOrders, e.MaxOrderQty, e.EventBatch, e.Threading, e.Pin, e.CPUs, e.EngineIdle, e.OthersIdle, e.InboundRing, e.OutboundRing)
 	cfg := f.Core()
 	fmt.Fprintf(&b, "core: MaxOrders=%d MaxOrderQty=%d EventBatch=%d\n", cfg.MaxOrders, cfg.MaxOrderQty, cfg.EventBatch)
 	for i, in := range f.Instruments {
@@ -97,7 +97,7 @@ func TestDocExample(t *testing.T) {
 	require.Equal(t, "AAPL", c.Instruments[0].Symbol)
 	assert.Equal(t, int64(10000), c.Instruments[0].BandLow)
 	assert.Equal(t, int64(40000), c.Instruments[0].BandHigh)
-	assert.Equal(t, "spin-yield", f.Engine.Wait)
+	assert.Equal(t, "backoff", f.Engine.OthersIdle)
 	brk, ok := f.Instrument(7)
 	require.True(t, ok)
 	lots, err := brk.QtyToLots(decimal.NewFromInt(300))

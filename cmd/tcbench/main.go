@@ -1,13 +1,15 @@
 // Command tcbench measures the engine on the issue's three workloads and
 // reports throughput and latency percentiles against the latency budgets.
 //
-//	tcbench [--orders N] [--runs N] [--rates 250000,1000000] [--cpu N] [--in-wait S] [--out-wait S] [--format text|json] [--enforce]
+//	tcbench [--workloads limits,move,pipeline] [--orders N] [--runs N] [--rates 10000,...] [--seconds S]
+//	        [--mode shared|dedicated] [--cpu N] [--engine-idle S] [--others-idle S] [--format text|json] [--enforce]
 //
 // Workloads: (1) random limit orders around a mid, ~30% crossing; (2) the
 // move-heavy mix (9% GTC, 3% IOC, 6% cancel, 82% replace); (3) the ring
-// pipeline, producer → inbound ring → pinned engine loop → outbound ring →
-// consumer, open loop at each offered rate and unpaced for the sustained
-// rate. Throughput passes run several times, alternating workloads, with GC
+// pipeline, producer agent → inbound ring → engine agent → outbound ring →
+// latency-sink agent, placed on threads as tradecore serve places its agents
+// (docs/threading.md), open loop at each offered rate and unpaced for the
+// sustained rate. Throughput passes run several times, alternating workloads, with GC
 // off and no per-order timing; latency passes time every command.
 //
 // p50/p99/p99.9 are the engine's figures. p99.99 and max are printed beside
@@ -34,8 +36,7 @@ import (
 
 	"github.com/tradecore/tradecore/bench"
 	"github.com/tradecore/tradecore/core"
-	"github.com/tradecore/tradecore/core/ring"
-	"golang.org/x/sys/unix"
+	"github.com/tradecore/tradecore/core/agent"
 )
 
 func main() {
@@ -73,6 +74,7 @@ type Row struct {
 	GCs          uint32  `json:"gc_cycles"`
 	TookPercent  float64 `json:"took_percent,omitempty"`
 	P50          int64   `json:"p50_ns,omitempty"`
+	P90          int64   `json:"p90_ns,omitempty"`
 	P99          int64   `json:"p99_ns,omitempty"`
 	P999         int64   `json:"p99_9_ns,omitempty"`
 	P9999        int64   `json:"p99_99_ns,omitempty"`
@@ -99,22 +101,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("tcbench", flag.ContinueOnError)
 	orders := fs.Int("orders", 1_000_000, "commands per pass")
 	runs := fs.Int("runs", 3, "throughput passes per workload (alternating; the median is reported)")
-	rates := fs.String("rates", "250000,500000,1000000", "offered rates for the open-loop pipeline, commands/s")
-	cpu := fs.Int("cpu", runtime.NumCPU()-1, "CPU to pin the engine loop to (-1: no pinning)")
-	inWait := fs.String("in-wait", "busy-spin", "how the engine loop waits for commands: park, spin-yield or busy-spin")
-	outWait := fs.String("out-wait", "park", "how the consumer waits for events: park, spin-yield or busy-spin")
+	rates := fs.String("rates", "10000,100000,250000,500000,1000000", "offered rates for the open-loop pipeline, commands/s")
+	seconds := fs.Float64("seconds", 2, "length of each open-loop pipeline pass, in seconds of offered load (at most --orders commands)")
+	cpu := fs.Int("cpu", runtime.NumCPU()-1, "CPU to pin the engine to (-1: no pinning); the other agents go on the other CPUs")
+	mode := fs.String("mode", "shared", "threading mode: shared (engine alone, the other agents on one thread) or dedicated (a thread each)")
+	engineIdle := fs.String("engine-idle", "busy-spin", "engine runner's idle strategy: busy-spin, yield, backoff or sleep")
+	othersIdle := fs.String("others-idle", "backoff", "idle strategy of the producer's and consumer's runner(s), as serve's others_idle")
+	only := fs.String("workloads", "limits,move,pipeline", "which workloads to run: any of limits, move, pipeline")
 	format := fs.String("format", "text", "output: text or json")
 	enforce := fs.Bool("enforce", false, "exit 1 when a budget is missed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	inWS, err := ring.ParseWaitStrategy(*inWait)
+	plan, err := pipelinePlan(*mode, *engineIdle, *othersIdle, *cpu)
 	if err != nil {
-		return fmt.Errorf("%w: --in-wait: %w", errUsage, err)
-	}
-	outWS, err := ring.ParseWaitStrategy(*outWait)
-	if err != nil {
-		return fmt.Errorf("%w: --out-wait: %w", errUsage, err)
+		return err
 	}
 	var offered []float64
 	for _, s := range strings.Split(*rates, ",") {
@@ -130,16 +131,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if *orders < 1000 || *runs < 1 {
 		return fmt.Errorf("%w: --orders must be at least 1000 and --runs at least 1", errUsage)
 	}
-	loopCfg := core.LoopConfig{Pin: *cpu >= 0, CPU: max(*cpu, 0)}
-	if *cpu >= 0 {
-		// Keep every other thread of this process off the engine's CPU: the
-		// threads Go starts from now on inherit this mask; the loop's thread
-		// then pins itself to --cpu.
-		if err := isolate(*cpu); err != nil {
-			return err
-		}
-	}
-
 	rep := Report{Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())}
 	workloads := []struct {
 		name      string
@@ -149,6 +140,22 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		{"random-limits", bench.RandomLimits(1, *orders, 30), 1 << 20},
 		{"move-heavy", bench.MoveHeavy(1, *orders), 1 << 16},
 	}
+	want := map[string]bool{}
+	for _, w := range strings.Split(*only, ",") {
+		switch w = strings.TrimSpace(w); w {
+		case "limits", "move", "pipeline":
+			want[w] = true
+		default:
+			return fmt.Errorf("%w: --workloads: %q; use limits, move or pipeline", errUsage, w)
+		}
+	}
+	workloads = slices.DeleteFunc(workloads, func(w struct {
+		name      string
+		cmds      []core.Command
+		maxOrders int
+	}) bool {
+		return !want[map[string]string{"random-limits": "limits", "move-heavy": "move"}[w.name]]
+	})
 	// Throughput: alternate the workloads run by run, report the median.
 	passes := make([][]bench.Result, len(workloads))
 	for range *runs {
@@ -170,19 +177,25 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		rep.Rows = append(rep.Rows, row(w.name, "latency", 0, r))
 	}
-	pipeCmds := workloads[0].cmds
+	pipeCmds := bench.RandomLimits(1, *orders, 30)
 	for _, rate := range offered {
-		r, err := bench.Pipeline(ctx, "pipeline", pipeCmds, bench.PipelineConfig{Rate: rate, InWait: inWS, OutWait: outWS, Loop: loopCfg})
+		if !want["pipeline"] {
+			break
+		}
+		n := min(len(pipeCmds), max(10_000, int(rate**seconds)))
+		r, err := bench.Pipeline(ctx, "pipeline", pipeCmds[:n], bench.PipelineConfig{Rate: rate, Plan: plan})
 		if err != nil {
 			return err
 		}
 		rep.Rows = append(rep.Rows, row("pipeline", "open-loop", rate, r))
 	}
-	r, err := bench.Pipeline(ctx, "pipeline", pipeCmds, bench.PipelineConfig{InWait: inWS, OutWait: outWS, Loop: loopCfg})
-	if err != nil {
-		return err
+	if want["pipeline"] {
+		r, err := bench.Pipeline(ctx, "pipeline", pipeCmds, bench.PipelineConfig{Plan: plan})
+		if err != nil {
+			return err
+		}
+		rep.Rows = append(rep.Rows, row("pipeline", "sustained", 0, r))
 	}
-	rep.Rows = append(rep.Rows, row("pipeline", "sustained", 0, r))
 	rep.Budgets = budgets(rep.Rows)
 
 	if *format == "json" {
@@ -204,21 +217,38 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// isolate restricts the calling thread, and so the threads created after
-// it, to every CPU but cpu.
-func isolate(cpu int) error {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		return fmt.Errorf("read CPU affinity: %w", err)
+// pipelinePlan is the threading plan of the pipeline passes: the engine on
+// cpu (isolated from every other thread), the other agents on the other CPUs.
+func pipelinePlan(mode, engineIdle, othersIdle string, cpu int) (agent.Plan, error) {
+	m, err := agent.ParseMode(mode)
+	if err != nil {
+		return agent.Plan{}, fmt.Errorf("%w: --mode: %w", errUsage, err)
 	}
-	set.Clear(cpu)
-	if set.Count() == 0 {
-		return fmt.Errorf("%w: --cpu %d leaves no CPU for the other goroutines; use --cpu -1", errUsage, cpu)
+	ei, err := agent.ParseIdleStrategy(engineIdle)
+	if err != nil {
+		return agent.Plan{}, fmt.Errorf("%w: --engine-idle: %w", errUsage, err)
 	}
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("restrict CPU affinity: %w", err)
+	oi, err := agent.ParseIdleStrategy(othersIdle)
+	if err != nil {
+		return agent.Plan{}, fmt.Errorf("%w: --others-idle: %w", errUsage, err)
 	}
-	return nil
+	p := agent.Plan{Mode: m, PrimaryIdle: ei, OthersIdle: oi}
+	if cpu < 0 {
+		return p, nil
+	}
+	if cpu >= runtime.NumCPU() {
+		return p, fmt.Errorf("%w: --cpu %d: this machine has CPUs 0..%d", errUsage, cpu, runtime.NumCPU()-1)
+	}
+	if runtime.NumCPU() < 2 {
+		return p, fmt.Errorf("%w: --cpu %d leaves no CPU for the other agents on a 1-CPU machine; use --cpu -1", errUsage, cpu)
+	}
+	p.Pin, p.Isolate, p.CPUs = true, true, []int{cpu}
+	for c := range runtime.NumCPU() {
+		if c != cpu {
+			p.CPUs = append(p.CPUs, c)
+		}
+	}
+	return p, nil
 }
 
 func row(workload, mode string, offered float64, r bench.Result) Row {
@@ -226,6 +256,7 @@ func row(workload, mode string, offered float64, r bench.Result) Row {
 		NsPerCommand: r.NsPerOrder(), AllocsPerCmd: r.AllocsPerOrder(), GCs: r.GCs, TookPercent: r.CrossedPercent}
 	if r.Latency != nil {
 		out.P50, out.P99, out.P999, out.P9999, out.Max = bench.Percentiles(r.Latency)
+		out.P90 = r.Latency.ValueAtQuantile(90)
 	}
 	return out
 }
@@ -253,17 +284,30 @@ func budgets(rows []Row) []Budget {
 	add("(1) random limits allocations", 0, tp.AllocsPerCmd, "allocs/order", true)
 	add("(1) random limits p99", 500, float64(lat.P99), "ns", true)
 	add("(1) random limits p99.9", 1000, float64(lat.P999), "ns", true)
-	add("(3) pipeline sustained", 5e6, find("pipeline", "sustained", 0).PerSecond, "orders/s", false)
-	if r := find("pipeline", "open-loop", 1e6); r.Commands > 0 {
-		add("(3) pipeline p99 at 1M/s offered", 2000, float64(r.P99), "ns", true)
+	// Engine-loop latency issue: due→event through both rings.
+	for _, rate := range []float64{1e4, 1e5, 2.5e5, 5e5, 1e6} {
+		if r := find("pipeline", "open-loop", rate); r.Commands > 0 {
+			add(fmt.Sprintf("(3) pipeline p50 at %s/s offered", rateName(rate)), 5000, float64(r.P50), "ns", true)
+		}
+	}
+	for _, rate := range []float64{1e4, 1e5} {
+		if r := find("pipeline", "open-loop", rate); r.Commands > 0 {
+			add(fmt.Sprintf("(3) pipeline p90 at %s/s offered", rateName(rate)), 20000, float64(r.P90), "ns", true)
+		}
+	}
+	if r := find("pipeline", "open-loop", 1e5); r.Commands > 0 {
+		add("(3) pipeline p99 at 100k/s offered", 250000, float64(r.P99), "ns", true)
+	}
+	if tp.PerSecond > 0 {
+		add("(3) pipeline sustained / engine in-process", 0.8, find("pipeline", "sustained", 0).PerSecond/tp.PerSecond, "ratio", false)
 	}
 	return out
 }
 
 func printText(w io.Writer, rep Report) {
 	fmt.Fprintf(w, "tcbench on %s\n\n", rep.Machine)
-	fmt.Fprintf(w, "%-14s %-11s %10s %10s %9s %8s %6s %8s %8s %9s | %10s %10s\n",
-		"workload", "mode", "offered/s", "cmds/s", "ns/cmd", "allocs", "took%", "p50", "p99", "p99.9", "p99.99*", "max*")
+	fmt.Fprintf(w, "%-14s %-11s %10s %10s %9s %8s %6s %8s %8s %8s %9s | %10s %10s\n",
+		"workload", "mode", "offered/s", "cmds/s", "ns/cmd", "allocs", "took%", "p50", "p90", "p99", "p99.9", "p99.99*", "max*")
 	for _, r := range rep.Rows {
 		offered := "-"
 		if r.OfferedPerS > 0 {
@@ -279,9 +323,9 @@ func printText(w io.Writer, rep Report) {
 		if r.TookPercent > 0 {
 			took = fmt.Sprintf("%.1f", r.TookPercent)
 		}
-		fmt.Fprintf(w, "%-14s %-11s %10s %10.0f %9.1f %8.2f %6s %8s %8s %9s | %10s %10s\n",
+		fmt.Fprintf(w, "%-14s %-11s %10s %10.0f %9.1f %8.2f %6s %8s %8s %8s %9s | %10s %10s\n",
 			r.Workload, r.Mode, offered, r.PerSecond, r.NsPerCommand, r.AllocsPerCmd, took,
-			lat(r.P50), lat(r.P99), lat(r.P999), lat(r.P9999), lat(r.Max))
+			lat(r.P50), lat(r.P90), lat(r.P99), lat(r.P999), lat(r.P9999), lat(r.Max))
 	}
 	fmt.Fprintln(w, "\n* p99.99 and max are the machine's (VM stalls), not the engine's figures.")
 	fmt.Fprintln(w, "\nbudgets (engine issue, this 2-core machine):")
@@ -292,6 +336,13 @@ func printText(w io.Writer, rep Report) {
 		}
 		fmt.Fprintf(w, "  %s %-36s target %-10s got %s\n", mark, b.What, fmtVal(b.Target, b.Unit), fmtVal(b.Got, b.Unit))
 	}
+}
+
+func rateName(r float64) string {
+	if r >= 1e6 {
+		return fmt.Sprintf("%gM", r/1e6)
+	}
+	return fmt.Sprintf("%gk", r/1e3)
 }
 
 func fmtNs(v int64) string {

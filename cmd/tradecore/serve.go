@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
-
 	"github.com/tradecore/tradecore/config"
 	"github.com/tradecore/tradecore/core"
+	"github.com/tradecore/tradecore/core/agent"
 	"github.com/tradecore/tradecore/core/ring"
 	"github.com/tradecore/tradecore/hsm"
 	"github.com/tradecore/tradecore/surveil"
@@ -60,15 +58,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	active := signer.Active()
 	log.Info("signing service ready", "active_key_id", active.ID, "algorithm", active.Algorithm, "expires", active.Expires)
 
-	ws, err := ring.ParseWaitStrategy(file.Engine.Wait)
+	plan, err := file.Engine.Plan()
 	if err != nil {
 		return err
 	}
-	in, err := ring.NewMPSC[core.Command](file.Engine.InboundRing, ws)
+	// Every wait inside a duty cycle spins: a runner never parks on a
+	// channel (docs/threading.md).
+	spin := ring.WaitStrategy{Mode: ring.BusySpin}
+	in, err := ring.NewMPSC[core.Command](file.Engine.InboundRing, spin)
 	if err != nil {
 		return err
 	}
-	out, err := ring.NewRing[core.Event](file.Engine.OutboundRing, ws)
+	ctl, err := ring.NewMPSC[core.Command](1024, spin)
+	if err != nil {
+		return err
+	}
+	out, err := ring.NewRing[core.Event](file.Engine.OutboundRing, spin)
 	if err != nil {
 		return err
 	}
@@ -76,81 +81,62 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	lc := core.LoopConfig{Pin: file.Engine.CPU >= 0, CPU: max(file.Engine.CPU, 0)}
 	coreCfg := file.Core()
-	loop, err := core.NewLoop(coreCfg, lc, in, out)
+	gen := newGenerator(in, coreCfg.Instruments, *rate)
+	loop, err := core.NewLoop(coreCfg, core.LoopConfig{Control: ctl, ProducersStopped: gen.Stopped}, in, out)
 	if err != nil {
 		return err
 	}
-	// Surveillance reads the same events, off the engine thread; its throttle,
-	// suspend and kill actions go back in through the inbound ring.
+	// Surveillance reads the same events on the sink's thread; its throttle,
+	// suspend and kill actions go back in through the control lane, which
+	// order flow cannot fill.
 	mon, err := surveil.New(surveil.Config{Accounts: surveil.RefsOf(coreCfg.Accounts)})
 	if err != nil {
 		return err
 	}
-	var alerts surveil.Output
 	if *duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
+	sink := newEventSink(cons, ctl, loop, mon, *every)
 	log.Info("tradecore serving", "data_dir", *dataDir, "instruments", len(file.Instruments),
-		"max_orders", file.Core().MaxOrders, "wait", ws.String(), "pinned_cpu", file.Engine.CPU, "rate", *rate)
+		"max_orders", coreCfg.MaxOrders, "threading", plan.Mode.String(), "pinned", plan.Pin, "cpus", plan.CPUs,
+		"engine_idle", plan.PrimaryIdle.String(), "others_idle", plan.OthersIdle.String(), "rate", *rate)
 
-	loopCtx, stopLoop := context.WithCancel(context.Background())
-	defer stopLoop()
-	loopDone := make(chan error, 1)
-	go func() { loopDone <- loop.Run(loopCtx) }()
-	genDone := make(chan uint64, 1)
-	go func() { genDone <- generate(ctx, in, file, *rate) }()
-
-	s := &stats{lat: hdrhistogram.New(1, int64(10*time.Second), 3), out: stdout, file: file, trades: *trades}
-	tick := time.NewTicker(*every)
-	defer tick.Stop()
-	sent := uint64(0)
-	generating := true
-	for {
-		// Drain what the engine published; after the generator stopped, stop
-		// once every command sent has been answered.
-		if w := cons.Poll(); len(w) > 0 {
-			s.consume(w, time.Now().UnixNano())
-			mon.Observe(w, &alerts)
-			cons.Release(len(w))
-			for _, a := range alerts.Alerts {
-				s.alerts++
-				log.Warn("surveillance alert", "alert", a.String())
-			}
-			for i := range alerts.Commands {
-				if in.TryPush(&alerts.Commands[i]) {
-					sent++ // answered like any command before the loop stops
-				} else {
-					log.Error("surveillance action dropped: inbound ring full", "kind", alerts.Commands[i].Kind.String(), "account", alerts.Commands[i].Account)
-				}
-			}
-			alerts.Reset()
-			continue
-		}
-		if !generating && s.lastSeq >= sent {
-			break
-		}
-		select {
-		case n := <-genDone:
-			sent, generating = sent+n, false
-		case <-tick.C:
-			s.report(*every)
-		default:
-			waitCtx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-			_ = cons.Wait(waitCtx)
-			cancel()
-		}
-	}
-	s.report(*every)
-	stopLoop()
-	if err := <-loopDone; err != nil && !errors.Is(err, context.Canceled) {
+	// The generator stops with ctx; the engine then drains the rings and the
+	// sink reads every event the engine published before the runners return.
+	wait, err := agent.Start(ctx, plan, loop, gen, sink)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "stopped after %d commands: %d trades, %d open orders, %d surveillance alerts\n", sent, s.totalTrades, loop.Engine().OpenCount(), s.alerts)
-	log.Info("tradecore stopped", "commands", sent, "trades", s.totalTrades)
+	done := make(chan error, 1)
+	go func() { done <- wait() }()
+	rep := &reporter{out: stdout, file: file, trades: *trades, log: log}
+	tick := time.NewTicker(*every)
+	defer tick.Stop()
+	var runErr error
+	for running := true; running; {
+		select {
+		case runErr = <-done:
+			running = false
+		case <-tick.C:
+		}
+		if iv := sink.take(); iv != nil {
+			rep.report(iv)
+			sink.giveBack(iv)
+		}
+	}
+	if runErr != nil {
+		return runErr
+	}
+	sent := gen.sent.Load()
+	fmt.Fprintf(stdout, "stopped after %d commands: %d trades, %d open orders, %d surveillance alerts\n",
+		sent, sink.totalTrades, loop.Engine().OpenCount(), rep.alerts)
+	if answered := sink.answered.Load(); answered < sent {
+		return fmt.Errorf("serve: %d commands were sent but only %d answered; the engine stopped early", sent, answered)
+	}
+	log.Info("tradecore stopped", "commands", sent, "trades", sink.totalTrades)
 	return nil
 }
 
@@ -177,88 +163,39 @@ func startSigner(ctx context.Context, dataDir string, log *slog.Logger) (*hsm.Se
 	return svc, func() error { return errors.Join(closeSvc(), closeTok()) }, nil
 }
 
-// generate pushes random limit orders at rate per second until ctx ends and
-// returns how many it pushed. Each command's Tag is its due time, so latency
-// counts from when it should have been sent (no coordinated omission).
-func generate(ctx context.Context, in *ring.MPSC[core.Command], file *config.File, rate float64) uint64 {
-	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	insts := file.Core().Instruments
-	interval := time.Duration(float64(time.Second) / rate)
-	start := time.Now()
-	var n uint64
-	for ctx.Err() == nil {
-		due := start.Add(time.Duration(n) * interval)
-		if d := time.Until(due); d > 50*time.Microsecond {
-			time.Sleep(d)
-		}
-		in0 := insts[r.IntN(len(insts))]
-		mid := (in0.BandLow + in0.BandHigh) / 2
-		c := core.Command{Kind: core.CmdNew, Instrument: in0.ID, Account: 1 + uint32(r.IntN(1000)), ClOrdID: n + 1,
-			Type: core.Limit, TIF: core.DAY, Qty: 1 + r.Int64N(100), Side: core.Side(1 + r.IntN(2)), Tag: uint64(due.UnixNano())}
-		off := 1 + r.Int64N(200)
-		if r.IntN(100) < 30 {
-			off = -200 // marketable
-		}
-		c.Price = mid - off
-		if c.Side == core.Sell {
-			c.Price = mid + off
-		}
-		if r.IntN(100) < 20 && n > 0 { // cancel an earlier order of ours, if still open
-			c = core.Command{Kind: core.CmdCancel, Account: c.Account, OrigClOrdID: 1 + r.Uint64N(n), Tag: c.Tag}
-		}
-		if err := in.Push(ctx, &c); err != nil {
-			break
-		}
-		n++
+// reporter prints the sink's intervals: throughput, due→event latency and a
+// sample of trades, on its own goroutine, off the agents' threads.
+type reporter struct {
+	out    io.Writer
+	file   *config.File
+	trades int
+	log    *slog.Logger
+	alerts uint64
+}
+
+func (r *reporter) report(iv *interval) {
+	for i := range min(iv.nSample, r.trades) {
+		ev := &iv.sample[i]
+		inst, _ := r.file.Instrument(ev.Instrument)
+		fmt.Fprintf(r.out, "trade %-5s %s @ %s aggressor=%s match=%d\n", inst.Symbol,
+			inst.LotsToQty(ev.Qty), inst.TicksToPrice(ev.Price), ev.Side, ev.MatchID)
 	}
-	return n
-}
-
-type stats struct {
-	lat                    *hdrhistogram.Histogram
-	out                    io.Writer
-	file                   *config.File
-	trades, printed        int
-	lastSeq, cmds, events  uint64
-	intervalTrades         uint64
-	totalTrades            uint64
-	rejects, intervalStart uint64
-	alerts                 uint64
-}
-
-func (s *stats) consume(w []core.Event, now int64) {
-	for i := range w {
-		ev := &w[i]
-		s.events++
-		if ev.Seq != s.lastSeq {
-			s.lastSeq = ev.Seq
-			s.cmds++
-			_ = s.lat.RecordValue(max(now-int64(ev.Tag), 1))
-		}
-		switch ev.Kind {
-		case core.KindRejected:
-			s.rejects++
-		case core.KindTrade:
-			s.totalTrades++
-			s.intervalTrades++
-			if s.printed < s.trades {
-				s.printed++
-				inst, _ := s.file.Instrument(ev.Instrument)
-				fmt.Fprintf(s.out, "trade %-5s %s @ %s aggressor=%s match=%d\n", inst.Symbol,
-					inst.LotsToQty(ev.Qty), inst.TicksToPrice(ev.Price), ev.Side, ev.MatchID)
-			}
-		}
+	for i := range iv.nAlerts {
+		r.log.Warn("surveillance alert", "alert", iv.alertSample[i].String())
 	}
-}
-
-func (s *stats) report(every time.Duration) {
-	if s.cmds == s.intervalStart {
+	if iv.alerts > uint64(iv.nAlerts) {
+		r.log.Warn("surveillance alerts not logged one by one", "count", iv.alerts-uint64(iv.nAlerts))
+	}
+	if iv.dropped > 0 {
+		r.log.Error("surveillance actions dropped: the retry queue was full", "count", iv.dropped)
+	}
+	r.alerts += iv.alerts
+	if iv.cmds == 0 {
 		return
 	}
-	fmt.Fprintf(s.out, "%8.0f cmds/s %8d trades  due→event p50 %s p99 %s p99.9 %s max %s  rejects %d\n",
-		float64(s.cmds-s.intervalStart)/every.Seconds(), s.intervalTrades,
-		time.Duration(s.lat.ValueAtQuantile(50)), time.Duration(s.lat.ValueAtQuantile(99)),
-		time.Duration(s.lat.ValueAtQuantile(99.9)), time.Duration(s.lat.Max()), s.rejects)
-	s.lat.Reset()
-	s.intervalStart, s.intervalTrades, s.printed = s.cmds, 0, 0
+	secs := float64(iv.end-iv.start) / 1e9
+	fmt.Fprintf(r.out, "%8.0f cmds/s %8d trades  due→event p50 %s p90 %s p99 %s p99.9 %s max %s  rejects %d\n",
+		float64(iv.cmds)/secs, iv.trades,
+		time.Duration(iv.lat.ValueAtQuantile(50)), time.Duration(iv.lat.ValueAtQuantile(90)), time.Duration(iv.lat.ValueAtQuantile(99)),
+		time.Duration(iv.lat.ValueAtQuantile(99.9)), time.Duration(iv.lat.Max()), iv.rejects)
 }

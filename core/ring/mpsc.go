@@ -3,6 +3,7 @@ package ring
 import (
 	"context"
 	"fmt"
+	"github.com/tradecore/tradecore/core/agent"
 	"sync/atomic"
 )
 
@@ -61,7 +62,8 @@ type MPSC[T any] struct {
 	slots    []mpscSlot[T]
 	prodWake chan struct{} // one token passed among parked producers
 	wait     WaitStrategy
-	_        [CacheLine - 8 - 24 - 8 - 16]byte
+	bell     *agent.Doorbell // the consumer's runner, rung after every publication; set before producers start
+	_        [CacheLine - 8 - 24 - 8 - 16 - 8]byte
 
 	// Line: consumer-private.
 	pos uint64 // next position to read; head trails it only between stores
@@ -85,8 +87,15 @@ func NewMPSC[T any](size int, wait WaitStrategy) (*MPSC[T], error) {
 		wait:     wait,
 	}
 	q.cons = newWaiter()
+	prefault(q.slots)
 	return q, nil
 }
+
+// SetDoorbell makes every publication ring d: the doorbell of the agent
+// runner whose agent drains this ring (see package agent), so that runner
+// may park in the kernel and still wake at once. Call it before any producer
+// starts; it is not synchronised with them.
+func (q *MPSC[T]) SetDoorbell(d *agent.Doorbell) { q.bell = d }
 
 // Cap returns the number of slots.
 func (q *MPSC[T]) Cap() int { return len(q.slots) }
@@ -125,6 +134,9 @@ func (q *MPSC[T]) TryPush(v *T) bool {
 	s.val = *v
 	s.seq.Store(pos + 1)
 	q.cons.signal()
+	if q.bell != nil {
+		q.bell.Ring()
+	}
 	return true
 }
 
@@ -158,6 +170,9 @@ func (q *MPSC[T]) TryPushBatch(vs []T) int {
 		s.seq.Store(pos + i + 1)
 	}
 	q.cons.signal()
+	if q.bell != nil {
+		q.bell.Ring()
+	}
 	return int(k)
 }
 

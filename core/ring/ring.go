@@ -3,6 +3,7 @@ package ring
 import (
 	"context"
 	"fmt"
+	"github.com/tradecore/tradecore/core/agent"
 	"sync"
 )
 
@@ -85,6 +86,7 @@ func NewRing[T any](size int, wait WaitStrategy) (*Ring[T], error) {
 		wait: wait,
 	}
 	r.prod = newWaiter()
+	prefault(r.buf)
 	return r, nil
 }
 
@@ -121,6 +123,23 @@ func (r *Ring[T]) NewConsumer(after ...*Consumer[T]) (*Consumer[T], error) {
 
 // freeze fixes the consumer set on the producer's first call: it finds the
 // leaves (consumers nobody is gated on), which the producer gates on.
+// SetDoorbell makes every move of what c is gated on (the producer's
+// cursor, or the consumers c comes after) ring d: the doorbell of the agent
+// runner that polls c (see package agent), so that runner may park in the
+// kernel and still wake at once. Call it before the producer starts.
+func (c *Consumer[T]) SetDoorbell(d *agent.Doorbell) error {
+	r := c.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started {
+		return fmt.Errorf("%w: SetDoorbell after the first claim or publish; set doorbells before starting the producer", ErrStarted)
+	}
+	for _, s := range c.srcs {
+		s.bells = append(s.bells, d)
+	}
+	return nil
+}
+
 func (r *Ring[T]) freeze() {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -3,6 +3,7 @@ package ring
 import (
 	"context"
 	"fmt"
+	"github.com/tradecore/tradecore/core/agent"
 	"math"
 	"runtime"
 	"sync/atomic"
@@ -176,19 +177,22 @@ func (w *waiter) signal() {
 // loads sleepers), so they share the owner's line.
 type sequence struct {
 	v        atomic.Uint64
-	sleepers atomic.Int32 // waiters parked (or parking) on this sequence
-	deps     []*waiter    // who to wake when v moves; fixed once the producer starts
-	_        [64 - 8 - 8 - 24]byte
+	sleepers atomic.Int32      // waiters parked (or parking) on this sequence
+	deps     []*waiter         // who to wake when v moves; fixed once the producer starts
+	bells    []*agent.Doorbell // agent runners to ring when v moves; fixed once the producer starts
 }
 
 // publish stores v and wakes parked dependants. When nobody sleeps, it costs
-// one store and one load.
+// one store and one load, plus one load per doorbell.
 func (s *sequence) publish(v uint64) {
 	s.v.Store(v)
 	if s.sleepers.Load() != 0 {
 		for _, w := range s.deps {
 			w.signal()
 		}
+	}
+	for _, b := range s.bells {
+		b.Ring()
 	}
 }
 
@@ -259,4 +263,11 @@ func parkFor(ctx context.Context, srcs []*sequence, need uint64, w *waiter) (uin
 		s.sleepers.Add(-1)
 	}
 	return m, err
+}
+
+// prefault writes every page of a new buffer now, so the first lap of the
+// ring does not take a page fault (or a huge-page clear of ~100 µs) per page
+// on the producer's or consumer's critical path.
+func prefault[T any](buf []T) {
+	clear(buf)
 }

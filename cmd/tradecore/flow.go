@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+	_ "unsafe" // for go:linkname
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/tradecore/tradecore/core"
+	"github.com/tradecore/tradecore/core/agent"
+	"github.com/tradecore/tradecore/core/ring"
+	"github.com/tradecore/tradecore/surveil"
+)
+
+// nanotime is the runtime's monotonic clock (vDSO), the cheapest honest
+// per-command timer.
+//
+//go:linkname nanotime runtime.nanotime
+func nanotime() int64
+
+// generator is the agent that stands in for the order-entry gateway until it
+// exists: random limit orders around each instrument's mid from 1,000
+// accounts, about 30% marketable, and cancels of earlier orders, offered at
+// rate per second on an open-loop schedule. Each command's Tag is its due
+// time (monotonic ns), so latency counts from when it should have been sent.
+type generator struct {
+	in       *ring.MPSC[core.Command]
+	insts    []core.Instrument
+	rnd      *rand.Rand
+	interval float64
+	start    int64
+	n        uint64 // commands pushed
+	pending  core.Command
+	has      bool // pending was built but not yet pushed (ring full)
+	sent     atomic.Uint64
+	stopped  atomic.Bool
+}
+
+// OnStop implements agent.Stopper: the generator has pushed its last command.
+func (g *generator) OnStop() { g.stopped.Store(true) }
+
+// Stopped reports whether the generator pushes no more; the engine's drain
+// waits for it.
+func (g *generator) Stopped() bool { return g.stopped.Load() }
+
+func newGenerator(in *ring.MPSC[core.Command], insts []core.Instrument, rate float64) *generator {
+	return &generator{in: in, insts: insts, rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)),
+		interval: 1e9 / rate, start: nanotime()}
+}
+
+func (g *generator) Name() string { return "generator" }
+
+// DoWork pushes the commands that are due, at most 256.
+func (g *generator) DoWork(context.Context) (int, error) {
+	now := nanotime()
+	k := 0
+	for k < 256 {
+		due := g.start + int64(float64(g.n)*g.interval)
+		if due > now {
+			break
+		}
+		if !g.has {
+			g.pending, g.has = g.next(uint64(due)), true
+		}
+		if !g.in.TryPush(&g.pending) {
+			break // full: try again next cycle; the delay shows in the latency
+		}
+		g.has = false
+		g.n++
+		k++
+	}
+	if k > 0 {
+		g.sent.Store(g.n)
+	}
+	return k, nil
+}
+
+func (g *generator) next(due uint64) core.Command {
+	r := g.rnd
+	in0 := g.insts[r.IntN(len(g.insts))]
+	mid := (in0.BandLow + in0.BandHigh) / 2
+	c := core.Command{Kind: core.CmdNew, Instrument: in0.ID, Account: 1 + uint32(r.IntN(1000)), ClOrdID: g.n + 1,
+		Type: core.Limit, TIF: core.DAY, Qty: 1 + r.Int64N(100), Side: core.Side(1 + r.IntN(2)), Tag: due}
+	off := 1 + r.Int64N(200)
+	if r.IntN(100) < 30 {
+		off = -200 // marketable
+	}
+	c.Price = mid - off
+	if c.Side == core.Sell {
+		c.Price = mid + off
+	}
+	if r.IntN(100) < 20 && g.n > 0 { // cancel an earlier order of ours, if still open
+		c = core.Command{Kind: core.CmdCancel, Account: c.Account, OrigClOrdID: 1 + r.Uint64N(g.n), Tag: c.Tag}
+	}
+	return c
+}
+
+// interval is one report period of the event sink, handed whole to the
+// reporter goroutine (double-buffered: the sink never waits for it).
+type interval struct {
+	lat                          *hdrhistogram.Histogram
+	cmds, trades, rejects        uint64
+	alerts, dropped              uint64
+	sample                       [16]core.Event // first trades of the period
+	nSample                      int
+	alertSample                  [8]surveil.Alert
+	nAlerts                      int
+	start, end                   int64
+	lastSeq, totalTrades, events uint64
+}
+
+func newInterval() *interval {
+	iv := &interval{lat: hdrhistogram.New(1, int64(10*time.Second), 3)}
+	iv.lat.Reset() // touch the counts now, not on the sink's path
+	return iv
+}
+
+func (iv *interval) reset() {
+	iv.lat.Reset()
+	iv.cmds, iv.trades, iv.rejects, iv.alerts, iv.dropped = 0, 0, 0, 0, 0
+	iv.nSample, iv.nAlerts = 0, 0
+}
+
+// eventSink is the agent that consumes the engine's events: it measures
+// due→event latency per command, samples trades, runs surveillance and
+// sends its actions to the engine's control lane, retrying while the lane
+// is full. Every period it hands a filled interval to the reporter through
+// full and takes an empty one from spare; if the reporter is behind, the
+// period simply runs longer.
+type eventSink struct {
+	cons   *ring.Consumer[core.Event]
+	ctl    *ring.MPSC[core.Command]
+	loop   *core.Loop
+	mon    *surveil.Monitor
+	alerts surveil.Output
+	retry  []core.Command // actions the control lane had no room for
+	every  int64
+
+	cur         *interval
+	full, spare atomic.Pointer[interval]
+	lastSeq     uint64
+	totalTrades uint64
+	events      uint64
+	answered    atomic.Uint64
+}
+
+func newEventSink(cons *ring.Consumer[core.Event], ctl *ring.MPSC[core.Command], loop *core.Loop, mon *surveil.Monitor, every time.Duration) *eventSink {
+	s := &eventSink{cons: cons, ctl: ctl, loop: loop, mon: mon, every: int64(every), cur: newInterval(),
+		retry: make([]core.Command, 0, 1024)}
+	s.spare.Store(newInterval())
+	s.cur.start = nanotime()
+	return s
+}
+
+func (s *eventSink) Name() string                        { return "event-sink" }
+func (s *eventSink) UseDoorbell(d *agent.Doorbell) error { return s.cons.SetDoorbell(d) }
+
+func (s *eventSink) DoWork(context.Context) (int, error) {
+	now := nanotime()
+	work := s.flushRetries()
+	if w := s.cons.Poll(); len(w) > 0 {
+		s.consume(w, now)
+		s.mon.Observe(w, &s.alerts)
+		s.cons.Release(len(w))
+		s.takeAlerts()
+		work += len(w)
+		s.answered.Store(s.lastSeq)
+	}
+	if now-s.cur.start >= s.every {
+		if sp := s.spare.Swap(nil); sp != nil {
+			s.cur.end, s.cur.lastSeq, s.cur.totalTrades, s.cur.events = now, s.lastSeq, s.totalTrades, s.events
+			s.full.Store(s.cur)
+			s.cur = sp
+			s.cur.start = now
+		}
+	}
+	return work, nil
+}
+
+func (s *eventSink) consume(w []core.Event, now int64) {
+	iv := s.cur
+	for i := range w {
+		ev := &w[i]
+		if ev.Seq != s.lastSeq {
+			s.lastSeq = ev.Seq
+			iv.cmds++
+			if ev.Tag != 0 { // a generated command: its Tag is its due time (surveillance actions carry 0)
+				_ = iv.lat.RecordValue(max(now-int64(ev.Tag), 1))
+			}
+		}
+		switch ev.Kind {
+		case core.KindRejected:
+			iv.rejects++
+		case core.KindTrade:
+			s.totalTrades++
+			iv.trades++
+			if iv.nSample < len(iv.sample) {
+				iv.sample[iv.nSample] = *ev
+				iv.nSample++
+			}
+		}
+	}
+	s.events += uint64(len(w))
+}
+
+func (s *eventSink) takeAlerts() {
+	iv := s.cur
+	for _, a := range s.alerts.Alerts {
+		iv.alerts++
+		if iv.nAlerts < len(iv.alertSample) {
+			iv.alertSample[iv.nAlerts] = a
+			iv.nAlerts++
+		}
+	}
+	for i := range s.alerts.Commands {
+		if !s.ctl.TryPush(&s.alerts.Commands[i]) {
+			if len(s.retry) < cap(s.retry) {
+				s.retry = append(s.retry, s.alerts.Commands[i])
+			} else {
+				iv.dropped++
+			}
+		}
+	}
+	s.alerts.Reset()
+}
+
+// flushRetries sends the actions the control lane refused earlier.
+func (s *eventSink) flushRetries() int {
+	n := 0
+	for n < len(s.retry) && s.ctl.TryPush(&s.retry[n]) {
+		n++
+	}
+	if n > 0 {
+		s.retry = append(s.retry[:0], s.retry[n:]...)
+	}
+	return n
+}
+
+// Drained: the engine has stopped, every event it published was read and
+// every surveillance action was handed over (or the engine is gone).
+func (s *eventSink) Drained() bool {
+	return s.loop.Stopped() && len(s.cons.Poll()) == 0
+}
+
+// take returns a filled interval, if one is waiting; give it back with
+// giveBack once reported.
+func (s *eventSink) take() *interval { return s.full.Swap(nil) }
+
+func (s *eventSink) giveBack(iv *interval) {
+	iv.reset()
+	s.spare.Store(iv)
+}
