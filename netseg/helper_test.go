@@ -309,6 +309,23 @@ func runHelper(mode, args string) int {
 			msg = err.Error()
 		}
 		_ = out.Encode(map[string]any{"err": msg, "no_root": errors.Is(err, ErrNoRoot), "no_bpf": errors.Is(err, ErrNoBPF)})
+	case "start":
+		var a struct {
+			Optional bool
+			Pin      string
+		}
+		if err := json.Unmarshal([]byte(args), &a); err != nil {
+			return fail(err)
+		}
+		r, err := StartDaemon(context.Background(), DaemonConfig{Config: Config{PinPath: a.Pin}, Optional: a.Optional})
+		res := map[string]any{"err": "", "off": "", "no_root": errors.Is(err, ErrNoRoot)}
+		if err != nil {
+			res["err"] = err.Error()
+		} else if r.Off != nil {
+			res["off"] = r.Off.Error()
+			res["no_root"] = errors.Is(r.Off, ErrNoRoot)
+		}
+		_ = out.Encode(res)
 	case "agent":
 		var a agentArgs
 		if err := json.Unmarshal([]byte(args), &a); err != nil {

@@ -2,6 +2,7 @@ package netseg
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -63,6 +64,9 @@ func Parse(data []byte) (*Policy, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &PolicyError{Msg: "file is empty; write a policy as described in docs/netseg.md"}
 	}
+	if t := bytes.TrimSpace(data); t[0] == '{' && !json.Valid(t) {
+		return nil, jsonSyntaxError(data)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -97,6 +101,21 @@ func syntaxError(err error) error {
 	}
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	return &PolicyError{Line: line, Msg: msg + "; fix the YAML/JSON syntax"}
+}
+
+// jsonSyntaxError locates a JSON syntax error: the YAML decoder reports
+// some without a line.
+func jsonSyntaxError(data []byte) error {
+	var v any
+	err := json.Unmarshal(data, &v)
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		return &PolicyError{Msg: fmt.Sprintf("not valid JSON (%v); fix the JSON syntax", err)}
+	}
+	i := min(max(se.Offset-1, 0), int64(len(data)))
+	line := 1 + bytes.Count(data[:i], []byte("\n"))
+	col := int(i) - bytes.LastIndexByte(data[:i], '\n')
+	return &PolicyError{Line: line, Column: col, Msg: fmt.Sprintf("column %d: %v; fix the JSON syntax", col, se)}
 }
 
 // rejectAliases refuses anchors, aliases and merge keys: a policy is read by
