@@ -194,3 +194,7 @@ func ensurePinDir(pinPath, bpfRoot string) error {
 	}
 	return nil
 }
+
+// CgroupMount returns the cgroup v2 mount point of this machine, as found in
+// /proc/self/mountinfo. Segment cgroups are paths below it.
+func CgroupMount() (string, error) { return cgroup2Mount("/proc/self/mountinfo") }
