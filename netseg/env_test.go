@@ -37,7 +37,7 @@ type kernelEnv struct {
 	helper string // the test binary
 }
 
-func newKernelEnv(t *testing.T) *kernelEnv {
+func newKernelEnv(t testing.TB) *kernelEnv {
 	t.Helper()
 	testenv.NeedRoot(t)
 	err := Probe()
@@ -67,7 +67,7 @@ func newKernelEnv(t *testing.T) *kernelEnv {
 	return env
 }
 
-func (env *kernelEnv) enforcer(t *testing.T, rec Recorder) *Enforcer {
+func (env *kernelEnv) enforcer(t testing.TB, rec Recorder) *Enforcer {
 	t.Helper()
 	e, err := New(Config{PinPath: env.pin, CgroupMount: env.mount, Recorder: rec})
 	require.NoError(t, err)
@@ -76,7 +76,7 @@ func (env *kernelEnv) enforcer(t *testing.T, rec Recorder) *Enforcer {
 
 // cgroup creates a cgroup below the test's parent and returns its path
 // relative to the mount.
-func (env *kernelEnv) cgroup(t *testing.T, name string) string {
+func (env *kernelEnv) cgroup(t testing.TB, name string) string {
 	t.Helper()
 	rel := env.base + "/" + name
 	require.NoError(t, os.MkdirAll(filepath.Join(env.mount, rel), 0o755))
@@ -85,7 +85,7 @@ func (env *kernelEnv) cgroup(t *testing.T, name string) string {
 
 // removeCgroupTree kills every process left in the tree (only the test's own
 // children can be there) and removes the cgroups, deepest first.
-func removeCgroupTree(t *testing.T, root string) {
+func removeCgroupTree(t testing.TB, root string) {
 	var dirs []string
 	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
@@ -154,7 +154,7 @@ const helperEnv = "NETSEG_TEST_HELPER"
 
 // child starts the test binary in helper mode inside the cgroup rel (born
 // there: clone3 with CLONE_INTO_CGROUP), with args passed as JSON.
-func (env *kernelEnv) child(t *testing.T, rel, mode string, args any) *exec.Cmd {
+func (env *kernelEnv) child(t testing.TB, rel, mode string, args any) *exec.Cmd {
 	t.Helper()
 	fd, err := unix.Open(filepath.Join(env.mount, rel), unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	require.NoError(t, err)
@@ -169,7 +169,7 @@ func (env *kernelEnv) child(t *testing.T, rel, mode string, args any) *exec.Cmd 
 }
 
 // runChild runs a helper to completion and decodes its JSON output.
-func (env *kernelEnv) runChild(t *testing.T, rel, mode string, args, out any) {
+func (env *kernelEnv) runChild(t testing.TB, rel, mode string, args, out any) {
 	t.Helper()
 	cmd := env.child(t, rel, mode, args)
 	b, err := cmd.Output()
@@ -178,7 +178,7 @@ func (env *kernelEnv) runChild(t *testing.T, rel, mode string, args, out any) {
 }
 
 type testWriter struct {
-	t      *testing.T
+	t      testing.TB
 	prefix string
 }
 

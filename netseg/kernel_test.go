@@ -28,7 +28,7 @@ type targets struct {
 	udp4aConn    net.PacketConn
 }
 
-func listen(t *testing.T) *targets {
+func listen(t testing.TB) *targets {
 	t.Helper()
 	tg := &targets{}
 	tcp := func(addr string) int {

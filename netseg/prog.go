@@ -62,25 +62,29 @@ const (
 	skbProtocol = 16
 	skbSk       = 168
 
-	bpfSockType = 8
+	bpfSockType     = 8
+	bpfSockProtocol = 12
+	bpfSockState    = 72
+
+	tcpSynSent = 2
 
 	sockStream = 1
 )
 
 // Stack layout of the programs (offsets from the frame pointer R10).
 const (
-	stKey      = -32 // table key, keySize bytes: prefixlen, cgroup id, family, address
-	stKeyFam   = stKey + 12
-	stKeyAddr  = stKey + 16
-	stZero     = -40 // u32 0: the policy slot
-	stDest     = -72 // destination counter key, 32 bytes
-	stTotal    = -88 // total counter key, 16 bytes
-	stOne      = -96 // u64 1 for inserting a destination counter
-	stPkt      = -136 // packet header buffer, 40 bytes
-	stL4       = -144 // 4 bytes of transport header
-	stL4Flags  = -148 // TCP flags byte
-	stLowest   = -152
-	destKeyLen = 32
+	stKey       = -32 // table key, keySize bytes: prefixlen, cgroup id, family, address
+	stKeyFam    = stKey + 12
+	stKeyAddr   = stKey + 16
+	stZero      = -40  // u32 0: the policy slot
+	stDest      = -72  // destination counter key, 32 bytes
+	stTotal     = -88  // total counter key, 16 bytes
+	stOne       = -96  // u64 1 for inserting a destination counter
+	stPkt       = -136 // packet header buffer, 40 bytes
+	stL4        = -144 // 4 bytes of transport header
+	stStreamSyn = -148 // u8 1: the packet is a stream socket's SYN
+	stLowest    = -152
+	destKeyLen  = 32
 )
 
 // Registers kept across helper calls.
@@ -217,14 +221,32 @@ func sockAddr6() asm.Instructions {
 	return append(insns, pc...)
 }
 
-// egress parses the packet (IPv4 or IPv6 header, then the ports of TCP and
-// UDP) and decides which packets to check: all of them, except those of a
-// TCP stream socket after its SYN (its connect() hook already checked the
-// destination; accepted connections answer their clients). Malformed
-// packets are denied.
+// egress checks every packet leaving a socket of the cgroup, except those of
+// a TCP stream socket once it has left SYN_SENT (its connect() hook checked
+// the destination; accepted connections answer their clients). It parses the
+// IPv4 or IPv6 header the packet really carries (for raw sockets with
+// IP_HDRINCL, the header the sender wrote, not the address it routed by),
+// then the ports of TCP and UDP. Malformed packets are denied.
 func egress() asm.Instructions {
 	insns := asm.Instructions{
-		asm.LoadMem(asm.R1, rCtx, skbProtocol, asm.Word),
+		// A TCP stream socket past SYN_SENT sends only packets of a
+		// connection its connect() hook checked, or one it accepted:
+		// pass them without parsing. Its SYN is checked again here, but
+		// only counted when denied.
+		asm.LoadMem(asm.R1, rCtx, skbSk, asm.DWord),
+		asm.JEq.Imm(asm.R1, 0, "parse"),
+		asm.FnSkFullsock.Call(),
+		asm.JEq.Imm(asm.R0, 0, "parse"),
+		asm.LoadMem(asm.R1, asm.R0, bpfSockType, asm.Word),
+		asm.JNE.Imm(asm.R1, sockStream, "parse"),
+		asm.LoadMem(asm.R1, asm.R0, bpfSockProtocol, asm.Word),
+		asm.JNE.Imm(asm.R1, protoTCP, "parse"),
+		asm.LoadMem(asm.R1, asm.R0, bpfSockState, asm.Word),
+		asm.JEq.Imm(asm.R1, tcpSynSent, "stream_syn"),
+		asm.Mov.Imm(asm.R0, 1),
+		asm.Return(),
+		asm.StoreImm(asm.RFP, stStreamSyn, 1, asm.Byte).WithSymbol("stream_syn"),
+		asm.LoadMem(asm.R1, rCtx, skbProtocol, asm.Word).WithSymbol("parse"),
 		asm.JEq.Imm(asm.R1, htons(0x0800), "ip4"),
 		asm.JEq.Imm(asm.R1, htons(0x86dd), "ip6"),
 		asm.Ja.Label("deny"),
@@ -292,8 +314,7 @@ func egress() asm.Instructions {
 		)
 	}
 	insns = append(insns, ip6...)
-	// Transport header at offset rVerdict: ports for TCP and UDP, flags
-	// for TCP.
+	// Transport header at offset rVerdict: ports for TCP and UDP.
 	l4 := asm.Instructions{
 		asm.JEq.Imm(rProto, protoTCP, "l4_ports").WithSymbol("l4"),
 		asm.JEq.Imm(rProto, protoUDP, "l4_ports"),
@@ -305,26 +326,11 @@ func egress() asm.Instructions {
 	l4 = append(l4,
 		asm.LoadMem(rPort, asm.RFP, stL4+2, asm.Half),
 		asm.HostTo(asm.BE, rPort, asm.Half),
-		asm.JNE.Imm(rProto, protoTCP, "l4_done"),
 	)
-	l4 = append(l4, load(rVerdict, 13, true, stL4Flags, 1)...)
 	insns = append(insns, l4...)
-	// Which packets to check. rVerdict is free again from here.
 	insns = append(insns,
 		asm.Mov.Imm(rVerdict, 0).WithSymbol("l4_done"),
-		asm.LoadMem(asm.R1, rCtx, skbSk, asm.DWord),
-		asm.JEq.Imm(asm.R1, 0, "check"),
-		asm.FnSkFullsock.Call(),
-		asm.JEq.Imm(asm.R0, 0, "check"),
-		asm.LoadMem(asm.R1, asm.R0, bpfSockType, asm.Word),
-		asm.JNE.Imm(asm.R1, sockStream, "check"),
-		asm.JNE.Imm(rProto, protoTCP, "check"),
-		asm.LoadMem(asm.R1, asm.RFP, stL4Flags, asm.Byte),
-		asm.And.Imm(asm.R1, 0x12), // SYN | ACK
-		asm.JEq.Imm(asm.R1, 0x02, "check"),
-		// A stream socket's packet after its SYN: pass, uncounted.
-		asm.Mov.Imm(asm.R0, 1),
-		asm.Return(),
+		asm.Ja.Label("check"),
 		// Malformed or not IP: deny, uncounted (there is no destination
 		// to count it against).
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("deny"),
@@ -379,9 +385,18 @@ func decide(m sharedMaps) asm.Instructions {
 // count adds one to the segment's total for this hook and verdict, and to
 // the destination's counter (inserting it when new).
 func count(h hook, lo, hi int64, m sharedMaps) asm.Instructions {
-	return asm.Instructions{
+	var insns asm.Instructions
+	if h == hookEgress {
+		// An allowed SYN was counted by the connect hook.
+		insns = append(insns,
+			asm.LoadMem(asm.R1, asm.RFP, stStreamSyn, asm.Byte),
+			asm.JEq.Imm(asm.R1, 0, "count"),
+			asm.JEq.Imm(rVerdict, 1, "return"),
+		)
+	}
+	return append(insns, asm.Instructions{
 		// Totals: cgroup id, hook, verdict.
-		asm.StoreImm(asm.RFP, stTotal, lo, asm.Word),
+		asm.StoreImm(asm.RFP, stTotal, lo, asm.Word).WithSymbol("count"),
 		asm.StoreImm(asm.RFP, stTotal+4, hi, asm.Word),
 		asm.StoreImm(asm.RFP, stTotal+8, int64(h), asm.Byte),
 		asm.StoreMem(asm.RFP, stTotal+9, rVerdict, asm.Byte),
@@ -422,7 +437,7 @@ func count(h hook, lo, hi int64, m sharedMaps) asm.Instructions {
 		asm.Add.Imm(asm.R3, stOne),
 		asm.Mov.Imm(asm.R4, 1), // BPF_NOEXIST
 		asm.FnMapUpdateElem.Call(),
-	}
+	}...)
 }
 
 // storeDWord stores a sign-extended 32-bit immediate as a u64 on the stack
