@@ -162,7 +162,14 @@ func (env *kernelEnv) child(t testing.TB, rel, mode string, args any) *exec.Cmd 
 	a, err := json.Marshal(args)
 	require.NoError(t, err)
 	cmd := exec.Command(env.helper, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+mode, "NETSEG_TEST_ARGS="+string(a))
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
+	if len(a) > 32<<10 { // too long for one environment string
+		f := filepath.Join(t.TempDir(), "args.json")
+		require.NoError(t, os.WriteFile(f, a, 0o600))
+		cmd.Env = append(cmd.Env, "NETSEG_TEST_ARGS_FILE="+f)
+	} else {
+		cmd.Env = append(cmd.Env, "NETSEG_TEST_ARGS="+string(a))
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
 	cmd.Stderr = &testWriter{t: t, prefix: mode + ": "}
 	return cmd
@@ -191,7 +198,16 @@ func (w *testWriter) Write(p []byte) (int, error) {
 
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
-		os.Exit(runHelper(mode, os.Getenv("NETSEG_TEST_ARGS")))
+		args := os.Getenv("NETSEG_TEST_ARGS")
+		if f := os.Getenv("NETSEG_TEST_ARGS_FILE"); f != "" {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(3)
+			}
+			args = string(b)
+		}
+		os.Exit(runHelper(mode, args))
 	}
 	os.Exit(m.Run())
 }

@@ -552,3 +552,37 @@ func assertNoFloats(t *testing.T, body []byte) {
 	}
 	walk(v)
 }
+
+// TestKernelCounterFlood sends more denied datagrams to distinct
+// destinations than the destination table holds: every one is refused and
+// the totals count each, while the bounded table evicts the oldest.
+func TestKernelCounterFlood(t *testing.T) {
+	env := newKernelEnv(t)
+	tg := listen(t)
+	pay := env.cgroup(t, "pay")
+	env.cgroup(t, "trade")
+	ctx := context.Background()
+	_, err := env.enf.Apply(ctx, mustParse(t, testPolicy(env, tg, "")))
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = env.enf.Detach(ctx) })
+	const n = destsMax + 4000
+	as := make([]attempt, n)
+	for i := range as {
+		as[i] = attempt{Kind: "udp", Addr: fmt.Sprintf("127.0.%d.%d", 10+i/60000, 1+i%250), Port: 1 + i%60000}
+	}
+	var got []outcome
+	env.runChild(t, pay, "attempts", as, &got)
+	for _, o := range got {
+		require.Equal(t, "EPERM", o.Err, "%s", o.Attempt)
+	}
+	st, err := env.enf.Stats(ctx)
+	require.NoError(t, err)
+	var sendmsg4 HookStats
+	for _, h := range st.Segments[0].Hooks {
+		if h.Hook == "sendmsg4" {
+			sendmsg4 = h
+		}
+	}
+	assert.Equal(t, uint64(n), sendmsg4.Denied)
+	assert.LessOrEqual(t, len(st.Segments[0].Destinations), destsMax)
+}
