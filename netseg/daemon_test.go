@@ -87,7 +87,7 @@ func TestStartDaemon(t *testing.T) {
 				denied = c.GetCounter().GetValue()
 			}
 		}
-		assert.GreaterOrEqual(t, denied, 3.0) // 127.0.0.3, 127.0.0.4, TFO
+		assert.GreaterOrEqual(t, denied, 2.0) // 127.0.0.3, 127.0.0.4 (and TFO where enabled)
 		// A restart with the same file changes nothing and writes no record.
 		n := len(env.rec.all())
 		r2, err := StartDaemon(ctx, DaemonConfig{Config: cfg, Policy: path})

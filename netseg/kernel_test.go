@@ -118,7 +118,7 @@ func (env *kernelEnv) check(t *testing.T, rel string, exps []expectation) {
 }
 
 func payExpectations(tg *targets) []expectation {
-	return []expectation{
+	exps := []expectation{
 		{attempt{Kind: "tcp", Addr: "127.0.0.2", Port: tg.tcp4a}, ""},
 		{attempt{Kind: "tcp", Addr: "127.0.0.3", Port: tg.tcp4b}, "EPERM"},
 		{attempt{Kind: "tcp", Addr: "127.0.0.4", Port: tg.tcp4b}, "EPERM"}, // default deny
@@ -135,7 +135,6 @@ func payExpectations(tg *targets) []expectation {
 		{attempt{Kind: "udpconn", Addr: "127.0.0.3", Port: tg.udp4b}, "EPERM"},
 		{attempt{Kind: "udpconn4on6", Addr: "127.0.0.3", Port: tg.udp4b}, "EPERM"},
 		{attempt{Kind: "udpconn4on6", Addr: "127.0.0.2", Port: tg.udp4a}, ""},
-		{attempt{Kind: "tfo", Addr: "127.0.0.3", Port: tg.tcp4b}, "EPERM"},
 		{attempt{Kind: "raw", Addr: "127.0.0.2", Port: tg.udp4a}, ""},
 		{attempt{Kind: "raw", Addr: "127.0.0.3", Port: tg.udp4b}, "EPERM"},
 		{attempt{Kind: "raw", Addr: "::1", Port: tg.udp6b}, "EPERM"},
@@ -145,6 +144,14 @@ func payExpectations(tg *targets) []expectation {
 		{attempt{Kind: "hdrincl", Addr: "127.0.0.2", Via: "127.0.0.3", Port: tg.udp4a}, ""},
 		{attempt{Kind: "hdrincl", Addr: "127.0.0.3", Via: "127.0.0.2", Port: tg.udp4b}, "EPERM"},
 	}
+	// TCP Fast Open, when the machine lets clients use it (bit 1 of the
+	// sysctl, on by default).
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_fastopen"); err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v&1 == 1 {
+			exps = append(exps, expectation{attempt{Kind: "tfo", Addr: "127.0.0.3", Port: tg.tcp4b}, "EPERM"})
+		}
+	}
+	return exps
 }
 
 func tradeExpectations(tg *targets) []expectation {
