@@ -12,6 +12,11 @@ const Mid = 100_000
 // Instrument is the single instrument the workloads trade.
 var Instrument = core.Instrument{ID: 1, Symbol: "BENCH", BandLow: Mid - 50_000, BandHigh: Mid + 50_000}
 
+// ProductionMaxOrders is the open-order capacity of the engine the workloads
+// run on: tradecore serve's default, so no benchmark fits in cache by being
+// small.
+const ProductionMaxOrders = 1 << 20
+
 // EngineConfig is the engine configuration every workload runs on.
 func EngineConfig(maxOrders int) core.Config {
 	return core.Config{Instruments: []core.Instrument{Instrument}, MaxOrders: maxOrders}
@@ -52,7 +57,8 @@ func RandomLimits(seed uint64, n, crossPct int) []core.Command {
 // 1,000 resting orders from 1,000 accounts: 9% GTC limit orders, 3% IOC
 // orders, 6% cancels and 82% replaces that move an order by a few ticks. The
 // stream is generated against a live engine so cancels and replaces name
-// orders that are really open.
+// orders that are really open, by the OrderIDs an engine of
+// ProductionMaxOrders capacity gives them: run it on that capacity.
 func MoveHeavy(seed uint64, n int) []core.Command {
 	r := rand.New(rand.NewPCG(seed, 0x40fe))
 	type key struct {
@@ -63,11 +69,12 @@ func MoveHeavy(seed uint64, n int) []core.Command {
 		side  core.Side
 		price int64
 		pos   int
+		oid   uint64
 	}
 	open := make(map[key]info, 4096)
 	keys := make([]key, 0, 4096)
-	add := func(k key, side core.Side, price int64) {
-		open[k] = info{side, price, len(keys)}
+	add := func(k key, side core.Side, price int64, oid uint64) {
+		open[k] = info{side, price, len(keys), oid}
 		keys = append(keys, k)
 	}
 	remove := func(k key) {
@@ -83,20 +90,22 @@ func MoveHeavy(seed uint64, n int) []core.Command {
 		keys = keys[:len(keys)-1]
 		delete(open, k)
 	}
-	eng, err := core.New(EngineConfig(1<<16), func(evs []core.Event) {
+	// OrderIDs depend on the engine's capacity (docs/engine.md, "Order ids"):
+	// generate against the production capacity every benchmark runs at.
+	eng, err := core.New(EngineConfig(ProductionMaxOrders), func(evs []core.Event) {
 		for i := range evs {
 			ev := &evs[i]
 			switch ev.Kind {
 			case core.KindAccepted:
 				if ev.TIF == core.GTC {
-					add(key{ev.Account, ev.ClOrdID}, ev.Side, ev.Price)
+					add(key{ev.Account, ev.ClOrdID}, ev.Side, ev.Price, ev.OrderID)
 				}
 			case core.KindCancelled:
 				remove(key{ev.Account, ev.ClOrdID})
 			case core.KindReplaced:
 				in := open[key{ev.Account, ev.OrigClOrdID}]
 				remove(key{ev.Account, ev.OrigClOrdID})
-				add(key{ev.Account, ev.ClOrdID}, in.side, ev.Price)
+				add(key{ev.Account, ev.ClOrdID}, in.side, ev.Price, in.oid)
 			case core.KindExecuted:
 				if ev.Leaves == 0 {
 					remove(key{ev.Account, ev.ClOrdID})
@@ -145,12 +154,12 @@ func MoveHeavy(seed uint64, n int) []core.Command {
 			}
 		case p < 18: // cancel
 			k := keys[r.IntN(len(keys))]
-			c.Kind, c.Account, c.OrigClOrdID = core.CmdCancel, k.acct, k.cl
+			c.Kind, c.Account, c.OrderID, c.OrigClOrdID = core.CmdCancel, k.acct, open[k].oid, k.cl
 		default: // replace: move by up to 3 ticks, staying on its side of the mid
 			k := keys[r.IntN(len(keys))]
 			in := open[k]
 			nextCl++
-			c.Kind, c.Account, c.OrigClOrdID, c.ClOrdID = core.CmdReplace, k.acct, k.cl, nextCl
+			c.Kind, c.Account, c.OrderID, c.OrigClOrdID, c.ClOrdID = core.CmdReplace, k.acct, in.oid, k.cl, nextCl
 			c.Qty = 1 + r.Int64N(100)
 			c.Price = in.price + r.Int64N(7) - 3
 			if in.side == core.Buy {

@@ -47,12 +47,22 @@ func allocEngine(t *testing.T, risk bool) (*core.Engine, *driver) {
 // driver stamps and applies commands; a concrete type, so commands built on
 // the caller's stack stay there (a func value would make them escape).
 type driver struct {
-	eng    *core.Engine
-	seq    uint64
-	events int
+	eng      *core.Engine
+	seq      uint64
+	events   int
+	kinds    [32]int // events by kind
+	accepted uint64  // OrderID of the last Accepted event
 }
 
-func (d *driver) sink(evs []core.Event) { d.events += len(evs) }
+func (d *driver) sink(evs []core.Event) {
+	d.events += len(evs)
+	for i := range evs {
+		d.kinds[evs[i].Kind&31]++
+		if evs[i].Kind == core.KindAccepted {
+			d.accepted = evs[i].OrderID
+		}
+	}
+}
 
 func (d *driver) apply(c *core.Command) {
 	d.seq++
@@ -72,38 +82,41 @@ func TestNoAllocations(t *testing.T) {
 
 func testNoAllocations(t *testing.T, risk bool) {
 	eng, d := allocEngine(t, risk)
-	var cl uint64
+	cl := uint64(1 << 33) // above the references the set-up used
 	cases := []struct {
 		name string
 		run  func()
+		want []core.EventKind // each must occur in every run: the path was taken
 	}{
 		{"new-rest-and-cancel", func() {
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 77, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 950, Qty: 5})
-			d.apply(&core.Command{Kind: core.CmdCancel, Account: 77, OrigClOrdID: cl})
-		}},
+			d.apply(&core.Command{Kind: core.CmdCancel, Account: 77, OrderID: d.accepted, OrigClOrdID: cl})
+		}, []core.EventKind{core.KindAccepted, core.KindCancelled}},
 		{"replace-move-size-and-cancel", func() {
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 77, ClOrdID: cl, Side: core.Sell, Type: core.Limit, TIF: core.GTC, Price: 1050, Qty: 5, DisplayQty: 2})
+			id := d.accepted
 			cl++
-			d.apply(&core.Command{Kind: core.CmdReplace, Account: 77, OrigClOrdID: cl - 1, ClOrdID: cl, Price: 1060, Qty: 8})
-			d.apply(&core.Command{Kind: core.CmdReplace, Account: 77, OrigClOrdID: cl, ClOrdID: cl, Price: 1060, Qty: 6})
-			d.apply(&core.Command{Kind: core.CmdCancelSize, Account: 77, OrigClOrdID: cl, Qty: 3})
-			d.apply(&core.Command{Kind: core.CmdCancel, Account: 77, OrigClOrdID: cl})
-		}},
+			d.apply(&core.Command{Kind: core.CmdReplace, Account: 77, OrderID: id, OrigClOrdID: cl - 1, ClOrdID: cl, Price: 1060, Qty: 8})
+			cl++
+			d.apply(&core.Command{Kind: core.CmdReplace, Account: 77, OrderID: id, OrigClOrdID: cl - 1, ClOrdID: cl, Price: 1060, Qty: 6})
+			d.apply(&core.Command{Kind: core.CmdCancelSize, Account: 77, OrderID: id, OrigClOrdID: cl, Qty: 3})
+			d.apply(&core.Command{Kind: core.CmdCancel, Account: 77, OrderID: id, OrigClOrdID: cl})
+		}, []core.EventKind{core.KindAccepted, core.KindReplaced, core.KindBookReplace, core.KindReduced, core.KindCancelled}},
 		{"match-refill-and-replenish", func() {
 			// Take 25 lots at the best ask (crossing icebergs), then put them back.
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 88, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.IOC, Price: 1001, Qty: 25, STP: core.STPOff})
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 88, ClOrdID: cl, Side: core.Sell, Type: core.Limit, TIF: core.GTC, Price: 1001, Qty: 25})
-		}},
+		}, []core.EventKind{core.KindExecuted, core.KindTrade, core.KindBookAdd}},
 		{"market-and-stp", func() {
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 1, ClOrdID: cl, Side: core.Sell, Type: core.Market, TIF: core.IOC, Qty: 3, STP: core.STPDecrement})
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 99, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.GTC, Price: 999, Qty: 3})
-		}},
+		}, []core.EventKind{core.KindReduced, core.KindCancelled}}, // STP decrement against account 1's own best bid
 		{"stop-trigger", func() {
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 66, ClOrdID: cl, Side: core.Buy, Type: core.StopLimit, TIF: core.DAY, StopPrice: 1001, Price: 1001, Qty: 1})
@@ -111,13 +124,14 @@ func testNoAllocations(t *testing.T, risk bool) {
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 65, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.IOC, Price: 1001, Qty: 1})
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 64, ClOrdID: cl, Side: core.Sell, Type: core.Limit, TIF: core.GTC, Price: 1001, Qty: 2})
-		}},
+		}, []core.EventKind{core.KindTriggered}},
 		{"admin", func() {
 			if !risk {
 				return
 			}
 			d.apply(&core.Command{Kind: core.CmdHalt, Instrument: 1})
-			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 77, ClOrdID: 1 << 35, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 950, Qty: 5})
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 77, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 950, Qty: 5})
 			d.apply(&core.Command{Kind: core.CmdResume, Instrument: 1})
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 78, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 950, Qty: 5})
@@ -125,15 +139,22 @@ func testNoAllocations(t *testing.T, risk bool) {
 			d.apply(&core.Command{Kind: core.CmdKillRelease, Account: 78})
 			d.apply(&core.Command{Kind: core.CmdLocate, Account: 78, Instrument: 1, Qty: 5})
 			d.apply(&core.Command{Kind: core.CmdSetLimit, Account: 78, OrigClOrdID: uint64(core.LimitOrderQty), Qty: 1 << 20})
-		}},
+		}, nil},
 		{"rejects", func() {
-			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 77, ClOrdID: 1 << 33, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 9999, Qty: 5})
-			d.apply(&core.Command{Kind: core.CmdCancel, Account: 77, OrigClOrdID: 1 << 34})
-		}},
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 77, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 9999, Qty: 5})
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 77, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 950, Qty: 5})
+			d.apply(&core.Command{Kind: core.CmdCancel, Account: 77, OrderID: 1 << 34, OrigClOrdID: cl})
+		}, []core.EventKind{core.KindRejected}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.run() // warm up
+			tc.run() // warm up: the first run may set up the book the next ones use
+			before := d.kinds
+			tc.run() // check the paths it means to take
+			for _, k := range tc.want {
+				require.Greater(t, d.kinds[k], before[k], "%v never happened: the case does not test what it says", k)
+			}
 			require.Zero(t, testing.AllocsPerRun(200, tc.run))
 			require.NoError(t, eng.CheckInvariants())
 		})

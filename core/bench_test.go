@@ -62,20 +62,20 @@ func benchLatencyCfg(b *testing.B, cmds []core.Command, cfg core.Config) {
 
 // Workload 1: one million random limit orders around a mid, ~30% crossing.
 func BenchmarkRandomLimits(b *testing.B) {
-	benchPass(b, bench.RandomLimits(1, benchOrders, 30), 1<<20)
+	benchPass(b, bench.RandomLimits(1, benchOrders, 30), bench.ProductionMaxOrders)
 }
 
 func BenchmarkRandomLimitsLatency(b *testing.B) {
-	benchLatency(b, bench.RandomLimits(1, benchOrders, 30), 1<<20)
+	benchLatency(b, bench.RandomLimits(1, benchOrders, 30), bench.ProductionMaxOrders)
 }
 
 // Workload 2: the move-heavy mix (9% GTC, 3% IOC, 6% cancel, 82% replace).
 func BenchmarkMoveHeavy(b *testing.B) {
-	benchPass(b, bench.MoveHeavy(1, benchOrders), 1<<16)
+	benchPass(b, bench.MoveHeavy(1, benchOrders), bench.ProductionMaxOrders)
 }
 
 func BenchmarkMoveHeavyLatency(b *testing.B) {
-	benchLatency(b, bench.MoveHeavy(1, benchOrders), 1<<16)
+	benchLatency(b, bench.MoveHeavy(1, benchOrders), bench.ProductionMaxOrders)
 }
 
 // Risk off and on, side by side in one run: the same streams, the second with
@@ -86,8 +86,8 @@ func BenchmarkRisk(b *testing.B) {
 		cmds      []core.Command
 		maxOrders int
 	}{
-		{"RandomLimits", bench.RandomLimits(1, benchOrders, 30), 1 << 20},
-		{"MoveHeavy", bench.MoveHeavy(1, benchOrders), 1 << 16},
+		{"RandomLimits", bench.RandomLimits(1, benchOrders, 30), bench.ProductionMaxOrders},
+		{"MoveHeavy", bench.MoveHeavy(1, benchOrders), bench.ProductionMaxOrders},
 	}
 	for _, w := range workloads {
 		for _, on := range []bool{false, true} {
@@ -123,7 +123,8 @@ func BenchmarkRiskReplaceKeep(b *testing.B) {
 				cmds[i] = core.Command{Kind: core.CmdNew, Instrument: bench.Instrument.ID, Account: uint32(i + 1), ClOrdID: 1,
 					Side: core.Buy, Type: core.Limit, TIF: core.GTC, Price: bench.Mid - 1 - int64(i%100), Qty: 10}
 				eng.Apply(&cmds[i])
-				cmds[i].Kind, cmds[i].OrigClOrdID, cmds[i].ClOrdID = core.CmdReplace, 1, 2
+				// order i is the i+1-th accepted: OrderID i+1
+				cmds[i].Kind, cmds[i].OrderID, cmds[i].OrigClOrdID, cmds[i].ClOrdID = core.CmdReplace, uint64(i+1), 1, 2
 			}
 			eng.Flush()
 			i, seq := 0, uint64(n)
@@ -133,7 +134,7 @@ func BenchmarkRiskReplaceKeep(b *testing.B) {
 				seq++
 				c.Seq = seq
 				eng.Apply(c)
-				c.OrigClOrdID, c.ClOrdID = c.ClOrdID, c.OrigClOrdID
+				c.OrigClOrdID, c.ClOrdID = c.ClOrdID, c.ClOrdID+1 // each replace takes a fresh reference
 				if i++; i == n {
 					i = 0
 					eng.Flush()

@@ -11,7 +11,7 @@ import (
 // is canonical (one value, one encoding), so a journal can hash it. Layouts
 // are specified in docs/encoding.md.
 const (
-	CommandSize = 99  // bytes of an encoded Command
+	CommandSize = 107 // bytes of an encoded Command
 	EventSize   = 131 // bytes of an encoded Event
 )
 
@@ -31,6 +31,7 @@ func (c *Command) AppendBinary(b []byte) ([]byte, error) {
 	b = le.AppendUint32(b, c.Account)
 	b = le.AppendUint32(b, c.STPGroup)
 	b = le.AppendUint64(b, c.ClOrdID)
+	b = le.AppendUint64(b, c.OrderID)
 	b = le.AppendUint64(b, c.OrigClOrdID)
 	for _, v := range [...]int64{c.Price, c.StopPrice, c.Qty, c.DisplayQty, c.MinQty} {
 		b = le.AppendUint64(b, uint64(v))
@@ -57,7 +58,7 @@ func (c *Command) UnmarshalBinary(b []byte) error {
 	*c = Command{Seq: d.u64(), Time: int64(d.u64())}
 	c.Kind, c.Side, c.Type, c.TIF, c.Flags, c.STP = CmdKind(d.u8()), Side(d.u8()), OrderType(d.u8()), TIF(d.u8()), Flags(d.u8()), STPMode(d.u8())
 	c.Instrument, c.Account, c.STPGroup = d.u32(), d.u32(), d.u32()
-	c.ClOrdID, c.OrigClOrdID = d.u64(), d.u64()
+	c.ClOrdID, c.OrderID, c.OrigClOrdID = d.u64(), d.u64(), d.u64()
 	c.Price, c.StopPrice, c.Qty, c.DisplayQty, c.MinQty = d.i64(), d.i64(), d.i64(), d.i64(), d.i64()
 	c.Tag = d.u64()
 	return nil

@@ -1,6 +1,7 @@
 package core_test
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,7 +12,7 @@ import (
 func sampleCommand() core.Command {
 	return core.Command{Seq: 7, Time: -3, Kind: core.CmdReplace, Side: core.Sell, Type: core.StopLimit, TIF: core.GTC,
 		Flags: core.PostOnly, STP: core.STPDecrement, Instrument: 9, Account: 1 << 31, STPGroup: 5, ClOrdID: 1<<63 + 1,
-		OrigClOrdID: 2, Price: 100, StopPrice: 99, Qty: 1 << 40, DisplayQty: 3, MinQty: 2, Tag: 42}
+		OrderID: 1<<62 + 3, OrigClOrdID: 2, Price: 100, StopPrice: 99, Qty: 1 << 40, DisplayQty: 3, MinQty: 2, Tag: 42}
 }
 
 func sampleEvent() core.Event {
@@ -19,6 +20,21 @@ func sampleEvent() core.Event {
 		Reason: core.CancelSTPBoth, Instrument: 3, Account: 4, OrderID: 5, ClOrdID: 6, OrigClOrdID: 7, Price: -8,
 		StopPrice: 9, Qty: 10, Leaves: 11, MatchID: 12, ContraAccount: 13, ContraOrderID: 14, ContraClOrdID: 15,
 		ContraLeaves: 16, Tag: 17}
+}
+
+// TestCodecSamplesSetEveryField: the round trip below proves every field is
+// encoded only if the samples set every field; a field added to Command or
+// Event without a place in the encoding fails here.
+func TestCodecSamplesSetEveryField(t *testing.T) {
+	for _, v := range []any{sampleCommand(), sampleEvent()} {
+		rv := reflect.ValueOf(v)
+		for i := range rv.NumField() {
+			f := rv.Type().Field(i)
+			if f.IsExported() {
+				require.False(t, rv.Field(i).IsZero(), "%s.%s is zero in the sample", rv.Type().Name(), f.Name)
+			}
+		}
+	}
 }
 
 func TestCodecRoundTrip(t *testing.T) {

@@ -2,7 +2,7 @@ package core
 
 // CommandVersion is the layout version of Command's binary encoding. It is
 // the first byte of every encoded command; decoders reject other versions.
-const CommandVersion = 1
+const CommandVersion = 2
 
 // CmdKind says what a Command asks the engine to do.
 type CmdKind uint8
@@ -10,9 +10,9 @@ type CmdKind uint8
 const (
 	CmdNone       CmdKind = iota
 	CmdNew                // enter a new order
-	CmdCancel             // cancel the account's order OrigClOrdID
-	CmdCancelSize         // reduce the account's order OrigClOrdID to Qty open lots, keeping priority
-	CmdReplace            // replace OrigClOrdID with ClOrdID at Price / StopPrice for Qty open lots
+	CmdCancel             // cancel the account's open order OrderID (current reference OrigClOrdID)
+	CmdCancelSize         // reduce the account's order OrderID to Qty open lots, keeping priority
+	CmdReplace            // replace order OrderID (reference OrigClOrdID) with ClOrdID at Price / StopPrice for Qty open lots
 	CmdMassCancel         // cancel every open order matching Account (0 = any) and Instrument (0 = any)
 	CmdEndOfDay           // expire every DAY order (resting or waiting stop); resets daily credit; next trading day
 
@@ -129,8 +129,15 @@ type Command struct {
 	STPGroup   uint32 // 0 = no group; orders of one group never match each other (see STPMode)
 	_          uint32
 
-	ClOrdID     uint64 // the client's id for the order; unique among the account's open orders
-	OrigClOrdID uint64 // cancel, cancel-to-size, replace: the open order to act on
+	// ClOrdID is the client's reference for a new order, or the new
+	// reference of a replace: above every reference the account has used
+	// this trading day (docs/engine.md, "Client references").
+	ClOrdID uint64
+	// OrderID and OrigClOrdID name the open order a cancel, cancel-to-size
+	// or replace acts on: the engine's OrderID (from its Accepted event) and
+	// the order's current reference; both must match.
+	OrderID     uint64
+	OrigClOrdID uint64
 
 	Price      int64 // limit price in ticks (Limit, StopLimit, replace)
 	StopPrice  int64 // trigger price in ticks (Stop, StopLimit)

@@ -113,8 +113,9 @@ type Config struct {
 	Instruments []Instrument
 
 	// MaxOrders is the number of open orders (resting and waiting stops) the
-	// engine can hold at once, preallocated. A new order beyond it is rejected
-	// with RejectOrderCapacity. Default 1<<20.
+	// engine can hold at once, preallocated (twice as many order slots, see
+	// Engine). A new order beyond it is rejected with RejectOrderCapacity.
+	// Default 1<<20.
 	MaxOrders int
 
 	// MaxOrderQty bounds Qty of any order, in lots. Default 1e9.
@@ -123,6 +124,12 @@ type Config struct {
 	// EventBatch is the number of events buffered before the sink is called.
 	// Default 4096.
 	EventBatch int
+
+	// MaxAccounts bounds the distinct accounts that may trade while the risk
+	// layer is off (with it on, Accounts lists them): the engine keeps each
+	// account's client-reference state in a preallocated slot. An order of an
+	// account beyond it is rejected with RejectAccountCapacity. Default 65536.
+	MaxAccounts int
 
 	// Accounts turns the pre-trade risk layer on: every order must name one
 	// of them, passes the checks of docs/engine.md and updates its cash and
@@ -139,6 +146,7 @@ const (
 	defaultMaxOrders   = 1 << 20
 	defaultMaxOrderQty = 1_000_000_000
 	defaultEventBatch  = 4096
+	defaultMaxAccounts = 1 << 16
 	defaultPDTEquity   = 2_500_000
 	maxBandTicks       = 1 << 24
 )
@@ -156,6 +164,9 @@ func (c *Config) fill() error {
 	if c.PDTMinEquity == 0 {
 		c.PDTMinEquity = defaultPDTEquity
 	}
+	if c.MaxAccounts == 0 {
+		c.MaxAccounts = defaultMaxAccounts
+	}
 	switch {
 	case c.MaxOrders < 1 || c.MaxOrders > 1<<30:
 		return fmt.Errorf("%w: MaxOrders is %d; set it between 1 and 2^30", ErrConfig, c.MaxOrders)
@@ -163,6 +174,8 @@ func (c *Config) fill() error {
 		return fmt.Errorf("%w: MaxOrderQty is %d; set it between 1 and 2^53", ErrConfig, c.MaxOrderQty)
 	case c.EventBatch < 16:
 		return fmt.Errorf("%w: EventBatch is %d; set it to at least 16", ErrConfig, c.EventBatch)
+	case c.MaxAccounts < 1 || c.MaxAccounts > MaxAccountID:
+		return fmt.Errorf("%w: MaxAccounts is %d; set it between 1 and %d", ErrConfig, c.MaxAccounts, MaxAccountID)
 	case c.PDTMinEquity < 0 || c.PDTMinEquity > maxNotional:
 		return fmt.Errorf("%w: PDTMinEquity is %d; use 0 (default $25,000 = 2,500,000) or up to 2^62 minor units", ErrConfig, c.PDTMinEquity)
 	case len(c.Instruments) == 0:

@@ -112,6 +112,9 @@ func runDiff(t *testing.T, seed uint64, ops int) {
 			if r == core.RejectOrderCapacity && h.cfg.MaxOrders > 48 {
 				continue // only the seeds with small books fill them
 			}
+			if r == core.RejectAccountCapacity && h.cfg.MaxAccounts == 0 {
+				continue // only the seeds with a short account table reach it
+			}
 			if v.reasons[r] == 0 {
 				t.Errorf("seed %d: no event with reason %d (%s) in %d commands; the generator needs a look", seed, r, r, ops)
 			}
@@ -185,7 +188,7 @@ type diffHarness struct {
 }
 
 func newDiffHarness(cfg core.Config) (*diffHarness, error) {
-	h := &diffHarness{cfg: cfg, model: refmodel.New(cfg), v: newVenueCheck()}
+	h := &diffHarness{cfg: cfg, model: refmodel.New(cfg), v: newVenueCheck(cfg)}
 	eng, err := core.New(cfg, func(es []core.Event) { h.got = append(h.got, es...) })
 	if err != nil {
 		return nil, err
@@ -313,6 +316,10 @@ type venueCheck struct {
 	openSum     int // sum over commands of the open orders, for the mean
 	openMax     int
 
+	slots   uint64            // docs/engine.md, "Order ids": the id-to-slot modulus
+	lastRef map[uint32]uint64 // highest reference per account since the last end of day
+	days    int               // ends of day seen
+
 	seen             map[acctClOrd]bool
 	resting          map[uint32][]feedOrder
 	bestBid, bestAsk map[uint32]int64
@@ -323,9 +330,17 @@ type acctClOrd struct {
 	clOrdID uint64
 }
 
-func newVenueCheck() *venueCheck {
+func newVenueCheck(cfg core.Config) *venueCheck {
+	maxOrders := uint64(cfg.MaxOrders)
+	if maxOrders == 0 {
+		maxOrders = 1 << 20
+	}
+	slots := uint64(2)
+	for slots < 2*maxOrders {
+		slots *= 2
+	}
 	return &venueCheck{orders: map[uint64]*trackedOrder{}, pub: map[uint32]*[2][]feedOrder{},
-		kinds: map[core.EventKind]int{}, reasons: map[core.Reason]int{}}
+		kinds: map[core.EventKind]int{}, reasons: map[core.Reason]int{}, slots: slots, lastRef: map[uint32]uint64{}}
 }
 
 func (v *venueCheck) side(inst uint32, s core.Side) *[]feedOrder {
@@ -357,6 +372,10 @@ func feedFind(list []feedOrder, id uint64) int {
 }
 
 func (v *venueCheck) check(c *core.Command, es []core.Event, open []core.OrderState) error {
+	if c.Kind == core.CmdEndOfDay {
+		clear(v.lastRef) // references start again
+		v.days++
+	}
 	v.events += len(es)
 	v.openSum += len(open)
 	v.openMax = max(v.openMax, len(open))
@@ -390,17 +409,31 @@ func (v *venueCheck) event(c *core.Command, e *core.Event, pendingMatch *uint64)
 	}
 	switch e.Kind {
 	case core.KindRejected:
-		if e.OrderID != 0 {
-			return errors.New("a rejection carries an OrderID")
+		if e.OrderID != c.OrderID {
+			return errors.New("a rejection does not echo the command's OrderID")
 		}
 	case core.KindAccepted:
 		if c.Kind != core.CmdNew {
 			return errors.New("accepted on a command that is not New")
 		}
-		if e.OrderID != v.lastOrderID+1 {
-			return fmt.Errorf("OrderID %d after %d: not unique and increasing by one", e.OrderID, v.lastOrderID)
+		// Ids increase; one is skipped only while its slot holds an open order.
+		if e.OrderID <= v.lastOrderID {
+			return fmt.Errorf("OrderID %d after %d: not increasing", e.OrderID, v.lastOrderID)
+		}
+		for id := v.lastOrderID + 1; id < e.OrderID; id++ {
+			held := false
+			for oid := range v.orders {
+				held = held || oid%v.slots == id%v.slots
+			}
+			if !held {
+				return fmt.Errorf("OrderID %d after %d skips %d, whose slot no open order holds", e.OrderID, v.lastOrderID, id)
+			}
 		}
 		v.lastOrderID = e.OrderID
+		if e.ClOrdID <= v.lastRef[c.Account] {
+			return fmt.Errorf("accepted reference %d of account %d, not above its %d today", e.ClOrdID, c.Account, v.lastRef[c.Account])
+		}
+		v.lastRef[c.Account] = e.ClOrdID
 		if e.Qty != c.Qty || e.Leaves != c.Qty {
 			return errors.New("accepted Qty/Leaves differ from the order's Qty")
 		}
@@ -475,6 +508,10 @@ func (v *venueCheck) event(c *core.Command, e *core.Event, pendingMatch *uint64)
 		if e.OrigClOrdID != o.clOrdID || e.Leaves <= 0 {
 			return errors.New("replace does not fit the order")
 		}
+		if e.ClOrdID <= v.lastRef[o.account] {
+			return fmt.Errorf("replaced with reference %d of account %d, not above its %d today", e.ClOrdID, o.account, v.lastRef[o.account])
+		}
+		v.lastRef[o.account] = e.ClOrdID
 		o.clOrdID, o.price, o.open = e.ClOrdID, e.Price, e.Leaves
 	case core.KindTriggered:
 		o, err := get(e.OrderID)
@@ -561,8 +598,8 @@ func (v *venueCheck) state(open []core.OrderState) error {
 			return fmt.Errorf("order %d has %d+%d open lots, the events say %d", s.OrderID, s.Shown, s.Hidden, o.open)
 		case o.account != s.Account || o.clOrdID != s.ClOrdID || o.price != s.Price || o.side != s.Side || o.typ != s.Type:
 			return fmt.Errorf("order %d does not match its events", s.OrderID)
-		case seen[acctClOrd{s.Account, s.ClOrdID}]:
-			return fmt.Errorf("account %d has two open orders with ClOrdID %d", s.Account, s.ClOrdID)
+		case seen[acctClOrd{s.Account, s.ClOrdID}] && v.days == 0:
+			return fmt.Errorf("account %d has two open orders with ClOrdID %d on the first day", s.Account, s.ClOrdID)
 		case s.Waiting && (s.Type != core.Stop && s.Type != core.StopLimit || s.Hidden != 0):
 			return fmt.Errorf("order %d waits but is not a stop", s.OrderID)
 		case !s.Waiting && (s.Type == core.Market || s.Type == core.Stop || s.TIF == core.IOC || s.TIF == core.FOK):
@@ -620,6 +657,7 @@ type cmdGen struct {
 	nextCl []uint64 // by account
 	byAcct [][]core.OrderState
 	open   []core.OrderState
+	maxOID uint64 // the highest OrderID seen open
 }
 
 func newCmdGen(seed uint64) *cmdGen {
@@ -643,6 +681,10 @@ func newCmdGen(seed uint64) *cmdGen {
 		cfg.EventBatch = 16
 	}
 	g := &cmdGen{r: r, cfg: cfg, maxQty: cfg.MaxOrderQty, nAcc: 3 + r.IntN(6)}
+	if r.IntN(3) == 0 {
+		cfg.MaxAccounts = g.nAcc - 1 // the last account to appear is refused
+		g.cfg = cfg
+	}
 	// A profile per seed, so seeds differ in more than their luck.
 	g.pCross = 20 + r.IntN(21) // % of limits that cross: 20..40
 	g.pStops = 10 + r.IntN(21) // % of new orders that are stops: 10..30
@@ -673,6 +715,7 @@ func (g *cmdGen) next(open []core.OrderState) core.Command {
 		if int(o.Account) < len(g.byAcct) {
 			g.byAcct[o.Account] = append(g.byAcct[o.Account], o)
 		}
+		g.maxOID = max(g.maxOID, o.OrderID)
 	}
 	for i, in := range g.cfg.Instruments {
 		switch {
@@ -841,11 +884,16 @@ func (g *cmdGen) freshCl(a uint32) uint64 {
 	return g.nextCl[a]
 }
 
+// clOrdID is a new order's reference: mostly fresh (above every reference the
+// account used), sometimes a resend of the last one, an open order's, or an
+// older one (refused: duplicate or stale).
 func (g *cmdGen) clOrdID(a uint32) uint64 {
 	switch q := g.r.IntN(100); {
-	case q < 6 && len(g.byAcct[a]) > 0:
-		return g.byAcct[a][g.r.IntN(len(g.byAcct[a]))].ClOrdID // duplicate
-	case q < 16 && g.nextCl[a] > 0:
+	case q < 3 && g.nextCl[a] > 0:
+		return g.nextCl[a] // a resend of the last reference
+	case q < 5 && len(g.byAcct[a]) > 0:
+		return g.byAcct[a][g.r.IntN(len(g.byAcct[a]))].ClOrdID // an open order's
+	case q < 8 && g.nextCl[a] > 0:
 		return 1 + g.r.Uint64N(g.nextCl[a]) // maybe open, maybe closed (reuse)
 	default:
 		return g.freshCl(a)
@@ -985,14 +1033,20 @@ func (g *cmdGen) target() (core.OrderState, bool) {
 		return g.open[g.r.IntN(len(g.open))], true
 	}
 	a := g.account()
-	return core.OrderState{Account: a, ClOrdID: 1 + g.r.Uint64N(g.nextCl[a]+3)}, false
+	return core.OrderState{Account: a, OrderID: 1 + g.r.Uint64N(g.maxOID+3), ClOrdID: 1 + g.r.Uint64N(g.nextCl[a]+3)}, false
 }
 
-// lookupFields sets Account, OrigClOrdID and Instrument of an order command
-// aimed at o, sometimes wrong.
+// lookupFields sets Account, OrderID, OrigClOrdID and Instrument of an
+// order command aimed at o, as a gateway would, sometimes wrong.
 func (g *cmdGen) lookupFields(c *core.Command, o core.OrderState) {
-	c.Account, c.OrigClOrdID = o.Account, o.ClOrdID
+	c.Account, c.OrderID, c.OrigClOrdID = o.Account, o.OrderID, o.ClOrdID
 	switch q := g.r.IntN(100); {
+	case q < 2:
+		c.OrigClOrdID++ // a stale reference for this order
+	case q < 3 && len(g.open) > 0:
+		c.OrderID = g.open[g.r.IntN(len(g.open))].OrderID // another order, maybe another account's
+	case q < 4:
+		c.OrderID = 0
 	case q < 20:
 		c.Instrument = o.Instrument
 	case q < 23:
@@ -1030,11 +1084,11 @@ func (g *cmdGen) replace() core.Command {
 	c := core.Command{Kind: core.CmdReplace}
 	g.lookupFields(&c, o)
 	switch q := g.r.IntN(100); {
-	case q < 45:
-		c.ClOrdID = o.ClOrdID
-	case q < 50 && len(g.byAcct[o.Account]) > 0:
+	case q < 4:
+		c.ClOrdID = o.ClOrdID // keeps its own: refused as reused
+	case q < 7 && len(g.byAcct[o.Account]) > 0:
 		c.ClOrdID = g.byAcct[o.Account][g.r.IntN(len(g.byAcct[o.Account]))].ClOrdID
-	case q < 52:
+	case q < 9:
 		c.ClOrdID = 0
 	default:
 		c.ClOrdID = g.freshCl(o.Account)

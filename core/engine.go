@@ -68,16 +68,30 @@ func (b *book) inBand(p int64) bool { return p >= b.low && p <= b.inst.BandHigh 
 // Engine is the deterministic matching engine for every configured
 // instrument. It is not safe for concurrent use: one goroutine (the loop)
 // applies commands. See docs/engine.md for the behaviour it implements.
+//
+// Order slots: an open order lives in slot OrderID & slotMask of orders and
+// cold, which have twice MaxOrders slots (rounded up to a power of two), so a
+// cancel or replace that names an OrderID reaches its order with one direct
+// access and no index. New ids are taken in increasing order, skipping ids
+// whose slot is still held by an open order: the table is at most half full,
+// so that takes under two probes on average, over memory read in sequence.
 type Engine struct {
-	cfg    Config
-	books  []book
-	bookOf []uint16 // instrument id -> book index + 1
-	orders []order
-	cold   []orderCold
-	free   []int32
-	index  index
+	cfg      Config
+	books    []book
+	bookOf   []uint16 // instrument id -> book index + 1
+	orders   []order
+	cold     []orderCold
+	slotMask uint64
+	open     int // open orders (resting and waiting stops)
 
-	nextOrderID uint64
+	// Client references (docs/engine.md, "Client references"): the highest
+	// ClOrdID each account has used today, by account slot. With the risk
+	// layer on, the slot is the account's risk slot; off, accounts get slots
+	// in dir as they first appear.
+	lastRef []uint64
+	dir     acctDir
+
+	nextOrderID uint64 // the last OrderID assigned
 	nextMatchID uint64
 
 	risk risk
@@ -100,15 +114,18 @@ func New(cfg Config, sink func([]Event)) (*Engine, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
+	slots := 2
+	for slots < 2*cfg.MaxOrders {
+		slots <<= 1
+	}
 	e := &Engine{
-		cfg:    cfg,
-		books:  make([]book, len(cfg.Instruments)),
-		orders: make([]order, cfg.MaxOrders),
-		cold:   make([]orderCold, cfg.MaxOrders),
-		free:   make([]int32, cfg.MaxOrders),
-		index:  newIndex(cfg.MaxOrders),
-		buf:    make([]Event, cfg.EventBatch),
-		sink:   sink,
+		cfg:      cfg,
+		books:    make([]book, len(cfg.Instruments)),
+		orders:   make([]order, slots),
+		cold:     make([]orderCold, slots),
+		slotMask: uint64(slots - 1),
+		buf:      make([]Event, cfg.EventBatch),
+		sink:     sink,
 	}
 	maxID := uint32(0)
 	for _, in := range cfg.Instruments {
@@ -128,15 +145,18 @@ func New(cfg Config, sink func([]Event)) (*Engine, error) {
 		e.bookOf[in.ID] = uint16(i + 1)
 	}
 	e.initRisk(&cfg)
-	for i := range e.free { // pop from the end: slot 0 first
-		e.free[i] = int32(cfg.MaxOrders - 1 - i)
+	if e.risk.on {
+		e.lastRef = make([]uint64, len(cfg.Accounts))
+	} else {
+		e.lastRef = make([]uint64, cfg.MaxAccounts)
+		e.dir = newAcctDir(cfg.MaxAccounts)
 	}
 	for i := range e.orders {
 		e.orders[i].next, e.orders[i].prev = -1, -1
 	}
 	// Touch every page now so the first orders do not pay page faults.
 	clear(e.cold)
-	clear(e.index.slots)
+	clear(e.lastRef)
 	clear(e.buf)
 	return e, nil
 }
@@ -195,6 +215,7 @@ func (e *Engine) reject(c *Command, r Reason) {
 	ev.Reason = r
 	ev.Instrument = c.Instrument
 	ev.Account = c.Account
+	ev.OrderID = c.OrderID
 	ev.ClOrdID = c.ClOrdID
 	ev.OrigClOrdID = c.OrigClOrdID
 	ev.Side = c.Side
@@ -253,51 +274,107 @@ func canRest(typ OrderType, tif TIF) bool {
 	return (typ == Limit || typ == StopLimit) && (tif == DAY || tif == GTC)
 }
 
-func (e *Engine) validateNew(c *Command) (uint16, Reason) {
+// acctSlot returns the account's slot: its risk slot when the risk layer is
+// on (unknown accounts are refused), otherwise its directory slot (a new
+// account gets one while there is room).
+func (e *Engine) acctSlot(acct uint32) (int32, Reason) {
+	if e.risk.on {
+		s := e.risk.slot(acct)
+		if s < 0 {
+			return -1, RejectUnknownAccount
+		}
+		return int32(s), ReasonNone
+	}
+	s := e.dir.slot(acct)
+	if s < 0 {
+		return -1, RejectAccountCapacity
+	}
+	return s, ReasonNone
+}
+
+// useRef applies the client-reference rule (docs/engine.md, "Client
+// references"): a reference is used once per account and trading day, in
+// strictly increasing order. A reference above the account's highest is
+// recorded as used, whatever then becomes of the command.
+func (e *Engine) useRef(s int32, cl uint64) Reason {
+	last := &e.lastRef[s]
 	switch {
-	case c.Account == 0:
-		return 0, RejectInvalidAccount
-	case c.ClOrdID == 0:
-		return 0, RejectInvalidClOrdID
+	case cl > *last:
+		*last = cl
+		return ReasonNone
+	case cl == *last:
+		return RejectDuplicateClOrdID
+	default:
+		return RejectStaleClOrdID
+	}
+}
+
+// validateNew runs the checks of a new order up to the pre-trade risk
+// checks, in the documented order, and returns the book and the account's
+// slot.
+func (e *Engine) validateNew(c *Command) (uint16, int32, Reason) {
+	if c.Account == 0 {
+		return 0, -1, RejectInvalidAccount
+	}
+	s, r := e.acctSlot(c.Account)
+	if r != ReasonNone {
+		return 0, -1, r
+	}
+	if c.ClOrdID == 0 {
+		return 0, s, RejectInvalidClOrdID
+	}
+	if r := e.useRef(s, c.ClOrdID); r != ReasonNone {
+		return 0, s, r
 	}
 	bi, ok := e.bookFor(c.Instrument)
 	if !ok {
-		return 0, RejectUnknownInstrument
+		return 0, s, RejectUnknownInstrument
 	}
 	b := &e.books[bi]
 	switch {
 	case c.Side != Buy && c.Side != Sell:
-		return bi, RejectInvalidSide
+		return bi, s, RejectInvalidSide
 	case c.Type == TypeNone || c.Type >= orderTypes:
-		return bi, RejectInvalidType
+		return bi, s, RejectInvalidType
 	case c.TIF == TIFNone || c.TIF >= tifs:
-		return bi, RejectInvalidTIF
+		return bi, s, RejectInvalidTIF
 	case c.STP >= stpModes:
-		return bi, RejectInvalidSTP
+		return bi, s, RejectInvalidSTP
 	case c.Flags&^flagsAll != 0,
 		c.Flags&PostOnly != 0 && !(c.Type == Limit && (c.TIF == DAY || c.TIF == GTC)):
-		return bi, RejectInvalidFlags
+		return bi, s, RejectInvalidFlags
 	case c.Qty < 1 || c.Qty > e.cfg.MaxOrderQty:
-		return bi, RejectInvalidQty
+		return bi, s, RejectInvalidQty
 	}
 	if r := priceCheck(b, c.Type, c.Price, c.StopPrice); r != ReasonNone {
-		return bi, r
+		return bi, s, r
 	}
 	switch {
 	case c.DisplayQty < 0 || c.DisplayQty > c.Qty,
 		c.DisplayQty > 0 && !canRest(c.Type, c.TIF):
-		return bi, RejectInvalidDisplayQty
+		return bi, s, RejectInvalidDisplayQty
 	case c.MinQty < 0 || c.MinQty > c.Qty,
 		c.MinQty > 0 && c.Type != Limit && c.Type != Market:
-		return bi, RejectInvalidMinQty
-	case e.index.get(e.orders, c.Account, c.ClOrdID) >= 0:
-		return bi, RejectDuplicateClOrdID
-	case len(e.free) == 0:
-		return bi, RejectOrderCapacity
+		return bi, s, RejectInvalidMinQty
+	case e.open >= e.cfg.MaxOrders:
+		return bi, s, RejectOrderCapacity
 	case c.Flags&PostOnly != 0 && b.crosses(c.Side, c.Price):
-		return bi, RejectPostOnlyWouldTake
+		return bi, s, RejectPostOnlyWouldTake
 	}
-	return bi, ReasonNone
+	return bi, s, ReasonNone
+}
+
+// allocOrder takes the slot of the next OrderID: the smallest id above the
+// last one assigned whose slot holds no open order (there is one within a
+// few probes: at most half the slots are ever in use).
+func (e *Engine) allocOrder() int32 {
+	id := e.nextOrderID + 1
+	for e.orders[id&e.slotMask].state != stateFree {
+		id++
+	}
+	e.nextOrderID = id
+	e.open++
+	return int32(id & e.slotMask)
 }
 
 // priceCheck validates a limit price and stop price for an order type.
@@ -323,18 +400,14 @@ func priceCheck(b *book, typ OrderType, price, stop int64) Reason {
 }
 
 func (e *Engine) newOrder(c *Command) {
-	bi, r := e.validateNew(c)
+	bi, as, r := e.validateNew(c)
 	if r != ReasonNone {
 		e.reject(c, r)
 		return
 	}
 	group, rp := c.STPGroup, int64(0)
 	if e.risk.on {
-		s := e.risk.slot(c.Account)
-		if s < 0 {
-			e.reject(c, RejectUnknownAccount)
-			return
-		}
+		s := int(as)
 		var notional int64
 		if rp, notional, r = e.riskCheck(s, bi, c.Side, c.Type, c.Qty, c.Price, c.StopPrice); r != ReasonNone {
 			e.reject(c, r)
@@ -345,9 +418,7 @@ func (e *Engine) newOrder(c *Command) {
 		group = e.risk.accts[s].group
 	}
 	b := &e.books[bi]
-	oi := e.free[len(e.free)-1]
-	e.free = e.free[:len(e.free)-1]
-	e.nextOrderID++
+	oi := e.allocOrder()
 	o := &e.orders[oi]
 	*o = order{
 		id: e.nextOrderID, clOrdID: c.ClOrdID, price: c.Price, shown: c.Qty,
@@ -359,7 +430,6 @@ func (e *Engine) newOrder(c *Command) {
 		display = 0
 	}
 	e.cold[oi] = orderCold{stopPrice: c.StopPrice, display: display, rp: rp}
-	e.index.put(c.Account, c.ClOrdID, oi)
 
 	ev := e.emitOrder(KindAccepted, oi)
 	ev.Qty, ev.Leaves = c.Qty, c.Qty
@@ -454,10 +524,8 @@ func (e *Engine) close(oi int32, k EventKind, r Reason, qty int64) {
 }
 
 func (e *Engine) release(oi int32) {
-	o := &e.orders[oi]
-	e.index.del(o.account, o.clOrdID, oi)
-	o.state = stateFree
-	e.free = append(e.free, oi) // within capacity: never grows
+	e.orders[oi].state = stateFree
+	e.open--
 }
 
 // conflicts reports whether maker m and taker t are subject to STP.
@@ -676,13 +744,16 @@ func (e *Engine) runStops(b *book) {
 	}
 }
 
-// lookup finds the open order a cancel, cancel-to-size or replace acts on.
+// lookup finds the open order a cancel, cancel-to-size or replace acts on:
+// the order OrderID names, which must be open, belong to Account and carry
+// OrigClOrdID as its current reference.
 func (e *Engine) lookup(c *Command) (int32, Reason) {
 	if c.Account == 0 {
 		return -1, RejectInvalidAccount
 	}
-	oi := e.index.get(e.orders, c.Account, c.OrigClOrdID)
-	if oi < 0 {
+	oi := int32(c.OrderID & e.slotMask)
+	o := &e.orders[oi]
+	if c.OrderID == 0 || o.state == stateFree || o.id != c.OrderID || o.account != c.Account || o.clOrdID != c.OrigClOrdID {
 		return -1, RejectUnknownOrder
 	}
 	if c.Instrument != 0 && c.Instrument != e.books[e.orders[oi].book].inst.ID {
@@ -744,10 +815,6 @@ func (e *Engine) replace(c *Command) {
 	b := &e.books[o.book]
 	cold := &e.cold[oi]
 	open := o.shown + o.hidden
-	if c.ClOrdID != o.clOrdID {
-		e.index.del(o.account, o.clOrdID, oi)
-		e.index.put(o.account, c.ClOrdID, oi)
-	}
 	origCl := o.clOrdID
 	o.clOrdID = c.ClOrdID
 	keep := c.Price == o.price && c.StopPrice == cold.stopPrice && c.Qty <= open
@@ -821,15 +888,23 @@ func (e *Engine) riskReplace(c *Command, oi int32) Reason {
 	return ReasonNone
 }
 
+// validateReplace checks a replace of open order oi. Its new reference is
+// checked (and used) first: every replace carries a fresh one, so a resent
+// replace is refused as a reused reference and applies nothing.
 func (e *Engine) validateReplace(c *Command, oi int32) Reason {
 	o := &e.orders[oi]
 	b := &e.books[o.book]
-	switch {
-	case c.ClOrdID == 0:
+	if c.ClOrdID == 0 {
 		return RejectInvalidClOrdID
-	case c.ClOrdID != o.clOrdID && e.index.get(e.orders, c.Account, c.ClOrdID) >= 0:
-		return RejectDuplicateClOrdID
-	case c.Qty < 1 || c.Qty > e.cfg.MaxOrderQty:
+	}
+	s, r := e.acctSlot(o.account)
+	if r != ReasonNone {
+		return r
+	}
+	if r := e.useRef(s, c.ClOrdID); r != ReasonNone {
+		return r
+	}
+	if c.Qty < 1 || c.Qty > e.cfg.MaxOrderQty {
 		return RejectInvalidQty
 	}
 	if r := priceCheck(b, o.typ, c.Price, c.StopPrice); r != ReasonNone {
@@ -879,6 +954,7 @@ func (e *Engine) massCancel(c *Command) {
 
 func (e *Engine) endOfDay() {
 	e.risk.newTradingDay()
+	clear(e.lastRef) // references start again for the new trading day
 	for bi := range e.books {
 		e.walk(&e.books[bi], func(oi int32) {
 			o := &e.orders[oi]

@@ -37,12 +37,14 @@ const (
 	RejectInvalidSTP        Reason = 113 // STP is not a known mode
 	RejectInvalidClOrdID    Reason = 114 // ClOrdID is zero
 
-	RejectDuplicateClOrdID   Reason = 200 // ClOrdID is already used by an open order of the account
-	RejectUnknownOrder       Reason = 201 // OrigClOrdID is not an open order of the account
+	RejectDuplicateClOrdID   Reason = 200 // ClOrdID equals the highest reference the account used today (a resend)
+	RejectUnknownOrder       Reason = 201 // OrderID is not an open order of the account with current reference OrigClOrdID
 	RejectOrderCapacity      Reason = 202 // the engine's preallocated order memory is full (MaxOrders)
 	RejectPostOnlyWouldTake  Reason = 203 // a PostOnly order or replace would execute on arrival
 	RejectNotReduced         Reason = 204 // cancel-to-size asked for Qty not in 1..open quantity-1
 	RejectInstrumentMismatch Reason = 205 // the command names a different instrument than the open order
+	RejectStaleClOrdID       Reason = 206 // ClOrdID is below the highest reference the account used today
+	RejectAccountCapacity    Reason = 207 // risk layer off: MaxAccounts distinct accounts have already traded
 
 	CancelRequested       Reason = 300 // the client cancelled the order
 	CancelIOCRemainder    Reason = 301 // the unfilled remainder of an IOC order
@@ -113,6 +115,8 @@ var reasonNames = map[Reason]string{
 	RejectInvalidSTP:         "invalid-stp",
 	RejectInvalidClOrdID:     "invalid-clordid",
 	RejectDuplicateClOrdID:   "duplicate-clordid",
+	RejectStaleClOrdID:       "stale-clordid",
+	RejectAccountCapacity:    "account-capacity",
 	RejectUnknownOrder:       "unknown-order",
 	RejectOrderCapacity:      "order-capacity",
 	RejectPostOnlyWouldTake:  "post-only-would-take",

@@ -111,11 +111,14 @@ func TestRiskChecks(t *testing.T) {
 			var evs []core.Event
 			eng, err := core.New(riskConfig(), func(b []core.Event) { evs = append(evs, b...) })
 			require.NoError(t, err)
+			refs := refBook{}
 			for i, c := range append(tc.setup, tc.cmd) {
 				c.Seq = uint64(i + 1)
 				evs = evs[:0]
+				refs.name(&c)
 				eng.Apply(&c)
 				eng.Flush()
+				refs.learn(evs)
 				require.NotEmpty(t, evs)
 				if i < len(tc.setup) {
 					require.NotEqual(t, core.KindRejected, evs[0].Kind, "setup %d: %v", i, evs[0])
@@ -204,6 +207,7 @@ func runConservation(seed uint64, ops int) error {
 		}
 	}
 	nextCl := map[uint32]uint64{}
+	refs := refBook{}
 	var trades, rejects, halts int
 	var blocked []core.Command // the releases of halts and kill switches in force
 	for i := range ops {
@@ -261,8 +265,10 @@ func runConservation(seed uint64, ops int) error {
 			c.StopPrice = px // valid only for stop orders; rejected otherwise
 		}
 		evs = evs[:0]
+		refs.name(&c)
 		eng.Apply(&c)
 		eng.Flush()
+		refs.learn(evs)
 		for _, ev := range evs {
 			switch {
 			case ev.Kind == core.KindRejected && ev.Reason >= 400:
@@ -338,9 +344,9 @@ func TestRiskBenchConfigNeutral(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var off, on []core.Event
-			a, err := core.New(bench.EngineConfig(1<<17), func(b []core.Event) { off = append(off, b...) })
+			a, err := core.New(bench.EngineConfig(bench.ProductionMaxOrders), func(b []core.Event) { off = append(off, b...) })
 			require.NoError(t, err)
-			b, err := core.New(bench.RiskEngineConfig(1<<17), func(b []core.Event) { on = append(on, b...) })
+			b, err := core.New(bench.RiskEngineConfig(bench.ProductionMaxOrders), func(b []core.Event) { on = append(on, b...) })
 			require.NoError(t, err)
 			for i := range cmds {
 				c := cmds[i]
@@ -350,6 +356,9 @@ func TestRiskBenchConfigNeutral(t *testing.T) {
 			}
 			a.Flush()
 			b.Flush()
+			for i := range off {
+				require.NotEqual(t, core.KindRejected, off[i].Kind, "the workload must be all valid commands: %v", off[i])
+			}
 			require.Equal(t, len(off), len(on))
 			for i := range off {
 				require.Equal(t, off[i], on[i], "event %d", i)
@@ -441,16 +450,26 @@ func TestPatternDayTrader(t *testing.T) {
 			var evs []core.Event
 			eng, err := core.New(pdtConfig(), func(b []core.Event) { evs = append(evs, b...) })
 			require.NoError(t, err)
-			cl := uint64(0)
+			// Number every order and replace in sequence (references increase
+			// per account); a test's own references (resting's 999) are aliases.
+			cl, alias, refs := uint64(0), map[uint64]uint64{}, refBook{}
 			for i, c := range append(slices.Clone(tc.setup), tc.cmd) {
 				c.Seq = uint64(i + 1)
-				if c.Kind == core.CmdNew && c.ClOrdID == 1000 { // buy and sell's default: number them
+				switch c.Kind {
+				case core.CmdNew:
+					cl++
+					alias[c.ClOrdID] = cl
+					c.ClOrdID = cl
+				case core.CmdReplace:
+					c.OrigClOrdID = alias[c.OrigClOrdID]
 					cl++
 					c.ClOrdID = cl
 				}
 				evs = evs[:0]
+				refs.name(&c)
 				eng.Apply(&c)
 				eng.Flush()
+				refs.learn(evs)
 				if c.Kind == core.CmdEndOfDay {
 					continue // no events unless DAY orders expire
 				}
@@ -500,8 +519,10 @@ func TestPatternDayTraderMinEquity(t *testing.T) {
 // TestReplaceFastPathHolds: a same-price replace that lowers the quantity
 // releases exactly the lots removed; one that raises it re-holds in full.
 func TestReplaceFastPathHolds(t *testing.T) {
-	eng, err := core.New(riskConfig(), nil)
+	var evs []core.Event
+	eng, err := core.New(riskConfig(), func(b []core.Event) { evs = append(evs, b...) })
 	require.NoError(t, err)
+	refs := refBook{}
 	for i, c := range []core.Command{
 		buy(5, 1, 100, 40),
 		{Kind: core.CmdReplace, Account: 5, OrigClOrdID: 1000, ClOrdID: 1001, Price: 100, Qty: 25},
@@ -509,7 +530,10 @@ func TestReplaceFastPathHolds(t *testing.T) {
 		{Kind: core.CmdReplace, Account: 5, OrigClOrdID: 1002, ClOrdID: 1003, Price: 100, Qty: 30},
 	} {
 		c.Seq = uint64(i + 1)
+		refs.name(&c)
 		eng.Apply(&c)
+		eng.Flush()
+		refs.learn(evs)
 		require.NoError(t, eng.CheckInvariants())
 		st, ok := eng.Account(5)
 		require.True(t, ok)

@@ -21,10 +21,13 @@ var rewrite = flag.Bool("rewrite", false, "rewrite golden files under testdata/ 
 // it. Run `go test ./core -run Scenarios -rewrite` and review the diff after
 // an intended change.
 //
-// Script lines: `instrument id=1 band=1..1000`, `config max-orders=N`, then
+// Script lines: `instrument id=1 band=1..1000`, `config max-orders=N max-accounts=N`, then
 // commands: `new`, `cancel`, `size`, `replace`, `mass`, `eod`, `raw kind=N`
-// with key=value fields (acct cl orig side type tif px stop qty display min
-// stp group inst post tag time). `new` defaults to inst=1 type=limit tif=day.
+// with key=value fields (acct cl orig oid side type tif px stop qty display
+// min stp group inst post tag time). `new` defaults to inst=1 type=limit
+// tif=day. A cancel, size or replace names its order by orig= (the order's
+// current reference), as a client does; the script runner fills in the
+// OrderID the engine gave that reference, as a gateway does (oid= overrides).
 //
 // Risk layer: `instrument` also takes tv= ref= collar-bps= collar-ticks=
 // halted=1 restricted=1 threshold=1; `account id=N ...` (see account) turns
@@ -61,6 +64,7 @@ func runScenario(t *testing.T, file string) string {
 		events []core.Event
 		eng    *core.Engine
 		seq    uint64
+		refs   = refBook{}
 	)
 	for n, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
@@ -83,7 +87,8 @@ func runScenario(t *testing.T, file string) string {
 			cfg.Accounts = append(cfg.Accounts, account(t, kv))
 			continue
 		case "config":
-			cfg.MaxOrders = int(num(t, kv["max-orders"]))
+			cfg.MaxOrders = int(optNum(t, kv["max-orders"]))
+			cfg.MaxAccounts = int(optNum(t, kv["max-accounts"]))
 			continue
 		}
 		if eng == nil {
@@ -93,8 +98,10 @@ func runScenario(t *testing.T, file string) string {
 		seq++
 		cmd := command(t, file, n+1, verb, kv)
 		cmd.Seq = seq
+		refs.name(&cmd)
 		eng.Apply(&cmd)
 		eng.Flush()
+		refs.learn(events)
 		fmt.Fprintf(&out, "> %s\n", line)
 		for _, ev := range events {
 			ev.Seq = 0
@@ -203,6 +210,8 @@ func command(t *testing.T, file string, n int, verb string, kv map[string]string
 			c.ClOrdID = uint64(num(t, v))
 		case "orig":
 			c.OrigClOrdID = uint64(num(t, v))
+		case "oid":
+			c.OrderID = uint64(num(t, v))
 		case "inst":
 			c.Instrument = uint32(num(t, v))
 		case "group":

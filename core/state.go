@@ -58,7 +58,25 @@ func (e *Engine) LastPrice(instrument uint32) (int64, bool) {
 }
 
 // OpenCount returns the number of open orders (resting and waiting stops).
-func (e *Engine) OpenCount() int { return len(e.orders) - len(e.free) }
+func (e *Engine) OpenCount() int { return e.open }
+
+// LastClOrdID returns the highest client reference the account has used
+// this trading day (0: none yet, or the account is unknown). A client that
+// lost track after a reconnect continues above it.
+func (e *Engine) LastClOrdID(acct uint32) uint64 {
+	if e.risk.on {
+		if s := e.risk.slot(acct); s >= 0 {
+			return e.lastRef[s]
+		}
+		return 0
+	}
+	for i, k := range e.dir.keys {
+		if k == acct {
+			return e.lastRef[e.dir.slots[i]]
+		}
+	}
+	return 0
+}
 
 // StateHash is a SHA-256 over the engine's complete observable state: its
 // counters and, per instrument in configuration order, the last price and
@@ -70,6 +88,22 @@ func (e *Engine) StateHash() [32]byte {
 	u := func(v uint64) { buf = binary.LittleEndian.AppendUint64(buf, v) }
 	u(e.nextOrderID)
 	u(e.nextMatchID)
+	// client references: by slot; directory slots are given in order of first
+	// sight, so equal command streams give equal layouts
+	if !e.risk.on {
+		for i, k := range e.dir.keys {
+			if k != 0 {
+				u(uint64(k)<<32 | uint64(e.dir.slots[i]))
+			}
+		}
+	}
+	for _, v := range e.lastRef {
+		if v != 0 {
+			u(v)
+		}
+	}
+	h.Write(buf)
+	buf = buf[:0]
 	for bi := range e.books {
 		b := &e.books[bi]
 		u(uint64(b.inst.ID))
@@ -146,7 +180,8 @@ func (e *Engine) checkCheap() {
 }
 
 // CheckInvariants verifies the engine's whole state: every ladder's links,
-// counts, totals, bitmaps and best level; the client-id index; the free list;
+// counts, totals, bitmaps and best level; every order in its id's slot; the
+// open count;
 // books not crossed. It is O(open orders + levels): for tests and audits.
 func (e *Engine) CheckInvariants() error {
 	fail := func(format string, args ...any) error {
@@ -192,8 +227,10 @@ func (e *Engine) CheckInvariants() error {
 						return fail("book %d: order %d shows %d hidden %d", b.inst.ID, o.id, o.shown, o.hidden)
 					case o.hidden > 0 && e.cold[oi].display == 0:
 						return fail("book %d: order %d hides lots without a display size", b.inst.ID, o.id)
-					case e.index.get(e.orders, o.account, o.clOrdID) != oi:
-						return fail("book %d: order %d missing from the client-id index", b.inst.ID, o.id)
+					case o.id&e.slotMask != uint64(oi):
+						return fail("book %d: order %d sits in slot %d, not its id's", b.inst.ID, o.id, oi)
+					case o.id > e.nextOrderID:
+						return fail("book %d: order %d is above the last id assigned, %d", b.inst.ID, o.id, e.nextOrderID)
 					}
 					qty += o.shown
 					n++
@@ -218,14 +255,14 @@ func (e *Engine) CheckInvariants() error {
 	if seen != e.OpenCount() {
 		return fail("%d orders in books, %d slots in use", seen, e.OpenCount())
 	}
-	indexed := 0
-	for _, s := range e.index.slots {
-		if s.ref != 0 {
-			indexed++
+	used := 0
+	for i := range e.orders {
+		if e.orders[i].state != stateFree {
+			used++
 		}
 	}
-	if indexed != seen {
-		return fail("%d orders in books, %d in the client-id index", seen, indexed)
+	if used != seen {
+		return fail("%d orders in books, %d slots in use", seen, used)
 	}
 	return e.checkRisk(fail)
 }

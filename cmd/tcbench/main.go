@@ -137,8 +137,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		cmds      []core.Command
 		maxOrders int
 	}{
-		{"random-limits", bench.RandomLimits(1, *orders, 30), 1 << 20},
-		{"move-heavy", bench.MoveHeavy(1, *orders), 1 << 16},
+		{"random-limits", bench.RandomLimits(1, *orders, 30), bench.ProductionMaxOrders},
+		{"move-heavy", bench.MoveHeavy(1, *orders), bench.ProductionMaxOrders},
 	}
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {

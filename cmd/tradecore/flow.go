@@ -28,6 +28,7 @@ func nanotime() int64
 // time (monotonic ns), so latency counts from when it should have been sent.
 type generator struct {
 	in       *ring.MPSC[core.Command]
+	recent   *recentOrders
 	insts    []core.Instrument
 	rnd      *rand.Rand
 	interval float64
@@ -46,9 +47,38 @@ func (g *generator) OnStop() { g.stopped.Store(true) }
 // waits for it.
 func (g *generator) Stopped() bool { return g.stopped.Load() }
 
-func newGenerator(in *ring.MPSC[core.Command], insts []core.Instrument, rate float64) *generator {
+func newGenerator(in *ring.MPSC[core.Command], insts []core.Instrument, rate float64, recent *recentOrders) *generator {
 	return &generator{in: in, insts: insts, rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)),
-		interval: 1e9 / rate, start: nanotime()}
+		interval: 1e9 / rate, start: nanotime(), recent: recent}
+}
+
+// recentOrders holds the last orders the engine accepted from the generator,
+// written by the event sink and read by the generator, which cancels some of
+// them as a client would: by the OrderID and reference of its Accepted event.
+// Each field is atomic, so the two may run on different threads; a pair
+// read while being rewritten names no order and is rejected, harmlessly.
+type recentOrders struct {
+	oid [4096]atomic.Uint64
+	ref [4096]atomic.Uint64 // account<<40 | ClOrdID
+	n   atomic.Uint64
+}
+
+func (r *recentOrders) add(acct uint32, oid, cl uint64) {
+	i := r.n.Load() % uint64(len(r.oid))
+	r.oid[i].Store(oid)
+	r.ref[i].Store(uint64(acct)<<40 | cl&(1<<40-1))
+	r.n.Add(1)
+}
+
+// pick returns a recent order, or false when there is none yet.
+func (r *recentOrders) pick(rnd *rand.Rand) (acct uint32, oid, cl uint64, ok bool) {
+	n := min(r.n.Load(), uint64(len(r.oid)))
+	if n == 0 {
+		return 0, 0, 0, false
+	}
+	i := rnd.Uint64N(n)
+	ref := r.ref[i].Load()
+	return uint32(ref >> 40), r.oid[i].Load(), ref & (1<<40 - 1), true
 }
 
 func (g *generator) Name() string { return "generator" }
@@ -92,8 +122,10 @@ func (g *generator) next(due uint64) core.Command {
 	if c.Side == core.Sell {
 		c.Price = mid + off
 	}
-	if r.IntN(100) < 20 && g.n > 0 { // cancel an earlier order of ours, if still open
-		c = core.Command{Kind: core.CmdCancel, Account: c.Account, OrigClOrdID: 1 + r.Uint64N(g.n), Tag: c.Tag}
+	if r.IntN(100) < 20 { // cancel one of our recent orders, if still open
+		if acct, oid, cl, ok := g.recent.pick(r); ok {
+			c = core.Command{Kind: core.CmdCancel, Account: acct, OrderID: oid, OrigClOrdID: cl, Tag: c.Tag}
+		}
 	}
 	return c
 }
@@ -132,6 +164,7 @@ func (iv *interval) reset() {
 // period simply runs longer.
 type eventSink struct {
 	cons   *ring.Consumer[core.Event]
+	recent *recentOrders
 	ctl    *ring.MPSC[core.Command]
 	loop   *core.Loop
 	mon    *surveil.Monitor
@@ -147,8 +180,8 @@ type eventSink struct {
 	answered    atomic.Uint64
 }
 
-func newEventSink(cons *ring.Consumer[core.Event], ctl *ring.MPSC[core.Command], loop *core.Loop, mon *surveil.Monitor, every time.Duration) *eventSink {
-	s := &eventSink{cons: cons, ctl: ctl, loop: loop, mon: mon, every: int64(every), cur: newInterval(),
+func newEventSink(cons *ring.Consumer[core.Event], ctl *ring.MPSC[core.Command], loop *core.Loop, mon *surveil.Monitor, every time.Duration, recent *recentOrders) *eventSink {
+	s := &eventSink{cons: cons, ctl: ctl, loop: loop, mon: mon, every: int64(every), cur: newInterval(), recent: recent,
 		retry: make([]core.Command, 0, 1024)}
 	s.spare.Store(newInterval())
 	s.cur.start = nanotime()
@@ -192,6 +225,10 @@ func (s *eventSink) consume(w []core.Event, now int64) {
 			}
 		}
 		switch ev.Kind {
+		case core.KindAccepted:
+			if ev.Tag != 0 {
+				s.recent.add(ev.Account, ev.OrderID, ev.ClOrdID)
+			}
 		case core.KindRejected:
 			iv.rejects++
 		case core.KindTrade:

@@ -82,7 +82,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	coreCfg := file.Core()
-	gen := newGenerator(in, coreCfg.Instruments, *rate)
+	recent := new(recentOrders)
+	gen := newGenerator(in, coreCfg.Instruments, *rate, recent)
 	loop, err := core.NewLoop(coreCfg, core.LoopConfig{Control: ctl, ProducersStopped: gen.Stopped}, in, out)
 	if err != nil {
 		return err
@@ -99,7 +100,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	sink := newEventSink(cons, ctl, loop, mon, *every)
+	sink := newEventSink(cons, ctl, loop, mon, *every, recent)
 	log.Info("tradecore serving", "data_dir", *dataDir, "instruments", len(file.Instruments),
 		"max_orders", coreCfg.MaxOrders, "threading", plan.Mode.String(), "pinned", plan.Pin, "cpus", plan.CPUs,
 		"engine_idle", plan.PrimaryIdle.String(), "others_idle", plan.OthersIdle.String(), "rate", *rate)

@@ -11,6 +11,7 @@ import (
 const (
 	defaultMaxOrders   = 1 << 20
 	defaultMaxOrderQty = 1_000_000_000
+	defaultMaxAccounts = 1 << 16
 )
 
 type order struct {
@@ -93,19 +94,18 @@ func priceKey(o *order) int64 { return o.price }
 // first (as a "buy" side sorts).
 func stopKey(o *order) int64 { return o.stop }
 
-type clKey struct {
-	account uint32
-	clOrdID uint64
-}
-
 // Model is the reference engine. The zero value is not usable; call New.
 type Model struct {
 	cfg     core.Config
 	books   []*book
 	byID    map[uint32]*book
-	open    map[clKey]*order
-	orderID uint64
+	open    map[uint64]*order // by OrderID
+	orderID uint64            // the last OrderID assigned
 	matchID uint64
+	slots   uint64 // docs/engine.md, "Order ids": the id-to-slot modulus
+
+	last     map[uint32]uint64 // highest client reference per account today
+	accounts map[uint32]bool   // accounts that have traded (MaxAccounts)
 
 	cmd *core.Command
 	out []core.Event
@@ -120,7 +120,14 @@ func New(cfg core.Config) *Model {
 	if cfg.MaxOrderQty == 0 {
 		cfg.MaxOrderQty = defaultMaxOrderQty
 	}
-	m := &Model{cfg: cfg, byID: map[uint32]*book{}, open: map[clKey]*order{}}
+	if cfg.MaxAccounts == 0 {
+		cfg.MaxAccounts = defaultMaxAccounts
+	}
+	m := &Model{cfg: cfg, byID: map[uint32]*book{}, open: map[uint64]*order{},
+		last: map[uint32]uint64{}, accounts: map[uint32]bool{}, slots: 2}
+	for m.slots < 2*uint64(cfg.MaxOrders) {
+		m.slots *= 2
+	}
 	for _, in := range cfg.Instruments {
 		b := &book{inst: in}
 		m.books = append(m.books, b)
@@ -226,7 +233,7 @@ func (m *Model) reject(r core.Reason) {
 	c := m.cmd
 	m.emit(core.Event{
 		Kind: core.KindRejected, Reason: r,
-		Account: c.Account, ClOrdID: c.ClOrdID, OrigClOrdID: c.OrigClOrdID, Instrument: c.Instrument,
+		Account: c.Account, OrderID: c.OrderID, ClOrdID: c.ClOrdID, OrigClOrdID: c.OrigClOrdID, Instrument: c.Instrument,
 		Side: c.Side, Type: c.Type, TIF: c.TIF, Price: c.Price, StopPrice: c.StopPrice, Qty: c.Qty,
 	})
 }
@@ -258,11 +265,10 @@ func (m *Model) emitBook(k core.EventKind, o *order, price, qty, leaves int64) {
 
 // close forgets a finished order. It must already be out of every book list.
 func (m *Model) close(o *order) {
-	k := clKey{o.account, o.clOrdID}
-	if m.open[k] != o {
+	if m.open[o.id] != o {
 		panic("refmodel: closing an order that is not open")
 	}
-	delete(m.open, k)
+	delete(m.open, o.id)
 }
 
 // rest puts o at the back of its price level with r open lots and emits
@@ -487,14 +493,44 @@ func (m *Model) runStops(b *book) {
 
 // ---- commands ----
 
+// useReference applies the client-reference rule to the command's ClOrdID
+// for account a: above the account's highest reference today, or refused.
+func (m *Model) useReference(a uint32) bool {
+	cl, last := m.cmd.ClOrdID, m.last[a]
+	switch {
+	case cl == last:
+		m.reject(core.RejectDuplicateClOrdID)
+		return false
+	case cl < last:
+		m.reject(core.RejectStaleClOrdID)
+		return false
+	}
+	m.last[a] = cl
+	return true
+}
+
 func (m *Model) newOrder() {
 	c := m.cmd
 	b := m.byID[c.Instrument]
-	switch {
-	case c.Account == 0:
+	if c.Account == 0 {
 		m.reject(core.RejectInvalidAccount)
-	case c.ClOrdID == 0:
+		return
+	}
+	if !m.accounts[c.Account] {
+		if len(m.accounts) >= m.cfg.MaxAccounts {
+			m.reject(core.RejectAccountCapacity)
+			return
+		}
+		m.accounts[c.Account] = true
+	}
+	if c.ClOrdID == 0 {
 		m.reject(core.RejectInvalidClOrdID)
+		return
+	}
+	if !m.useReference(c.Account) {
+		return
+	}
+	switch {
 	case b == nil:
 		m.reject(core.RejectUnknownInstrument)
 	case c.Side != core.Buy && c.Side != core.Sell:
@@ -521,8 +557,6 @@ func (m *Model) newOrder() {
 			m.reject(core.RejectInvalidDisplayQty)
 		case c.MinQty < 0 || c.MinQty > c.Qty || c.MinQty > 0 && c.Type != core.Limit && c.Type != core.Market:
 			m.reject(core.RejectInvalidMinQty)
-		case m.open[clKey{c.Account, c.ClOrdID}] != nil:
-			m.reject(core.RejectDuplicateClOrdID)
 		case len(m.open) >= m.cfg.MaxOrders:
 			m.reject(core.RejectOrderCapacity)
 		case c.Flags&core.PostOnly != 0 && b.wouldTake(c.Side, c.Price):
@@ -563,9 +597,23 @@ func priceCheck(b *book, typ core.OrderType, price, stop int64) core.Reason {
 	return 0
 }
 
+// nextOrderID is the next OrderID: the smallest above the last one whose
+// slot (id mod slots) no open order holds.
+func (m *Model) nextOrderID() uint64 {
+	held := map[uint64]bool{}
+	for id := range m.open {
+		held[id%m.slots] = true
+	}
+	id := m.orderID + 1
+	for held[id%m.slots] {
+		id++
+	}
+	return id
+}
+
 func (m *Model) accept(b *book) {
 	c := m.cmd
-	m.orderID++
+	m.orderID = m.nextOrderID()
 	o := &order{
 		id: m.orderID, clOrdID: c.ClOrdID, account: c.Account, group: c.STPGroup,
 		inst: c.Instrument, side: c.Side, typ: c.Type, tif: c.TIF, stp: c.STP,
@@ -574,7 +622,7 @@ func (m *Model) accept(b *book) {
 	if o.display == c.Qty {
 		o.display = 0
 	}
-	m.open[clKey{o.account, o.clOrdID}] = o
+	m.open[o.id] = o
 	e := orderEvent(core.KindAccepted, o)
 	e.Qty, e.Leaves = c.Qty, c.Qty
 	m.emit(e)
@@ -597,8 +645,8 @@ func (m *Model) lookup() (*book, *order, bool) {
 		m.reject(core.RejectInvalidAccount)
 		return nil, nil, false
 	}
-	o := m.open[clKey{c.Account, c.OrigClOrdID}]
-	if o == nil {
+	o := m.open[c.OrderID]
+	if o == nil || o.account != c.Account || o.clOrdID != c.OrigClOrdID {
 		m.reject(core.RejectUnknownOrder)
 		return nil, nil, false
 	}
@@ -652,8 +700,7 @@ func (m *Model) replace() {
 		m.reject(core.RejectInvalidClOrdID)
 		return
 	}
-	if other := m.open[clKey{c.Account, c.ClOrdID}]; other != nil && other != o {
-		m.reject(core.RejectDuplicateClOrdID)
+	if !m.useReference(o.account) {
 		return
 	}
 	if c.Qty < 1 || c.Qty > m.cfg.MaxOrderQty {
@@ -670,9 +717,7 @@ func (m *Model) replace() {
 	}
 
 	oldCl := o.clOrdID
-	delete(m.open, clKey{o.account, oldCl})
 	o.clOrdID = c.ClOrdID
-	m.open[clKey{o.account, o.clOrdID}] = o
 	keep := c.Price == o.price && c.StopPrice == o.stop && c.Qty <= o.open()
 	oldPrice := o.price
 	o.price, o.stop = c.Price, c.StopPrice
@@ -723,6 +768,7 @@ func (m *Model) massCancel() {
 }
 
 func (m *Model) endOfDay() {
+	clear(m.last) // references start again for the new trading day
 	m.walk(nil, func(b *book, o *order) {
 		if o.tif != core.DAY {
 			return

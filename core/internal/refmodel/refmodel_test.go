@@ -361,6 +361,7 @@ func TestRejects(t *testing.T) {
 		{"minqty-above", func(c *core.Command) { c.MinQty = 11 }, core.RejectInvalidMinQty},
 		{"minqty-on-stoplimit", func(c *core.Command) { c.MinQty, c.Type, c.StopPrice = 1, core.StopLimit, 100 }, core.RejectInvalidMinQty},
 		{"duplicate", func(c *core.Command) { c.ClOrdID = 7 }, core.RejectDuplicateClOrdID},
+		{"stale", func(c *core.Command) { c.ClOrdID = 6 }, core.RejectStaleClOrdID},
 		{"capacity", func(c *core.Command) { c.Account = 3 }, core.RejectOrderCapacity},
 		{"post-only", func(c *core.Command) { c.Account, c.Flags, c.Price = 2, core.PostOnly, 150 }, core.RejectPostOnlyWouldTake},
 	} {
@@ -368,12 +369,13 @@ func TestRejects(t *testing.T) {
 			m := New(cfg)
 			m.Apply(limit(1, 7, core.Sell, core.GTC, 150, 1))
 			c := base()
+			c.ClOrdID = 8 // above account 1's 7
 			if tc.name == "capacity" {
 				m.Apply(limit(2, 7, core.Sell, core.GTC, 160, 1))
 			}
 			tc.mod(&c)
 			got := m.Apply(c)
-			want := []core.Event{{Kind: core.KindRejected, Reason: tc.want, Account: c.Account, ClOrdID: c.ClOrdID,
+			want := []core.Event{{Kind: core.KindRejected, Reason: tc.want, Account: c.Account, OrderID: c.OrderID, ClOrdID: c.ClOrdID,
 				Instrument: c.Instrument, Side: c.Side, Type: c.Type, TIF: c.TIF, Price: c.Price, StopPrice: c.StopPrice, Qty: c.Qty}}
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("got: %s\nwant: %s", fmtEvents(got), fmtEvents(want))
@@ -400,38 +402,49 @@ func TestReplaceAndCancel(t *testing.T) {
 			{Kind: bAdd, Instrument: 1, OrderID: 2, Side: core.Sell, Price: 105, Qty: 3, Leaves: 3},
 		}},
 		// Cancel to 5: 6 hidden go first... 10 open = 4 shown + 6 hidden; to 5 removes 5 hidden.
-		{core.Command{Kind: core.CmdCancelSize, Account: 1, OrigClOrdID: 1, Qty: 5}, []core.Event{
+		{core.Command{Kind: core.CmdCancelSize, Account: 1, OrderID: 1, OrigClOrdID: 1, Qty: 5}, []core.Event{
 			with(hdr(core.KindReduced, 1, 100), func(e *core.Event) { e.Reason, e.Qty, e.Leaves = core.CancelRequested, 5, 5 }),
 		}},
 		// Same price, 3 lots: keeps priority, 1 hidden + 1 shown go.
-		{core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 2, Price: 100, Qty: 3}, []core.Event{
+		{core.Command{Kind: core.CmdReplace, Account: 1, OrderID: 1, OrigClOrdID: 1, ClOrdID: 2, Price: 100, Qty: 3}, []core.Event{
 			with(hdr(core.KindReplaced, 2, 100), func(e *core.Event) { e.OrigClOrdID, e.Qty, e.Leaves = 1, 3, 3 }),
 			{Kind: bCanc, Instrument: 1, OrderID: 1, Side: core.Buy, Price: 100, Qty: 1, Leaves: 3},
 		}},
+		// Keeping its own reference is a reused reference: refused, nothing changes.
+		{core.Command{Kind: core.CmdReplace, Account: 1, OrderID: 1, OrigClOrdID: 2, ClOrdID: 2, Price: 101, Qty: 6}, []core.Event{
+			{Kind: core.KindRejected, Reason: core.RejectDuplicateClOrdID, Account: 1, OrderID: 1, ClOrdID: 2, OrigClOrdID: 2, Price: 101, Qty: 6},
+		}},
 		// New price, not crossing: back of the level at 101, 6 lots showing 4.
-		{core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 2, ClOrdID: 2, Price: 101, Qty: 6}, []core.Event{
-			with(hdr(core.KindReplaced, 2, 101), func(e *core.Event) { e.OrigClOrdID, e.Qty, e.Leaves = 2, 6, 6 }),
+		{core.Command{Kind: core.CmdReplace, Account: 1, OrderID: 1, OrigClOrdID: 2, ClOrdID: 3, Price: 101, Qty: 6}, []core.Event{
+			with(hdr(core.KindReplaced, 3, 101), func(e *core.Event) { e.OrigClOrdID, e.Qty, e.Leaves = 2, 6, 6 }),
 			{Kind: core.KindBookReplace, Instrument: 1, OrderID: 1, Side: core.Buy, Price: 101, Qty: 4, Leaves: 4},
 		}},
 		// Crossing: off the book, trades 3 at 105, rests 3 showing 3.
-		{core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 2, ClOrdID: 3, Instrument: 1, Price: 106, Qty: 6}, []core.Event{
-			with(hdr(core.KindReplaced, 3, 106), func(e *core.Event) { e.OrigClOrdID, e.Qty, e.Leaves = 2, 6, 6 }),
+		{core.Command{Kind: core.CmdReplace, Account: 1, OrderID: 1, OrigClOrdID: 3, ClOrdID: 4, Instrument: 1, Price: 106, Qty: 6}, []core.Event{
+			with(hdr(core.KindReplaced, 4, 106), func(e *core.Event) { e.OrigClOrdID, e.Qty, e.Leaves = 3, 6, 6 }),
 			{Kind: bDel, Instrument: 1, OrderID: 1, Side: core.Buy, Price: 101, Qty: 4},
 			{Kind: core.KindExecuted, Instrument: 1, Side: core.Buy, Type: core.Limit, TIF: core.GTC, Price: 105, Qty: 3, MatchID: 1,
-				Account: 1, OrderID: 1, ClOrdID: 3, Leaves: 3, ContraAccount: 2, ContraOrderID: 2, ContraClOrdID: 1},
+				Account: 1, OrderID: 1, ClOrdID: 4, Leaves: 3, ContraAccount: 2, ContraOrderID: 2, ContraClOrdID: 1},
 			{Kind: bExec, Instrument: 1, OrderID: 2, Side: core.Sell, Price: 105, Qty: 3},
 			{Kind: core.KindTrade, Instrument: 1, Side: core.Buy, Price: 105, Qty: 3, MatchID: 1},
 			{Kind: bAdd, Instrument: 1, OrderID: 1, Side: core.Buy, Price: 106, Qty: 3, Leaves: 3},
 		}},
-		{core.Command{Kind: core.CmdCancel, Account: 1, OrigClOrdID: 3, Instrument: 2}, []core.Event{
-			{Kind: core.KindRejected, Reason: core.RejectInstrumentMismatch, Account: 1, OrigClOrdID: 3, Instrument: 2},
+		{core.Command{Kind: core.CmdCancel, Account: 1, OrderID: 1, OrigClOrdID: 4, Instrument: 2}, []core.Event{
+			{Kind: core.KindRejected, Reason: core.RejectInstrumentMismatch, Account: 1, OrderID: 1, OrigClOrdID: 4, Instrument: 2},
 		}},
-		{core.Command{Kind: core.CmdCancel, Account: 1, OrigClOrdID: 3}, []core.Event{
-			with(hdr(core.KindCancelled, 3, 106), func(e *core.Event) { e.Reason, e.Qty = core.CancelRequested, 3 }),
+		// The old reference no longer names the order; another account cannot cancel it.
+		{core.Command{Kind: core.CmdCancel, Account: 1, OrderID: 1, OrigClOrdID: 3}, []core.Event{
+			{Kind: core.KindRejected, Reason: core.RejectUnknownOrder, Account: 1, OrderID: 1, OrigClOrdID: 3},
+		}},
+		{core.Command{Kind: core.CmdCancel, Account: 2, OrderID: 1, OrigClOrdID: 4}, []core.Event{
+			{Kind: core.KindRejected, Reason: core.RejectUnknownOrder, Account: 2, OrderID: 1, OrigClOrdID: 4},
+		}},
+		{core.Command{Kind: core.CmdCancel, Account: 1, OrderID: 1, OrigClOrdID: 4}, []core.Event{
+			with(hdr(core.KindCancelled, 4, 106), func(e *core.Event) { e.Reason, e.Qty = core.CancelRequested, 3 }),
 			{Kind: bDel, Instrument: 1, OrderID: 1, Side: core.Buy, Price: 106, Qty: 3},
 		}},
-		{core.Command{Kind: core.CmdCancel, Account: 1, OrigClOrdID: 3}, []core.Event{
-			{Kind: core.KindRejected, Reason: core.RejectUnknownOrder, Account: 1, OrigClOrdID: 3},
+		{core.Command{Kind: core.CmdCancel, Account: 1, OrderID: 1, OrigClOrdID: 4}, []core.Event{
+			{Kind: core.KindRejected, Reason: core.RejectUnknownOrder, Account: 1, OrderID: 1, OrigClOrdID: 4},
 		}},
 	})
 	requireOpen(t, m, nil)
