@@ -470,7 +470,6 @@ func (s *Service) destroyRetiredLocked(ctx context.Context) error {
 		if err := s.appendLocked(ctx, manifest.Entry{Event: manifest.EventDestroy, Destroyed: &manifest.Destruction{KeyID: k.ID}}, nil); err != nil {
 			return err
 		}
-		s.cfg.Logger.Info("hsm: private key destroyed", "key_id", k.ID)
 	}
 	return nil
 }
