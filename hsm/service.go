@@ -280,7 +280,7 @@ func NewService(ctx context.Context, tok *Token, cfg ServiceConfig) (*Service, f
 	if err := s.change(ctx, func() error { return nil }); err != nil {
 		return nil, nil, err
 	}
-	if cfg.Recorder == nil {
+	if cfg.Recorder == nil && (cfg.CheckInterval > 0 || cfg.RefreshInterval > 0) {
 		cfg.Logger.Warn("hsm: no audit recorder: manifest entries are not recorded in the audit log here; a service with one records them", "entries", len(s.v.Manifest.Entries))
 	}
 	if _, err := s.CheckRotation(ctx); err != nil {
