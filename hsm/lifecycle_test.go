@@ -293,3 +293,51 @@ func firstID(t *testing.T, dir string) string {
 	require.NoError(t, err)
 	return m.Entries[0].Key.ID
 }
+
+// TestRestoredTokenBackupCannotResurrectAKey: a backup of the token taken
+// while a key was active brings its private object back when restored; the
+// next service start (or key command) destroys it again.
+func TestRestoredTokenBackupCannotResurrectAKey(t *testing.T) {
+	st := hsmtest.NewToken(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := hsm.ServiceConfig{Dir: dir, CheckInterval: -1, RefreshInterval: -1}
+	open := func() (*hsm.Token, *hsm.Service, func()) {
+		tok, closeTok, err := hsm.Open(ctx, hsmtest.Config(st))
+		require.NoError(t, err)
+		svc, closeSvc, err := hsm.NewService(ctx, tok, cfg)
+		require.NoError(t, err)
+		return tok, svc, func() { closeSvc(); closeTok() }
+	}
+	tok, closeTok, err := hsm.Open(ctx, hsmtest.Config(st))
+	require.NoError(t, err)
+	_, err = hsm.Init(ctx, tok, cfg)
+	require.NoError(t, err)
+	closeTok()
+	backup := t.TempDir()
+	copyTree(t, st.TokenDir, backup) // the first key is active here
+
+	tok, svc, closeAll := open()
+	stolen := svc.Active().ID
+	_, err = svc.Rotate(ctx)
+	require.NoError(t, err)
+	_, err = svc.Revoke(ctx, stolen, time.Time{}, "stolen laptop")
+	require.NoError(t, err)
+	active := svc.Active().ID
+	closeAll()
+
+	// Restore the old token files, keeping the newer ones (the active key's).
+	copyTree(t, backup, st.TokenDir)
+	raw, closeRaw, err := hsm.Open(ctx, hsmtest.Config(st))
+	require.NoError(t, err)
+	_, err = raw.FindKey(ctx, stolen)
+	require.NoError(t, err, "the restore brought the revoked private key back")
+	closeRaw()
+	tok, svc, closeAll = open()
+	defer closeAll()
+	_, err = tok.FindKey(ctx, stolen)
+	require.ErrorIs(t, err, hsm.ErrKeyNotFound, "the restored revoked key is destroyed again at start")
+	assert.Equal(t, active, svc.Active().ID)
+	_, err = svc.Sign(ctx, []byte("m"))
+	require.NoError(t, err)
+}

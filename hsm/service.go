@@ -456,16 +456,21 @@ func (s *Service) change(ctx context.Context, f func() error) error {
 }
 
 // destroyRetiredLocked destroys the private object of every key that is no
-// longer active and not yet recorded as destroyed, and records each
-// destruction in the manifest.
+// longer active, and records each first destruction in the manifest. A key
+// the manifest already records as destroyed but that is back in the token
+// (a restored backup of tokens/) is destroyed again, without a new entry.
 func (s *Service) destroyRetiredLocked(ctx context.Context) error {
 	for i := 0; i < len(s.v.Keys)-1; i++ {
 		k := s.v.Keys[i]
-		if k.DestroyedSeq != 0 {
-			continue
-		}
-		if err := s.tok.DestroyPrivateKey(ctx, k.ID); err != nil && !errors.Is(err, ErrKeyNotFound) {
+		err := s.tok.DestroyPrivateKey(ctx, k.ID)
+		if err != nil && !errors.Is(err, ErrKeyNotFound) {
 			return fmt.Errorf("hsm: destroy retired key %s: %w", k.ID, err)
+		}
+		if k.DestroyedSeq != 0 {
+			if err == nil {
+				s.cfg.Logger.Warn("hsm: a destroyed key was back in the token (restored backup?) and is destroyed again", "key_id", k.ID)
+			}
+			continue
 		}
 		if err := s.appendLocked(ctx, manifest.Entry{Event: manifest.EventDestroy, Destroyed: &manifest.Destruction{KeyID: k.ID}}, nil); err != nil {
 			return err
