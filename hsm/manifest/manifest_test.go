@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -309,5 +310,18 @@ func FuzzCanonical(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, c, again, "canonical form is a fixed point")
 		require.True(t, json.Valid(c))
+	})
+}
+
+func FuzzLoadHead(f *testing.F) {
+	f.Add([]byte(`{"first_key_id":"00112233445566778899aabbccddeeff","size":3,"hash":"` + strings.Repeat("ab", 32) + `"}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "seen.json")
+		require.NoError(t, os.WriteFile(p, data, 0o600))
+		h, err := manifest.LoadHead(p)
+		if err == nil {
+			require.NotZero(t, h.Size)
+		}
 	})
 }
