@@ -317,7 +317,7 @@ func TestRestoredTokenBackupCannotResurrectAKey(t *testing.T) {
 	backup := t.TempDir()
 	copyTree(t, st.TokenDir, backup) // the first key is active here
 
-	tok, svc, closeAll := open()
+	_, svc, closeAll := open()
 	stolen := svc.Active().ID
 	_, err = svc.Rotate(ctx)
 	require.NoError(t, err)

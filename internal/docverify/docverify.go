@@ -75,7 +75,7 @@ func (p *jparser) value(depth int) (*jv, error) {
 			}
 			p.ws()
 			if p.pos >= len(p.in) || p.in[p.pos] != ':' {
-				return nil, errors.New("want :")
+				return nil, errors.New("want a colon after a member name")
 			}
 			p.pos++
 			v, err := p.value(depth + 1)
