@@ -276,3 +276,67 @@ func TestKeysCLIMissingTokenAndWrongPIN(t *testing.T) {
 	assert.Equal(t, 1, r.code)
 	require.ErrorIs(t, r.err, hsm.ErrModuleMissing)
 }
+
+// TestMissingManifestIsNotANewRoot: with the manifest deleted but keys in the
+// token, neither `keys init` nor `serve` makes a new first key; both fail
+// and name the recovery.
+func TestMissingManifestIsNotANewRoot(t *testing.T) {
+	needSoftHSM(t)
+	dd := t.TempDir()
+	d := "--data-dir=" + dd
+	r := runCLI(t, "keys", "init", d)
+	require.Equal(t, 0, r.code, "err: %v", r.err)
+	require.NoError(t, os.Remove(filepath.Join(dd, "keys", "manifest.json")))
+	for _, args := range [][]string{{"keys", "init", d}, {"serve", d, "--duration", "100ms"}} {
+		r = runCLI(t, args...)
+		assert.Equal(t, 1, r.code, "%v", args)
+		require.ErrorIs(t, r.err, hsm.ErrManifestMissing, "%v", args)
+		assert.Contains(t, r.err.Error(), "--new-root")
+		assert.NotContains(t, r.stdout, "initialised")
+	}
+	assert.NoFileExists(t, filepath.Join(dd, "keys", "manifest.json"))
+	r = runCLI(t, "keys", "init", d, "--new-root", "--format", "json")
+	require.Equal(t, 0, r.code, "err: %v", r.err)
+	assert.Contains(t, r.stdout, `"created": true`)
+}
+
+// TestRevokeRetiredKeyKeepsActive: the CLI says so, and the active key is
+// the same before and after.
+func TestRevokeRetiredKeyKeepsActive(t *testing.T) {
+	needSoftHSM(t)
+	d := "--data-dir=" + t.TempDir()
+	r := runCLI(t, "keys", "init", d, "--format", "json")
+	require.Equal(t, 0, r.code, "err: %v", r.err)
+	var out struct {
+		FirstKeyID string `json:"first_key_id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out))
+	r = runCLI(t, "keys", "rotate", d)
+	require.Equal(t, 0, r.code, "err: %v", r.err)
+	before := runCLI(t, "keys", "status", d, "--format", "json").stdout
+	r = runCLI(t, "keys", "revoke", out.FirstKeyID, d, "--reason", "found on a backup")
+	require.Equal(t, 0, r.code, "err: %v", r.err)
+	assert.Contains(t, r.stdout, "active key unchanged")
+	after := runCLI(t, "keys", "status", d, "--format", "json").stdout
+	var a, b struct {
+		ActiveKey struct{ ID string } `json:"active_key"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(before), &b))
+	require.NoError(t, json.Unmarshal([]byte(after), &a))
+	assert.Equal(t, b.ActiveKey.ID, a.ActiveKey.ID)
+
+	// export --out writes the file; --pinned @FILE reads the pin from a file.
+	pinFile := filepath.Join(t.TempDir(), "root.id")
+	require.NoError(t, os.WriteFile(pinFile, []byte(out.FirstKeyID+"\n"), 0o644))
+	outFile := filepath.Join(t.TempDir(), "m.json")
+	r = runCLI(t, "keys", "export", d, "--pinned", "@"+pinFile, "--out", outFile)
+	require.Equal(t, 0, r.code, "err: %v", r.err)
+	assert.Empty(t, r.stdout)
+	data, err := os.ReadFile(outFile)
+	require.NoError(t, err)
+	_, err = manifest.Verify(data, out.FirstKeyID)
+	require.NoError(t, err)
+	r = runCLI(t, "keys", "status", d, "--pinned", "@"+pinFile)
+	require.Equal(t, 0, r.code, "err: %v", r.err)
+	assert.Contains(t, r.stdout, "pinned, fresh")
+}
