@@ -69,6 +69,7 @@ func readValue(dec *json.Decoder) (value, error) {
 		switch t {
 		case '{':
 			v := value{kind: 'o'}
+			names := map[string]struct{}{}
 			for dec.More() {
 				nt, err := dec.Token()
 				if err != nil {
@@ -81,9 +82,10 @@ func readValue(dec *json.Decoder) (value, error) {
 				if strings.ContainsRune(name, utf8.RuneError) {
 					return value{}, errors.New("U+FFFD in a member name")
 				}
-				if v.get(name) != nil {
+				if _, dup := names[name]; dup {
 					return value{}, fmt.Errorf("duplicate member %q", name)
 				}
+				names[name] = struct{}{}
 				mv, err := readValue(dec)
 				if err != nil {
 					return value{}, err
