@@ -15,6 +15,7 @@ import (
 	"github.com/tradecore/tradecore/hsm"
 	"github.com/tradecore/tradecore/hsm/internal/hsmtest"
 	"github.com/tradecore/tradecore/hsm/manifest"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // fakeLog captures audit records; fail makes Record fail.
@@ -340,4 +341,29 @@ func TestRestoredTokenBackupCannotResurrectAKey(t *testing.T) {
 	assert.Equal(t, active, svc.Active().ID)
 	_, err = svc.Sign(ctx, []byte("m"))
 	require.NoError(t, err)
+}
+
+// TestServiceSignsC2SPNotes is the audit log's use: a checkpoint note signed
+// through the service verifies with the active key's note_verifier from the
+// manifest (golang.org/x/mod/sumdb/note), and the key is the one KeyAt gives
+// for the newest manifest entry.
+func TestServiceSignsC2SPNotes(t *testing.T) {
+	tok, _ := hsmtest.Open(t)
+	ctx := context.Background()
+	svc := newService(t, tok, t.TempDir(), &fakeClock{now: time.Now()}, hsm.Ed25519)
+	_, err := svc.Rotate(ctx)
+	require.NoError(t, err)
+	text := []byte("tradecore\n42\nq5BZ6X1Cn1GbxiTAbGdW0Ax3ekD7tcHFpw3Y5zNVxLo=\n")
+	sig, err := svc.Sign(ctx, text)
+	require.NoError(t, err)
+	m, err := svc.Manifest(ctx)
+	require.NoError(t, err)
+	v, err := manifest.Verify(m, svc.FirstKeyID())
+	require.NoError(t, err)
+	k := v.Key(sig.KeyID)
+	require.NotNil(t, k)
+	assert.Equal(t, k.ID, v.KeyAt(uint64(len(v.Manifest.Entries)-1)).ID)
+	verifier, err := note.NewVerifier(k.NoteVerifier)
+	require.NoError(t, err)
+	assert.True(t, verifier.Verify(text, sig.Sig))
 }
