@@ -315,6 +315,22 @@ func keysInit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if !created {
+		// An existing manifest keeps its policy: say so rather than ignore the flags.
+		var ignored []string
+		c.fs.Visit(func(fl *flag.Flag) {
+			switch {
+			case fl.Name == "algorithm" && hsm.Algorithm(*alg) != v.Policy.Algorithm,
+				fl.Name == "max-age" && uint64(*maxAge/time.Second) != v.Policy.MaxAgeSeconds,
+				fl.Name == "new-root":
+				ignored = append(ignored, "--"+fl.Name)
+			}
+		})
+		if len(ignored) > 0 {
+			return fmt.Errorf("%w: already initialised (policy %s, max age %s): %s would be ignored; change the policy with 'tradecore keys rotate --algorithm A --max-age D'",
+				errUsage, v.Policy.Algorithm, v.Policy.MaxAge(), strings.Join(ignored, ", "))
+		}
+	}
 	if *rootOut != "" {
 		if err := hsm.WriteFileAtomic(*rootOut, []byte(v.Keys[0].ID+"\n"), 0o644); err != nil {
 			return fmt.Errorf("--root-out: %w", err)

@@ -90,6 +90,11 @@ func TestKeysCLIEndToEnd(t *testing.T) {
 	r = runCLI(t, "keys", "init", d)
 	require.Equal(t, 0, r.code)
 	assert.Contains(t, r.stdout, "already initialised: first key "+first)
+	r = runCLI(t, "keys", "init", d, "--algorithm", "ecdsa-p256")
+	assert.Equal(t, 2, r.code, "a policy flag on an existing manifest is not silently ignored")
+	assert.Contains(t, r.err.Error(), "keys rotate --algorithm")
+	r = runCLI(t, "keys", "init", d, "--algorithm", "ed25519")
+	assert.Equal(t, 0, r.code, "the same policy is fine")
 
 	r = runCLI(t, "keys", "rotate", d)
 	require.Equal(t, 0, r.code, "err: %v", r.err)
