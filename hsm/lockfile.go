@@ -5,10 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// LockManifest takes the lock that every change of the key manifest in dir
+// holds (dir/manifest.lock, created with dir when missing), waiting until
+// ctx is done, and returns its release. Open a file-backed token (SoftHSM)
+// under it when other processes may be changing keys: SoftHSM's object
+// store can fail a login (CKR_GENERAL_ERROR) while another process rewrites
+// the token. Do not hold it across Init, NewService or a Service method,
+// which take it themselves.
+func LockManifest(ctx context.Context, dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("hsm: create keys dir: %w", err)
+	}
+	return lockFile(ctx, filepath.Join(dir, LockFile))
+}
 
 // lockFile takes an exclusive flock(2) on path (created 0600), waiting until
 // ctx is done. flock locks belong to the open file, so two handles in one

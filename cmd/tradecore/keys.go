@@ -159,7 +159,13 @@ func (t tokenSelection) open(ctx context.Context, log *slog.Logger, create bool)
 			}
 		}
 	}
+	// Log in while no other process changes the token (see hsm.LockManifest).
+	unlock, err := hsm.LockManifest(ctx, t.keysDir())
+	if err != nil {
+		return nil, nil, err
+	}
 	tok, closeTok, err := hsm.Open(ctx, cfg)
+	unlock()
 	switch {
 	case errors.Is(err, hsm.ErrTokenMissing):
 		return nil, nil, fmt.Errorf("%w (check --token %q and --module)", err, t.Token)

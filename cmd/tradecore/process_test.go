@@ -111,6 +111,7 @@ func TestLifecycleAcrossProcesses(t *testing.T) {
 	// Sign continuously through the socket.
 	var mu sync.Mutex
 	var sigs []signed
+	var signErrs []string
 	stop := make(chan struct{})
 	loopDone := make(chan struct{})
 	go func() {
@@ -125,7 +126,10 @@ func TestLifecycleAcrossProcesses(t *testing.T) {
 			start := time.Now()
 			s, err := cl.Sign(ctx, msg)
 			if err != nil {
-				continue // e.g. a key being replaced; refusal is fine, a wrong key is not
+				mu.Lock()
+				signErrs = append(signErrs, err.Error())
+				mu.Unlock()
+				continue // refusal is fine, a wrong key is not
 			}
 			mu.Lock()
 			sigs = append(sigs, signed{start, s.KeyID, msg, s.Sig})
@@ -230,5 +234,6 @@ func TestLifecycleAcrossProcesses(t *testing.T) {
 		}
 	}
 	assert.Positive(t, after, "signatures were made after the revocation")
-	t.Logf("%d signatures, %d after the revocation; %d manifest entries (%v)", len(sigs), after, len(v.Manifest.Entries), count)
+	t.Logf("%d signatures, %d after the revocation; %d manifest entries (%v); %d refused signatures %q; signer errors: %d",
+		len(sigs), after, len(v.Manifest.Entries), count, len(signErrs), signErrs[:min(3, len(signErrs))], strings.Count(signerErr.String(), `"level":"ERROR"`))
 }
