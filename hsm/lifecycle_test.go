@@ -367,3 +367,32 @@ func TestServiceSignsC2SPNotes(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, verifier.Verify(text, sig.Sig))
 }
+
+// TestRestartOnAnOlderManifestIsRefused: an older manifest put back while no
+// service runs names an active key whose private object was destroyed at the
+// rotation, so a restart refuses instead of signing; with an audit recorder
+// the audit state refuses it as well.
+func TestRestartOnAnOlderManifestIsRefused(t *testing.T) {
+	tok, _ := hsmtest.Open(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	log := &fakeLog{}
+	cfg := hsm.ServiceConfig{Dir: dir, CheckInterval: -1, RefreshInterval: -1, Recorder: log}
+	_, err := hsm.Init(ctx, tok, cfg)
+	require.NoError(t, err)
+	path := filepath.Join(dir, hsm.ManifestFile)
+	old, err := os.ReadFile(path)
+	require.NoError(t, err)
+	svc, closeSvc, err := hsm.NewService(ctx, tok, cfg)
+	require.NoError(t, err)
+	_, err = svc.Rotate(ctx)
+	require.NoError(t, err)
+	require.NoError(t, closeSvc())
+
+	require.NoError(t, hsm.WriteFileAtomic(path, old, 0o644))
+	_, _, err = hsm.NewService(ctx, tok, cfg)
+	require.Error(t, err, "restart on an older manifest")
+	cfg.Recorder = nil
+	_, _, err = hsm.NewService(ctx, tok, cfg)
+	require.ErrorIs(t, err, hsm.ErrKeyNotFound, "its active key was destroyed at the rotation")
+}
