@@ -7,25 +7,33 @@
 // What to use:
 //
 //   - [Open] a token (module path, token label, PIN from a file or an
-//     environment variable). It returns the *Token and its close function;
-//     close the token last, after everything made from it.
+//     environment variable, read once). It returns the *Token and its close
+//     function; close the token last, after everything made from it.
 //   - [Token.GenerateKey], [Token.FindKey], [Token.FindKeyByLabel]: *Key is a
 //     crypto.Signer. Ed25519 (the default) signs through CKM_EDDSA with
 //     github.com/miekg/pkcs11; ECDSA P-256 through
 //     github.com/ThalesGroup/crypto11 (DER signatures).
-//   - [Init] then [NewService]: the signing service and key lifecycle. Its
-//     close function stops the background rotation check; it does not close
-//     the token. *Service implements [Signer]; so does remote.Client, which
-//     talks to `tradecore signer` over a unix socket.
+//   - [Init] then [NewService]: the signing service and key lifecycle. The
+//     manifest file is the one source of truth of every process: changes
+//     take an flock, re-read and append; every signature re-reads a changed
+//     file first. Retired and revoked private keys are destroyed in the
+//     token; rotations follow the manifest's key policy; each manifest entry
+//     is recorded through ServiceConfig.Recorder (the audit log). Its close
+//     function stops the background checks; it does not close the token.
+//     *Service implements [Signer]; so does remote.Client, which talks to
+//     `tradecore signer` over a unix socket.
 //   - [NewVault]: Seal/Open of personal data per [DataClass], KEK rotation,
-//     Shred. Its close function drops cached data keys.
+//     Shred (recorded first through VaultConfig.Recorder) and ApplyShreds
+//     (re-applies recorded shreds after a restored backup). Its close
+//     function drops cached data keys.
 //   - Package manifest verifies a key manifest offline (pure Go); package
 //     remote serves and dials the signing service; package softhsm sets up
 //     SoftHSM2 tokens for tests and the local default.
 //
 // Errors are the package's sentinels (ErrModuleMissing, ErrTokenMissing,
 // ErrWrongPIN, ErrPoolExhausted, ErrKeyNotFound, ErrDuplicateLabel,
-// ErrKeyRetired, …), wrapped with detail; test with errors.Is. PKCS#11
+// ErrKeyRetired, ErrManifestMissing, ErrNotRecorded, …), wrapped with
+// detail; test with errors.Is. PKCS#11
 // failures are *P11Error. No error or log line carries a PIN or key material.
 //
 // Every operation takes a session from a bounded pool (Config.MaxSessions)

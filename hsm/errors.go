@@ -47,6 +47,22 @@ var (
 	// ErrNotInitialized means the key lifecycle has no manifest yet. Run
 	// `tradecore keys init`.
 	ErrNotInitialized = errors.New("hsm: keys not initialised")
+	// ErrManifestMissing means the token holds signing keys but the key
+	// manifest is gone, so starting a new one would silently make a new
+	// root. Restore manifest.json (backup, auditor's copy, a running
+	// signer), or deliberately start a new root (`tradecore keys init
+	// --new-root`) and have every verifier re-pin.
+	ErrManifestMissing = errors.New("hsm: key manifest missing")
+	// ErrNotRecorded means a manifest entry is not (yet) in the audit log,
+	// so the key it activates does not sign. Fix the audit log; the
+	// service records pending entries at its next refresh.
+	ErrNotRecorded = errors.New("hsm: manifest entry not recorded in the audit log")
+	// ErrNoRecorder means an action that must be recorded in the audit log
+	// (a crypto-shred) was asked of a Vault without a Recorder. Configure
+	// VaultConfig.Recorder.
+	ErrNoRecorder = errors.New("hsm: no audit recorder")
+	// ErrAlreadyRevoked means the key is revoked already; nothing to do.
+	ErrAlreadyRevoked = errors.New("hsm: key already revoked")
 	// ErrUnsupported means the algorithm or option is not supported. Use one
 	// of the listed algorithms.
 	ErrUnsupported = errors.New("hsm: unsupported")

@@ -19,7 +19,7 @@ func TestPoolExhausted(t *testing.T) {
 	testenv.Need(t, err == nil, "SoftHSM2 (libsofthsm2.so) not installed: apt-get install softhsm2")
 	dir := t.TempDir()
 	// A separate folder: this test binary has no other token open.
-	st, err := softhsm.Ensure(context.Background(), softhsm.Config{Dir: dir, Label: "pool"})
+	st, err := softhsm.Ensure(context.Background(), softhsm.Config{Dir: dir, PINDir: t.TempDir(), Label: "pool"})
 	require.NoError(t, err)
 	ctx := context.Background()
 	tok, closeTok, err := Open(ctx, Config{Module: st.Module, TokenLabel: st.Label, PINFile: st.UserPINFile,

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -86,4 +87,32 @@ func TestOpenSSLVerifiesECDSA(t *testing.T) {
 	out, err = exec.Command(tool, "dgst", "-sha256", "-verify", pub, "-signature", sigPath, other).CombinedOutput()
 	require.Error(t, err)
 	assert.Contains(t, string(out), "Verification failure")
+}
+
+// TestPkcs11ToolCannotSignWithRevokedKey is the check from outside
+// tradecore: after a revocation, OpenSC's pkcs11-tool with the user PIN
+// finds no private key to sign with, while the active key still signs.
+func TestPkcs11ToolCannotSignWithRevokedKey(t *testing.T) {
+	tool := needTool(t, "pkcs11-tool", "opensc")
+	tok, st := hsmtest.Open(t)
+	ctx := context.Background()
+	svc := newService(t, tok, t.TempDir(), &fakeClock{now: time.Now()}, hsm.Ed25519)
+	revoked := svc.Active().ID
+	_, err := svc.Revoke(ctx, revoked, time.Time{}, "stolen laptop")
+	require.NoError(t, err)
+	pin, err := os.ReadFile(st.UserPINFile)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	require.NoError(t, os.WriteFile(in, []byte("forged manifest tail"), 0o600))
+	sign := func(id string) ([]byte, error) {
+		cmd := exec.Command(tool, "--module", st.Module, "--token-label", st.Label, "--login", "--pin", "env:TC_TEST_PIN",
+			"--sign", "--mechanism", "EDDSA", "--id", id, "--input-file", in, "--output-file", filepath.Join(dir, "sig"))
+		cmd.Env = append(os.Environ(), st.Env(), "TC_TEST_PIN="+strings.TrimSpace(string(pin)))
+		return cmd.CombinedOutput()
+	}
+	out, err := sign(revoked)
+	require.Error(t, err, "pkcs11-tool signed with the revoked key: %s", out)
+	out, err = sign(svc.Active().ID)
+	require.NoError(t, err, "the active key signs: %s", out)
 }

@@ -409,6 +409,65 @@ func (t *Token) KeyIDs(ctx context.Context) ([]string, error) {
 	return ids, err
 }
 
+// SigningKeyIDs lists the ids of every signing key object in the token,
+// private or public half, finished or not: what a manifest would have to
+// account for.
+func (t *Token) SigningKeyIDs(ctx context.Context) ([]string, error) {
+	seen := map[string]bool{}
+	var ids []string
+	err := t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+		for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY} {
+			hs, err := t.find(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class)}, 0)
+			if err != nil {
+				return err
+			}
+			for _, h := range hs {
+				a, err := t.p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, nil)})
+				if err != nil {
+					return p11err("C_GetAttributeValue", err)
+				}
+				id := hex.EncodeToString(a[0].Value)
+				if !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+			}
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// DestroyPrivateKey destroys the private half of signing key id (every
+// private object with that CKA_ID), keeping the public half. After it the
+// token can never sign with the key again. ErrKeyNotFound when there is no
+// private object.
+func (t *Token) DestroyPrivateKey(ctx context.Context, id string) error {
+	rawID, err := hex.DecodeString(id)
+	if err != nil {
+		rawID = []byte(id) // a pending: id of an interrupted generation
+	}
+	return t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+		hs, err := t.find(sh, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, rawID),
+		}, 0)
+		if err != nil {
+			return err
+		}
+		if len(hs) == 0 {
+			return fmt.Errorf("%w: private key %s", ErrKeyNotFound, id)
+		}
+		for _, h := range hs {
+			if err := t.p.DestroyObject(sh, h); err != nil {
+				return p11err("C_DestroyObject", err)
+			}
+		}
+		t.cfg.Logger.Info("hsm: private key destroyed", "key_id", id)
+		return nil
+	})
+}
+
 // DestroyKey destroys both halves of the signing key id. Only for keys that
 // were never published: a published key's public half must be kept for
 // verification (the manifest keeps it).

@@ -135,7 +135,7 @@ func TestServiceRestartRotateRevoke(t *testing.T) {
 	_, err = svc.SignWith(ctx, k1.ID, []byte("x"))
 	require.ErrorIs(t, err, hsm.ErrKeyRetired)
 	_, err = svc.Revoke(ctx, k1.ID, time.Time{}, "again")
-	require.Error(t, err)
+	require.ErrorIs(t, err, hsm.ErrAlreadyRevoked)
 	_, err = svc.Revoke(ctx, k2.ID, clk.Now().Add(time.Hour), "future")
 	require.Error(t, err)
 	_, err = svc.Revoke(ctx, "ffffffffffffffffffffffffffffffff", time.Time{}, "unknown")
@@ -152,7 +152,11 @@ func TestServiceRestartRotateRevoke(t *testing.T) {
 	assert.Equal(t, "key compromise", rk.RevokeReason)
 	assert.True(t, rk.ValidAt(t0.Add(80*time.Minute)), "signatures before the compromise stay valid")
 	assert.False(t, rk.ValidAt(t0.Add(100*time.Minute)), "signatures after the compromise are invalid")
-	assert.Equal(t, manifest.EventRevoke, v.Manifest.Entries[2].Event)
+	events := []manifest.Event{}
+	for _, e := range v.Manifest.Entries {
+		events = append(events, e.Event)
+	}
+	assert.Equal(t, []manifest.Event{manifest.EventInit, manifest.EventRotate, manifest.EventDestroy, manifest.EventRevoke, manifest.EventDestroy}, events)
 	assert.Equal(t, k2.ID, v.Active().ID)
 	fi, err := os.Stat(filepath.Join(dir, hsm.ManifestFile))
 	require.NoError(t, err)
@@ -201,6 +205,7 @@ func TestServiceConfigErrors(t *testing.T) {
 		{hsm.ServiceConfig{}, "ServiceConfig.Dir"},
 		{hsm.ServiceConfig{Dir: "x", Algorithm: "rsa"}, "ServiceConfig.Algorithm"},
 		{hsm.ServiceConfig{Dir: "x", MaxAge: -1}, "ServiceConfig.MaxAge"},
+		{hsm.ServiceConfig{Dir: "x", MaxAge: 1500 * time.Millisecond}, "whole seconds"},
 	} {
 		_, err := hsm.Init(ctx, nil, tc.cfg)
 		require.ErrorContains(t, err, tc.want)

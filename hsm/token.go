@@ -185,11 +185,24 @@ func classifyOpen(err error, cfg Config) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "could not find PKCS#11 token"):
-		return fmt.Errorf("%w: label %q", ErrTokenMissing, cfg.TokenLabel)
+		return fmt.Errorf("%w: label %q%s", ErrTokenMissing, cfg.TokenLabel, softHSMHint(cfg.Module))
 	case strings.Contains(msg, "failed to open module"):
 		return fmt.Errorf("%w: %s", ErrModuleMissing, cfg.Module)
 	}
 	return fmt.Errorf("hsm: open token %q: %w", cfg.TokenLabel, err)
+}
+
+// softHSMHint explains the commonest reason SoftHSM shows no token: its
+// configuration is read from SOFTHSM2_CONF, which must name the token's
+// folder.
+func softHSMHint(module string) string {
+	if !strings.Contains(strings.ToLower(module), "softhsm") {
+		return ""
+	}
+	if conf := os.Getenv("SOFTHSM2_CONF"); conf != "" {
+		return fmt.Sprintf(" (SoftHSM reads its tokens from the folder named in SOFTHSM2_CONF=%s: check it is the token's configuration)", conf)
+	}
+	return " (SOFTHSM2_CONF is not set, so SoftHSM looks in its system folder: set SOFTHSM2_CONF=<data-dir>/softhsm/softhsm2.conf for the local token)"
 }
 
 func findSlot(p *pkcs11.Ctx, label string) (uint, error) {

@@ -43,10 +43,27 @@ const (
 	maxNameLen   = 255
 )
 
-// VaultConfig configures a Vault. Dir is required.
+// RecordVaultShredded is the audit record type of a crypto-shred (body:
+// [ShredRecord]).
+const RecordVaultShredded = "vault.shredded"
+
+// ShredRecord is the body of a vault.shredded audit record. Subject is the
+// random subject id, never personal data.
+type ShredRecord struct {
+	Subject string `json:"subject"`
+}
+
+// VaultConfig configures a Vault. Dir is required; Shred also needs Recorder.
 type VaultConfig struct {
 	// Dir holds datakeys.json (e.g. <data-dir>/keys); created 0700.
 	Dir string
+	// Recorder receives a vault.shredded record before each shred, so the
+	// shred can be re-applied after a backup of the token and the keyring is
+	// restored. Shred refuses (ErrNoRecorder) without one.
+	Recorder Recorder
+	// Shredded lists subjects shredded before (from the audit log's
+	// vault.shredded records); NewVault re-applies them, see ApplyShreds.
+	Shredded []string
 }
 
 // Vault seals personal data at rest (envelope encryption):
@@ -65,6 +82,7 @@ type VaultConfig struct {
 type Vault struct {
 	tok  *Token
 	path string
+	rec  Recorder
 
 	mu    sync.Mutex
 	ring  keyring
@@ -100,7 +118,7 @@ func NewVault(ctx context.Context, tok *Token, cfg VaultConfig) (*Vault, func() 
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("hsm: create vault dir: %w", err)
 	}
-	v := &Vault{tok: tok, path: filepath.Join(cfg.Dir, KeyringFile), cache: map[dekRef][]byte{}}
+	v := &Vault{tok: tok, path: filepath.Join(cfg.Dir, KeyringFile), rec: cfg.Recorder, cache: map[dekRef][]byte{}}
 	data, err := os.ReadFile(v.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -128,6 +146,11 @@ func NewVault(ctx context.Context, tok *Token, cfg VaultConfig) (*Vault, func() 
 	}
 	if changed {
 		if err := v.save(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(cfg.Shredded) > 0 {
+		if _, err := v.ApplyShreds(ctx, cfg.Shredded); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -426,17 +449,65 @@ func (v *Vault) RotateKEK(ctx context.Context, class DataClass) (uint32, error) 
 
 // Shred destroys the subject's key in the token and forgets its wrapped data
 // keys: every value sealed for the subject, in any class, can never be opened
-// again (ErrShredded). Shredding an unknown subject is not an error.
+// again (ErrShredded). The shred is first recorded in the audit log
+// (vault.shredded); if that fails nothing is destroyed. Because a restored
+// backup of the token and of datakeys.json brings the subject key back, the
+// daemon re-applies recorded shreds at start (VaultConfig.Shredded,
+// ApplyShreds). Shredding an unknown subject is not an error.
 func (v *Vault) Shred(ctx context.Context, subject string) error {
+	if v.rec == nil {
+		return fmt.Errorf("%w: a shred must be recorded to survive a restored backup; set VaultConfig.Recorder", ErrNoRecorder)
+	}
+	if subject == "" {
+		return errors.New("hsm: Shred: empty subject")
+	}
+	if _, err := v.rec.Record(ctx, RecordVaultShredded, ShredRecord{Subject: subject}); err != nil {
+		return fmt.Errorf("hsm: shred not recorded in the audit log, so not done: %w", err)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if err := v.tok.destroySecret(ctx, subjectID(subject)); err != nil && !errors.Is(err, ErrKeyNotFound) {
-		return err
+	_, err := v.shredLocked(ctx, subject)
+	return err
+}
+
+// ApplyShreds makes sure every listed subject is shredded: it destroys a
+// subject key that is back in the token (a restored backup) and drops the
+// subject's data keys. It records nothing (the list comes from the audit
+// log) and reports how many subjects it found not shredded.
+func (v *Vault) ApplyShreds(ctx context.Context, subjects []string) (int, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 0
+	for _, s := range subjects {
+		undone, err := v.shredLocked(ctx, s)
+		if err != nil {
+			return n, err
+		}
+		if undone {
+			n++
+		}
+	}
+	if n > 0 {
+		v.tok.cfg.Logger.Warn("hsm: re-applied shreds that a restored backup had undone", "subjects", n)
+	}
+	return n, nil
+}
+
+// shredLocked destroys the subject key and drops its DEKs; it reports
+// whether anything of the subject was left.
+func (v *Vault) shredLocked(ctx context.Context, subject string) (bool, error) {
+	found := true
+	if err := v.tok.destroySecret(ctx, subjectID(subject)); errors.Is(err, ErrKeyNotFound) {
+		found = false
+	} else if err != nil {
+		return false, err
 	}
 	kept := v.ring.DEKs[:0]
 	for _, d := range v.ring.DEKs {
 		if d.Subject != subject {
 			kept = append(kept, d)
+		} else {
+			found = true
 		}
 	}
 	v.ring.DEKs = kept
@@ -446,7 +517,10 @@ func (v *Vault) Shred(ctx context.Context, subject string) error {
 			delete(v.cache, ref)
 		}
 	}
-	return v.save()
+	if !found {
+		return false, nil
+	}
+	return true, v.save()
 }
 
 func (v *Vault) save() error {

@@ -1,18 +1,21 @@
 // Package softhsm sets up SoftHSM2 tokens for tests and for tradecore's local
-// default, entirely inside one folder: its own softhsm2.conf, its own token
-// directory and generated PINs in files of mode 0600. Nothing is written to
-// /etc and no PIN ever appears on a command line, in an error or in a log line.
+// default: one folder holds its own softhsm2.conf and token directory, and
+// the generated PINs go to files of mode 0600 in a separate credentials
+// folder outside it (so a copy of the data dir is not a working clone of the
+// keys). Nothing is written to /etc and no PIN ever appears on a command
+// line, in an error or in a log line.
 //
 // Use [Ensure] to create (or find again) a token by label; it returns a
 // [Token] that names the PKCS#11 module, the token label and the user PIN
 // file, which is everything hsm.Open needs:
 //
-//	tok, err := softhsm.Ensure(ctx, softhsm.Config{Dir: filepath.Join(dataDir, "softhsm")})
+//	tok, err := softhsm.Ensure(ctx, softhsm.Config{Dir: filepath.Join(dataDir, "softhsm"), PINDir: credentialsDir})
 //	h, closeHSM, err := hsm.Open(ctx, hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PINFile: tok.UserPINFile})
 //
 // The local default used by `tradecore keys init` and `make run` is the folder
-// <data-dir>/softhsm with the token label "tradecore" and the user PIN in
-// <data-dir>/softhsm/user.pin.
+// <data-dir>/softhsm with the token label "tradecore" and the PINs in the
+// credentials folder (--credentials-dir, default $CREDENTIALS_DIRECTORY):
+// hsm-user-pin and hsm-so-pin.
 //
 // # One configuration per process
 //
@@ -23,7 +26,7 @@
 // initialised in this process from another configuration (finalise it first by
 // closing every hsm handle). Tests that need several tokens at once put them in
 // one folder: one folder holds any number of tokens (one per label), sharing
-// the folder's configuration and PIN pair. SoftHSM re-reads its configuration
+// the folder's configuration (and, with one PINDir, one PIN pair). SoftHSM re-reads its configuration
 // after the module is finalised, so sequential tests may each use their own
 // folder.
 //

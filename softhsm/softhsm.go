@@ -27,9 +27,13 @@ const EnvConf = "SOFTHSM2_CONF"
 const (
 	ConfFile    = "softhsm2.conf" // SoftHSM configuration
 	TokenSubdir = "tokens"        // SoftHSM token directory
-	UserPINFile = "user.pin"      // user PIN, mode 0600
-	SOPINFile   = "so.pin"        // security officer PIN, mode 0600
+	UserPINFile = "hsm-user-pin"  // user PIN inside Config.PINDir, mode 0600
+	SOPINFile   = "hsm-so-pin"    // security officer PIN inside Config.PINDir, mode 0600
 )
+
+// Where older versions kept the PINs, inside Dir; Find and Ensure refuse a
+// folder that still has them.
+var legacyPINFiles = []string{"user.pin", "so.pin"}
 
 // ModulePaths are the places [FindModule] looks for libsofthsm2.so, in order.
 var ModulePaths = []string{
@@ -53,6 +57,11 @@ var (
 	// invisible to it. Close every hsm handle first, or keep all tokens of the
 	// process in one folder.
 	ErrOtherConf = errors.New("softhsm: module already initialised from another configuration")
+	// ErrPINInDataDir means a PIN file lies inside the token folder (or
+	// Config.PINDir is inside it), so a copy of the folder would be a working
+	// clone of the keys. Move the PIN files to a credentials folder outside
+	// the data dir (docs/keys.md, "PINs").
+	ErrPINInDataDir = errors.New("softhsm: PIN file inside the token folder")
 	// ErrNoFreeSlot means SoftHSM offered no uninitialised slot. Check the
 	// token directory is writable.
 	ErrNoFreeSlot = errors.New("softhsm: no free slot to initialise a token")
@@ -60,9 +69,13 @@ var (
 
 // Config says where a token lives. Its zero value is invalid: Dir is required.
 type Config struct {
-	// Dir holds softhsm2.conf, the token directory and the PIN files. It is
-	// created with mode 0700 when missing.
+	// Dir holds softhsm2.conf and the token directory. It is created with
+	// mode 0700 when missing.
 	Dir string
+	// PINDir holds the PIN files (hsm-user-pin, hsm-so-pin), and must not be
+	// inside Dir: a copy of Dir without the PINs is not a working clone of
+	// the keys. systemd's $CREDENTIALS_DIRECTORY fits. Required.
+	PINDir string
 	// Label is the token label; default [DefaultLabel].
 	Label string
 	// Module is the path of libsofthsm2.so; default the first of [ModulePaths]
@@ -100,6 +113,22 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("softhsm: Config.Dir: %w", err)
 	}
 	c.Dir = abs
+	if c.PINDir == "" {
+		return c, errors.New("softhsm: Config.PINDir is empty: give a folder outside Config.Dir for the PIN files")
+	}
+	if c.PINDir, err = filepath.Abs(c.PINDir); err != nil {
+		return c, fmt.Errorf("softhsm: Config.PINDir: %w", err)
+	}
+	if within(c.PINDir, c.Dir) {
+		return c, fmt.Errorf("%w: Config.PINDir %s is inside Config.Dir %s: choose a folder outside it", ErrPINInDataDir, c.PINDir, c.Dir)
+	}
+	for _, f := range legacyPINFiles {
+		if _, err := os.Stat(filepath.Join(c.Dir, f)); err == nil {
+			return c, fmt.Errorf("%w: %s: move %s to %s and %s to %s (docs/keys.md, \"PINs\")", ErrPINInDataDir,
+				filepath.Join(c.Dir, f), filepath.Join(c.Dir, "user.pin"), filepath.Join(c.PINDir, UserPINFile),
+				filepath.Join(c.Dir, "so.pin"), filepath.Join(c.PINDir, SOPINFile))
+		}
+	}
 	if c.Label == "" {
 		c.Label = DefaultLabel
 	}
@@ -124,8 +153,8 @@ func (c Config) token() *Token {
 		Label:       c.Label,
 		ConfPath:    filepath.Join(c.Dir, ConfFile),
 		TokenDir:    filepath.Join(c.Dir, TokenSubdir),
-		UserPINFile: filepath.Join(c.Dir, UserPINFile),
-		SOPINFile:   filepath.Join(c.Dir, SOPINFile),
+		UserPINFile: filepath.Join(c.PINDir, UserPINFile),
+		SOPINFile:   filepath.Join(c.PINDir, SOPINFile),
 	}
 }
 
@@ -203,6 +232,9 @@ func Ensure(ctx context.Context, cfg Config) (*Token, error) {
 	if err := os.MkdirAll(tok.TokenDir, 0o700); err != nil {
 		return nil, fmt.Errorf("softhsm: create token dir: %w", err)
 	}
+	if err := os.MkdirAll(cfg.PINDir, 0o700); err != nil {
+		return nil, fmt.Errorf("softhsm: create PIN dir: %w", err)
+	}
 	if err := writeIfMissing(tok.ConfPath, []byte(confText(tok.TokenDir)), 0o600); err != nil {
 		return nil, err
 	}
@@ -223,6 +255,19 @@ func Ensure(ctx context.Context, cfg Config) (*Token, error) {
 		return nil, err
 	}
 	return tok, nil
+}
+
+// within reports whether path is dir or inside it (after resolving
+// symbolic links where they exist).
+func within(path, dir string) bool {
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		path = p
+	}
+	if d, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = d
+	}
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 func confText(tokenDir string) string {

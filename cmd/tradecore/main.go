@@ -44,7 +44,7 @@ const usage = `usage: tradecore <verb> [flags]
 
 verbs:
   serve    run the trading core on the embedded defaults or --config
-  keys     HSM signing keys: init | list | rotate | revoke ID --reason R | export | status
+  keys     HSM signing keys: init | list | rotate | revoke ID --reason R | export | status | verify
   signer   serve the signing service on a unix socket (--socket PATH)
   netseg   eBPF network segmentation: check | apply -f POLICY | status | stats | detach
 

@@ -56,7 +56,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer closeSigner()
 	active := signer.Active()
-	log.Info("signing service ready", "active_key_id", active.ID, "algorithm", active.Algorithm, "expires", active.Expires)
+	log.Info("signing service ready", "active_key_id", active.ID, "algorithm", active.Algorithm, "expires", active.Expires, "first_key_id", signer.FirstKeyID())
+	fmt.Fprintf(stdout, "key manifest: first key %s (pin it: tradecore keys verify --pinned %s)\n", signer.FirstKeyID(), signer.FirstKeyID())
 
 	plan, err := file.Engine.Plan()
 	if err != nil {
@@ -142,8 +143,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // startSigner brings up the local default HSM: the SoftHSM2 token under
-// <data-dir>/softhsm (created on first run, PINs generated, mode 0600), the
-// key manifest under <data-dir>/keys (first key generated on first run), and
+// <data-dir>/softhsm (created on first run, PINs generated in the
+// credentials folder outside the data dir: $CREDENTIALS_DIRECTORY, else
+// $TRADECORE_CREDENTIALS_DIR, else ~/.config/tradecore/credentials), the key
+// manifest under <data-dir>/keys (first key generated on first run; a
+// missing manifest beside existing keys is refused, see docs/keys.md), and
 // the signing service, which checks key age hourly and rotates at 90 days.
 func startSigner(ctx context.Context, dataDir string, log *slog.Logger) (*hsm.Service, func() error, error) {
 	sel := tokenSelection{DataDir: dataDir, Token: hsm.DefaultTokenLabel}

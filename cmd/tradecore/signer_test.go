@@ -30,7 +30,7 @@ func TestSignerServesOverSocket(t *testing.T) {
 	var stderr bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"signer", d, "--socket", sock, "--allow-uid", strconv.Itoa(os.Getuid())}, &bytes.Buffer{}, &stderr)
+		done <- run(ctx, []string{"signer", d, "--socket", sock}, &bytes.Buffer{}, &stderr)
 	}()
 	var cl *remote.Client
 	var closeCl func() error
@@ -57,6 +57,8 @@ func TestSignerServesOverSocket(t *testing.T) {
 		t.Fatal("signer did not stop")
 	}
 	assert.Contains(t, stderr.String(), `"msg":"signer: serving"`)
+	assert.Contains(t, stderr.String(), `"allow_uids":"[`+strconv.Itoa(os.Getuid())+`]"`, "the effective allow list, never null")
+	assert.NotContains(t, stderr.String(), "null")
 	_, err = os.Stat(sock)
 	assert.True(t, os.IsNotExist(err), "socket removed on exit")
 }

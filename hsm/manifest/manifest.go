@@ -1,13 +1,21 @@
 // Package manifest is the key manifest of tradecore's signing keys: the
-// append-only, self-signed JSON list of every key ever used, and its offline
-// verifier. It is pure Go with no PKCS#11 or cgo, so auditors' tools can use
-// it: [Verify] needs only the manifest bytes and a pinned first key id.
+// append-only, self-signed JSON list of every key ever used and of what
+// happened to it, and its offline verifier. It is pure Go with no PKCS#11 or
+// cgo, so auditors' tools can use it: [Verify] needs only the manifest bytes
+// and a pinned first key id; [VerifyFresh] also refuses a manifest older than
+// (or diverging from) one the verifier saw before.
 //
-// The format is specified in docs/keys.md. Each entry activates one new key
-// and is signed by the previous entry's key and by the new key itself; entries
-// are hash-chained. Ed25519 keys also carry their C2SP signed-note verifier
-// key (https://github.com/C2SP/C2SP/blob/main/signed-note.md), made with
-// golang.org/x/mod/sumdb/note.
+// The format, its canonical encoding and the signing input are specified
+// exactly in docs/keys.md. Each entry is signed by the key active before it
+// and, when it activates a key, by that new key; entries are hash-chained over
+// their canonical encoding. Ed25519 keys also carry their C2SP signed-note
+// verifier key (https://github.com/C2SP/C2SP/blob/main/signed-note.md), made
+// with golang.org/x/mod/sumdb/note.
+//
+// A signature says which key made it, never when: judge a key's validity by
+// log position ([KeyState.ActiveAt], [Verified.KeyAt]) from the audit log's
+// records of the manifest entries, not by a time a signature claims (see
+// docs/keys.md, "What a signature proves").
 package manifest
 
 import (
@@ -31,7 +39,7 @@ import (
 )
 
 // Format is the value of the manifest's "format" field.
-const Format = "tradecore-key-manifest/v1"
+const Format = "tradecore-key-manifest/v2"
 
 // IDBytes is the length of a key id in bytes (the id is its hex form).
 const IDBytes = 16
@@ -39,8 +47,14 @@ const IDBytes = 16
 // MaxSize bounds the manifest Verify accepts.
 const MaxSize = 16 << 20
 
-// signingPrefix starts every entry's signing input.
-const signingPrefix = "tradecore key manifest v1\n"
+// SigningPrefix starts every entry's signing input.
+const SigningPrefix = "tradecore key manifest v2\n"
+
+// MaxAgeSecondsLimit bounds a policy's max_age_seconds (100 years).
+const MaxAgeSecondsLimit = 3155760000
+
+// MaxReasonLen bounds a revocation reason in bytes.
+const MaxReasonLen = 1024
 
 // Algorithm names a signing algorithm.
 type Algorithm string
@@ -56,14 +70,35 @@ type Event string
 
 // The events.
 const (
-	EventInit   Event = "init"   // first key
-	EventRotate Event = "rotate" // scheduled or manual rotation
-	EventRevoke Event = "revoke" // a key is revoked and a new one activated
+	EventInit    Event = "init"    // first key and the key policy
+	EventRotate  Event = "rotate"  // scheduled or manual rotation: a new key (and optionally a new policy)
+	EventRevoke  Event = "revoke"  // a key is compromised; a new key when it was the active one
+	EventDestroy Event = "destroy" // a retired or revoked key's private object was destroyed in the token
 )
 
-// ErrInvalid is wrapped by every verification failure: do not trust the
-// manifest, or any signature checked against it.
-var ErrInvalid = errors.New("manifest: invalid")
+var (
+	// ErrInvalid is wrapped by every verification failure: do not trust the
+	// manifest, or any signature checked against it.
+	ErrInvalid = errors.New("manifest: invalid")
+	// ErrStale means the manifest verifies but is shorter than one this
+	// verifier saw before: it is an old copy (or a tail was cut off). Get the
+	// current manifest; never accept the older one.
+	ErrStale = errors.New("manifest: older than one already seen")
+	// ErrDiverged means the manifest verifies but does not extend the one
+	// this verifier saw before: two histories exist, so a key was misused.
+	// Treat it as a compromise; compare both with the audit log's records.
+	ErrDiverged = errors.New("manifest: diverges from the one already seen")
+)
+
+// Policy is the key policy every key of the manifest follows: its algorithm
+// and how long it signs before rotation.
+type Policy struct {
+	Algorithm     Algorithm `json:"algorithm"`
+	MaxAgeSeconds uint64    `json:"max_age_seconds"`
+}
+
+// MaxAge is the policy's key lifetime.
+func (p Policy) MaxAge() time.Duration { return time.Duration(p.MaxAgeSeconds) * time.Second }
 
 // Key is one key version as published.
 type Key struct {
@@ -73,8 +108,8 @@ type Key struct {
 	PublicKeyPEM string    `json:"public_key_pem"`          // PKIX "PUBLIC KEY" PEM block
 	NoteVerifier string    `json:"note_verifier,omitempty"` // C2SP signed-note verifier key (Ed25519 only)
 	Created      time.Time `json:"created"`                 // generated in the token
-	ActiveFrom   time.Time `json:"active_from"`             // first use for signing
-	Expires      time.Time `json:"expires"`                 // rotated away no later than this
+	ActiveFrom   time.Time `json:"active_from"`             // first use for signing (the entry's time)
+	Expires      time.Time `json:"expires"`                 // active_from + the policy's max age
 }
 
 // Revocation records a compromised key.
@@ -84,21 +119,29 @@ type Revocation struct {
 	Reason string    `json:"reason"`
 }
 
+// Destruction records that a key's private object was destroyed in the token.
+type Destruction struct {
+	KeyID string `json:"key_id"`
+}
+
 // Signature is one signature over an entry's signing input.
 type Signature struct {
 	KeyID string `json:"key_id"`
-	Sig   []byte `json:"sig"` // base64 in JSON
+	Sig   []byte `json:"sig"` // standard base64 with padding in JSON
 }
 
-// Entry activates Key.
+// Entry is one event of the key lifecycle. Which optional members it has
+// depends on Event (docs/keys.md): absent members are omitted, never null.
 type Entry struct {
-	Seq        uint64      `json:"seq"`
-	Event      Event       `json:"event"`
-	Time       time.Time   `json:"time"`
-	Prev       string      `json:"prev"` // hex SHA-256 of the previous entry's JSON; "" for the first
-	Key        Key         `json:"key"`
-	Revoked    *Revocation `json:"revoked,omitempty"`
-	Signatures []Signature `json:"signatures"`
+	Seq        uint64       `json:"seq"`
+	Event      Event        `json:"event"`
+	Time       time.Time    `json:"time"`
+	Prev       string       `json:"prev"`                // hex SHA-256 of the previous entry's canonical encoding; "" for the first
+	Policy     *Policy      `json:"policy,omitempty"`    // init (required), rotate (a policy change)
+	Key        *Key         `json:"key,omitempty"`       // the key this entry activates
+	Revoked    *Revocation  `json:"revoked,omitempty"`   // revoke
+	Destroyed  *Destruction `json:"destroyed,omitempty"` // destroy
+	Signatures []Signature  `json:"signatures"`
 }
 
 // Manifest is the whole file.
@@ -181,32 +224,62 @@ func NewKey(name, label string, pub crypto.PublicKey, created, activeFrom, expir
 	return k, nil
 }
 
-// SigningInput is what the signatures of e cover: a fixed prefix, the
-// manifest name and a newline, then the JSON encoding of e without its
-// signatures (encoding/json of these types, which is deterministic).
+// SigningInput is what the signatures of e cover: SigningPrefix, the
+// manifest name and a newline, then the canonical encoding of e without its
+// "signatures" member (docs/keys.md).
 func SigningInput(name string, e *Entry) []byte {
 	c := *e
-	c.Signatures = nil
-	body, err := json.Marshal(&c)
+	c.Signatures = []Signature{} // left out below; never encoded as null
+	v := mustValue(&c)
+	return signingInput(name, &v)
+}
+
+func signingInput(name string, entry *value) []byte {
+	out := make([]byte, 0, len(SigningPrefix)+len(name)+1+1024)
+	out = append(out, SigningPrefix...)
+	out = append(out, name...)
+	out = append(out, '\n')
+	return appendCanonical(out, entry, "signatures")
+}
+
+// EntryHash is the hex SHA-256 of the canonical encoding of e with its
+// signatures: the next entry's Prev.
+func EntryHash(e *Entry) string {
+	if e.Signatures == nil {
+		c := *e
+		c.Signatures = []Signature{}
+		e = &c
+	}
+	v := mustValue(e)
+	return entryHash(&v)
+}
+
+func entryHash(entry *value) string {
+	sum := sha256.Sum256(appendCanonical(nil, entry, ""))
+	return hex.EncodeToString(sum[:])
+}
+
+// mustValue encodes a typed entry and parses it back as a canonical value.
+func mustValue(e *Entry) value {
+	b, err := marshalNoEscape(e)
 	if err != nil {
 		panic(err) // cannot happen for these types
 	}
-	out := make([]byte, 0, len(signingPrefix)+len(name)+1+len(body))
-	out = append(out, signingPrefix...)
-	out = append(out, name...)
-	out = append(out, '\n')
-	return append(out, body...)
+	v, err := parseValue(b)
+	if err != nil {
+		panic(fmt.Sprintf("manifest: entry does not encode canonically: %v", err))
+	}
+	return v
 }
 
-// EntryHash is the hex SHA-256 of the JSON encoding of e with its signatures:
-// the next entry's Prev.
-func EntryHash(e *Entry) string {
-	body, err := json.Marshal(e)
-	if err != nil {
-		panic(err)
+func marshalNoEscape(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
 	}
-	sum := sha256.Sum256(body)
-	return hex.EncodeToString(sum[:])
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // SignMessage signs msg with s the way every tradecore signature is made:
@@ -222,7 +295,8 @@ func SignMessage(s crypto.Signer, msg []byte) ([]byte, error) {
 	return nil, fmt.Errorf("manifest: unsupported signer key %T", s.Public())
 }
 
-// VerifyMessage checks a SignMessage signature.
+// VerifyMessage checks a SignMessage signature. It says that the key made
+// the signature, never when: see [KeyState.ActiveAt].
 func VerifyMessage(pub crypto.PublicKey, msg, sig []byte) bool {
 	switch p := pub.(type) {
 	case ed25519.PublicKey:
@@ -238,9 +312,14 @@ func VerifyMessage(pub crypto.PublicKey, msg, sig []byte) bool {
 type KeyState struct {
 	Key
 	Public       crypto.PublicKey
-	RetiredAt    time.Time // zero while active: ActiveFrom of the next entry
+	ActivatedSeq uint64    // seq of the entry that activated the key
+	RetiredSeq   uint64    // seq of the entry that activated the next key; 0 while active
+	RetiredAt    time.Time // zero while active: ActiveFrom of the next key
 	RevokedAt    time.Time // zero unless revoked
 	RevokeReason string
+	RevokedSeq   uint64    // seq of the revoke entry; 0 unless revoked
+	DestroyedSeq uint64    // seq of the destroy entry; 0 while the private object may exist
+	DestroyedAt  time.Time // time of the destroy entry
 }
 
 // Active reports whether the key is the current signing key.
@@ -248,7 +327,9 @@ func (k *KeyState) Active() bool { return k.RetiredAt.IsZero() && k.RevokedAt.Is
 
 // ValidAt reports whether a signature made at t by this key is acceptable:
 // the key was active then (ActiveFrom ≤ t < RetiredAt, t < Expires) and not
-// revoked from before t.
+// revoked from before t. t must be a time the verifier establishes itself
+// (for a checkpoint, from the audit log), never one the signed data claims:
+// a thief holding a copy of a revoked key can claim any time.
 func (k *KeyState) ValidAt(t time.Time) bool {
 	if t.Before(k.ActiveFrom) || !t.Before(k.Expires) {
 		return false
@@ -259,10 +340,24 @@ func (k *KeyState) ValidAt(t time.Time) bool {
 	return k.RevokedAt.IsZero() || t.Before(k.RevokedAt)
 }
 
+// ActiveAt reports whether the key was the signing key once manifest entries
+// 0..seq had taken effect: ActivatedSeq ≤ seq, and seq < RetiredSeq unless
+// still active. This is the log-anchored rule: a checkpoint counts only when
+// signed by the key active at the newest manifest entry recorded in the tree
+// it commits to (docs/keys.md, "What a signature proves").
+func (k *KeyState) ActiveAt(seq uint64) bool {
+	if seq < k.ActivatedSeq {
+		return false
+	}
+	return k.RetiredSeq == 0 || seq < k.RetiredSeq
+}
+
 // Verified is a manifest that passed [Verify].
 type Verified struct {
 	Manifest Manifest
-	Keys     []KeyState // in manifest order; the last is the active key
+	Keys     []KeyState // in activation order; the last is the active key
+	Policy   Policy     // the policy in force after the last entry
+	hashes   []string   // EntryHash of each entry
 }
 
 // Active returns the current key.
@@ -278,126 +373,284 @@ func (v *Verified) Key(id string) *KeyState {
 	return nil
 }
 
-// Parse decodes manifest JSON strictly (unknown fields rejected) without
-// verifying it.
+// KeyAt returns the key that was active once entries 0..seq had taken
+// effect, or nil when seq is past the manifest's end.
+func (v *Verified) KeyAt(seq uint64) *KeyState {
+	if seq >= uint64(len(v.Manifest.Entries)) {
+		return nil
+	}
+	for i := len(v.Keys) - 1; i >= 0; i-- {
+		if v.Keys[i].ActivatedSeq <= seq {
+			return &v.Keys[i]
+		}
+	}
+	return nil
+}
+
+// EntryHash returns the hash of entry i (the next entry's Prev).
+func (v *Verified) EntryHash(i int) string { return v.hashes[i] }
+
+// Head identifies a manifest by its pinned first key, its number of entries
+// and its last entry's hash: what a verifier keeps to judge freshness.
+type Head struct {
+	FirstKeyID string `json:"first_key_id"`
+	Size       uint64 `json:"size"`
+	Hash       string `json:"hash"`
+}
+
+// Head returns v's head.
+func (v *Verified) Head() Head {
+	n := len(v.hashes)
+	return Head{FirstKeyID: v.Keys[0].ID, Size: uint64(n), Hash: v.hashes[n-1]}
+}
+
+// CheckFresh refuses v when it is older than seen (ErrStale) or does not
+// extend it (ErrDiverged). The zero Head accepts anything. Because entries
+// are hash-chained, an equal hash at seen.Size-1 means v extends seen.
+func (v *Verified) CheckFresh(seen Head) error {
+	if seen.Size == 0 {
+		return nil
+	}
+	if seen.FirstKeyID != v.Keys[0].ID {
+		return fmt.Errorf("%w: seen a manifest of first key %s, this one is of %s", ErrDiverged, seen.FirstKeyID, v.Keys[0].ID)
+	}
+	if uint64(len(v.hashes)) < seen.Size {
+		return fmt.Errorf("%w: %d entries, already seen %d", ErrStale, len(v.hashes), seen.Size)
+	}
+	if v.hashes[seen.Size-1] != seen.Hash {
+		return fmt.Errorf("%w: entry %d is not the one seen before", ErrDiverged, seen.Size-1)
+	}
+	return nil
+}
+
+// Parse decodes manifest JSON strictly (unknown fields, null and duplicate
+// members rejected) without verifying it.
 func Parse(data []byte) (*Manifest, error) {
+	m, _, err := parse(data)
+	return m, err
+}
+
+func parse(data []byte) (*Manifest, *value, error) {
 	if len(data) > MaxSize {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalid, MaxSize)
+		return nil, nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalid, MaxSize)
+	}
+	tree, err := parseValue(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var m Manifest
 	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: trailing data after the manifest", ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: trailing data after the manifest", ErrInvalid)
 	}
-	return &m, nil
+	ents := tree.get("entries")
+	if tree.kind != 'o' || ents == nil || ents.kind != 'a' || len(ents.elems) != len(m.Entries) {
+		return nil, nil, fmt.Errorf("%w: entries is not an array", ErrInvalid)
+	}
+	return &m, &tree, nil
 }
 
 // Verify parses and verifies manifest bytes offline. pinnedFirstID is the id
-// of the first key, obtained out of band (an empty pin is refused). The
-// first entry must be an init entry of that key, self-signed; every later
-// entry must chain to its predecessor's hash, activate a new key, and carry
-// exactly two valid signatures: the previous entry's key, then its own key.
-// Any alteration, removal or reordering of entries fails with ErrInvalid.
+// of the first key, obtained out of band (an empty pin is refused). The rules
+// are in docs/keys.md; any alteration, removal or reordering of entries fails
+// with ErrInvalid. Verify cannot tell an old manifest from the current one:
+// use VerifyFresh (or CheckFresh) for that.
 func Verify(data []byte, pinnedFirstID string) (*Verified, error) {
 	if pinnedFirstID == "" {
 		return nil, fmt.Errorf("%w: no pinned first key id", ErrInvalid)
 	}
-	m, err := Parse(data)
+	m, tree, err := parse(data)
 	if err != nil {
 		return nil, err
 	}
-	return VerifyManifest(m, pinnedFirstID)
+	return verify(m, tree, pinnedFirstID)
 }
 
-// VerifyManifest is Verify of a parsed manifest.
+// VerifyManifest is Verify of a parsed manifest (re-encoded canonically).
 func VerifyManifest(m *Manifest, pinnedFirstID string) (*Verified, error) {
+	data, err := Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return Verify(data, pinnedFirstID)
+}
+
+func validID(id string) bool {
+	b, err := hex.DecodeString(id)
+	return err == nil && len(b) == IDBytes && hex.EncodeToString(b) == id
+}
+
+func verify(m *Manifest, tree *value, pinnedFirstID string) (*Verified, error) {
 	bad := func(i int, format string, args ...any) error {
 		return fmt.Errorf("%w: entry %d: %s", ErrInvalid, i, fmt.Sprintf(format, args...))
 	}
 	if m.Format != Format {
 		return nil, fmt.Errorf("%w: format %q, want %q", ErrInvalid, m.Format, Format)
 	}
-	if m.Name == "" || strings.ContainsAny(m.Name, "+ \t\n") {
+	if m.Name == "" || strings.ContainsAny(m.Name, "+ \t\n") || !utf8Printable(m.Name) {
 		return nil, fmt.Errorf("%w: name %q is not a signed-note key name", ErrInvalid, m.Name)
 	}
 	if len(m.Entries) == 0 {
 		return nil, fmt.Errorf("%w: no entries", ErrInvalid)
 	}
+	raw := tree.get("entries").elems
 	v := &Verified{Manifest: *m}
-	seen := map[string]int{}
+	seen := map[string]int{} // key id → index in v.Keys
 	for i := range m.Entries {
 		e := &m.Entries[i]
 		if e.Seq != uint64(i) {
 			return nil, bad(i, "seq %d", e.Seq)
 		}
-		switch {
-		case i == 0 && e.Event != EventInit:
-			return nil, bad(i, "first event %q, want %q", e.Event, EventInit)
-		case i > 0 && e.Event != EventRotate && e.Event != EventRevoke:
-			return nil, bad(i, "event %q", e.Event)
+		if raw[i].kind != 'o' {
+			return nil, bad(i, "not an object")
+		}
+		has := func(name string) bool { return raw[i].get(name) != nil }
+		for _, req := range []string{"seq", "event", "time", "prev", "signatures"} {
+			if !has(req) {
+				return nil, bad(i, "member %q missing", req)
+			}
+		}
+		if e.Time.IsZero() {
+			return nil, bad(i, "zero time")
 		}
 		if i == 0 {
+			if e.Event != EventInit {
+				return nil, bad(i, "first event %q, want %q", e.Event, EventInit)
+			}
 			if e.Prev != "" {
 				return nil, bad(i, "prev set on the first entry")
 			}
-			if e.Key.ID != pinnedFirstID {
-				return nil, bad(i, "first key %s is not the pinned key %s", e.Key.ID, pinnedFirstID)
-			}
 		} else {
-			if e.Prev != EntryHash(&m.Entries[i-1]) {
+			if e.Event == EventInit {
+				return nil, bad(i, "a second init")
+			}
+			if e.Prev != v.hashes[i-1] {
 				return nil, bad(i, "prev does not match the previous entry")
 			}
 			if e.Time.Before(m.Entries[i-1].Time) {
 				return nil, bad(i, "time goes backwards")
 			}
 		}
-		pub, alg, err := ParsePublicKeyPEM(e.Key.PublicKeyPEM)
-		if err != nil {
-			return nil, bad(i, "%v", err)
+		// Which members each event has (docs/keys.md).
+		var wantKey, wantPolicy, mayPolicy, wantRev, wantDes bool
+		var active *KeyState
+		if len(v.Keys) > 0 {
+			active = v.Active()
 		}
-		if alg != e.Key.Algorithm {
-			return nil, bad(i, "algorithm %q does not match the public key (%s)", e.Key.Algorithm, alg)
-		}
-		if id, err := Fingerprint(pub); err != nil || id != e.Key.ID {
-			return nil, bad(i, "id %s does not match the public key", e.Key.ID)
-		}
-		if _, dup := seen[e.Key.ID]; dup {
-			return nil, bad(i, "key %s activated twice", e.Key.ID)
-		}
-		switch alg {
-		case Ed25519:
-			want, err := NoteVerifierKey(m.Name, pub.(ed25519.PublicKey))
-			if err != nil || e.Key.NoteVerifier != want {
-				return nil, bad(i, "note verifier key does not match the public key")
-			}
+		switch e.Event {
+		case EventInit:
+			wantKey, wantPolicy = true, true
+		case EventRotate:
+			wantKey, mayPolicy = true, true
+		case EventRevoke:
+			wantRev = true
+			wantKey = e.Revoked != nil && active != nil && e.Revoked.KeyID == active.ID
+		case EventDestroy:
+			wantDes = true
 		default:
-			if e.Key.NoteVerifier != "" {
-				return nil, bad(i, "note verifier key on a %s key", alg)
+			return nil, bad(i, "event %q", e.Event)
+		}
+		if (e.Key != nil) != wantKey {
+			return nil, bad(i, "%s entry: key present=%v, want %v", e.Event, e.Key != nil, wantKey)
+		}
+		if e.Policy != nil && !wantPolicy && !mayPolicy || e.Policy == nil && wantPolicy {
+			return nil, bad(i, "%s entry: policy present=%v", e.Event, e.Policy != nil)
+		}
+		if (e.Revoked != nil) != wantRev || (e.Destroyed != nil) != wantDes {
+			return nil, bad(i, "%s entry with the wrong members", e.Event)
+		}
+		if e.Policy != nil {
+			p := *e.Policy
+			if p.Algorithm != Ed25519 && p.Algorithm != ECDSAP256 {
+				return nil, bad(i, "policy algorithm %q", p.Algorithm)
+			}
+			if p.MaxAgeSeconds == 0 || p.MaxAgeSeconds > MaxAgeSecondsLimit {
+				return nil, bad(i, "policy max_age_seconds %d", p.MaxAgeSeconds)
+			}
+			v.Policy = p
+		}
+		// What the entry says about existing keys.
+		if r := e.Revoked; r != nil {
+			j, ok := seen[r.KeyID]
+			if !ok {
+				return nil, bad(i, "revokes unknown key %s", r.KeyID)
+			}
+			if !v.Keys[j].RevokedAt.IsZero() {
+				return nil, bad(i, "revokes key %s twice", r.KeyID)
+			}
+			if r.Reason == "" || len(r.Reason) > MaxReasonLen || r.At.IsZero() || r.At.After(e.Time) {
+				return nil, bad(i, "revocation needs a reason (1..%d bytes) and a time no later than the entry", MaxReasonLen)
 			}
 		}
-		if e.Key.ActiveFrom.Before(e.Key.Created) || !e.Key.Expires.After(e.Key.ActiveFrom) || !e.Key.ActiveFrom.Equal(e.Time) {
-			return nil, bad(i, "key times out of order")
+		if d := e.Destroyed; d != nil {
+			j, ok := seen[d.KeyID]
+			if !ok {
+				return nil, bad(i, "destroys unknown key %s", d.KeyID)
+			}
+			if j == len(v.Keys)-1 {
+				return nil, bad(i, "destroys the active key %s", d.KeyID)
+			}
+			if v.Keys[j].DestroyedSeq != 0 {
+				return nil, bad(i, "destroys key %s twice", d.KeyID)
+			}
 		}
-		switch {
-		case e.Event == EventRevoke && e.Revoked == nil:
-			return nil, bad(i, "revoke event without a revocation")
-		case e.Event != EventRevoke && e.Revoked != nil:
-			return nil, bad(i, "revocation in a %q event", e.Event)
+		// The new key.
+		var self *KeyState
+		if k := e.Key; k != nil {
+			pub, alg, err := ParsePublicKeyPEM(k.PublicKeyPEM)
+			if err != nil {
+				return nil, bad(i, "%v", err)
+			}
+			if alg != k.Algorithm {
+				return nil, bad(i, "algorithm %q does not match the public key (%s)", k.Algorithm, alg)
+			}
+			if !validID(k.ID) {
+				return nil, bad(i, "key id %q is not %d lower-case hex bytes", k.ID, IDBytes)
+			}
+			if id, err := Fingerprint(pub); err != nil || id != k.ID {
+				return nil, bad(i, "id %s does not match the public key", k.ID)
+			}
+			if _, dup := seen[k.ID]; dup {
+				return nil, bad(i, "key %s activated twice", k.ID)
+			}
+			switch alg {
+			case Ed25519:
+				want, err := NoteVerifierKey(m.Name, pub.(ed25519.PublicKey))
+				if err != nil || k.NoteVerifier != want {
+					return nil, bad(i, "note verifier key does not match the public key")
+				}
+			default:
+				if k.NoteVerifier != "" {
+					return nil, bad(i, "note verifier key on a %s key", alg)
+				}
+			}
+			if k.ActiveFrom.Before(k.Created) || !k.ActiveFrom.Equal(e.Time) {
+				return nil, bad(i, "key times out of order")
+			}
+			if k.Algorithm != v.Policy.Algorithm {
+				return nil, bad(i, "key algorithm %s breaks the policy (%s)", k.Algorithm, v.Policy.Algorithm)
+			}
+			if !k.Expires.Equal(k.ActiveFrom.Add(v.Policy.MaxAge())) {
+				return nil, bad(i, "key expires %s, the policy says active_from + %ds", k.Expires.Format(time.RFC3339Nano), v.Policy.MaxAgeSeconds)
+			}
+			self = &KeyState{Key: *k, Public: pub, ActivatedSeq: uint64(i)}
 		}
-		input := SigningInput(m.Name, e)
+		// Signatures: the key active before the entry, then the new key.
 		var signers []*KeyState
-		if i > 0 {
-			signers = append(signers, &v.Keys[i-1])
+		if active != nil {
+			signers = append(signers, active)
 		}
-		self := KeyState{Key: e.Key, Public: pub}
-		signers = append(signers, &self)
+		if self != nil {
+			signers = append(signers, self)
+		}
 		if len(e.Signatures) != len(signers) {
 			return nil, bad(i, "%d signatures, want %d", len(e.Signatures), len(signers))
 		}
+		input := signingInput(m.Name, &raw[i])
 		for j, s := range signers {
 			sig := e.Signatures[j]
 			if sig.KeyID != s.ID {
@@ -407,33 +660,49 @@ func VerifyManifest(m *Manifest, pinnedFirstID string) (*Verified, error) {
 				return nil, bad(i, "signature by %s does not verify", s.ID)
 			}
 		}
-		if i > 0 {
-			v.Keys[i-1].RetiredAt = e.Time
-		}
+		// Apply.
 		if r := e.Revoked; r != nil {
-			j, ok := seen[r.KeyID]
-			if !ok {
-				return nil, bad(i, "revokes unknown key %s", r.KeyID)
-			}
-			if !v.Keys[j].RevokedAt.IsZero() {
-				return nil, bad(i, "revokes key %s twice", r.KeyID)
-			}
-			if r.Reason == "" || r.At.IsZero() || r.At.After(e.Time) {
-				return nil, bad(i, "revocation needs a reason and a time no later than the entry")
-			}
-			v.Keys[j].RevokedAt, v.Keys[j].RevokeReason = r.At, r.Reason
+			k := &v.Keys[seen[r.KeyID]]
+			k.RevokedAt, k.RevokeReason, k.RevokedSeq = r.At, r.Reason, uint64(i)
 		}
-		seen[e.Key.ID] = i
-		v.Keys = append(v.Keys, self)
+		if d := e.Destroyed; d != nil {
+			k := &v.Keys[seen[d.KeyID]]
+			k.DestroyedSeq, k.DestroyedAt = uint64(i), e.Time
+		}
+		if self != nil {
+			if active != nil {
+				active.RetiredAt, active.RetiredSeq = e.Time, uint64(i)
+			}
+			seen[self.ID] = len(v.Keys)
+			v.Keys = append(v.Keys, *self)
+		}
+		v.hashes = append(v.hashes, entryHash(&raw[i]))
+	}
+	if pinnedFirstID != v.Keys[0].ID {
+		return nil, fmt.Errorf("%w: entry 0: first key %s is not the pinned key %s", ErrInvalid, v.Keys[0].ID, pinnedFirstID)
 	}
 	return v, nil
 }
 
-// Marshal encodes m as indented JSON with a trailing newline.
+func utf8Printable(s string) bool {
+	for _, r := range s {
+		if r < 0x21 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Marshal encodes m as indented JSON with a trailing newline, without HTML
+// escaping. Any encoding of the same values verifies alike: signatures and
+// hashes cover the canonical encoding (docs/keys.md).
 func Marshal(m *Manifest) ([]byte, error) {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(m); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	return append(b, '\n'), nil
+	return buf.Bytes(), nil
 }

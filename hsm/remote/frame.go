@@ -7,8 +7,13 @@ import (
 	"io"
 )
 
-// MaxFrame bounds a frame's payload (requests and responses).
+// MaxFrame bounds a response frame's payload (a manifest can be large).
 const MaxFrame = 1 << 20
+
+// DefaultMaxRequest bounds a request frame's payload unless
+// ServerConfig.MaxRequest says otherwise: messages to sign are small
+// (checkpoints, manifest entries).
+const DefaultMaxRequest = 64 << 10
 
 // Request operations.
 const (
@@ -25,6 +30,7 @@ const (
 	StatusRetired    byte = 3
 	StatusNotFound   byte = 4
 	StatusExhausted  byte = 5
+	StatusBusy       byte = 6 // connection cap reached (connection closed)
 	StatusInternal   byte = 255
 )
 
@@ -79,22 +85,34 @@ func AppendRequest(dst []byte, r Request) []byte {
 	return append(dst, r.Msg...)
 }
 
-// readFrame reads one length-prefixed frame into buf (grown as needed).
-func readFrame(r io.Reader, buf []byte) ([]byte, error) {
+// readFrame reads one length-prefixed frame of at most limit bytes into buf.
+// The length is checked before anything is allocated, and the buffer grows
+// only as bytes actually arrive (at most doubling), so a peer that announces
+// a large frame and stops costs almost nothing.
+func readFrame(r io.Reader, buf []byte, limit int) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n > MaxFrame {
-		return nil, fmt.Errorf("%w: length %d exceeds %d", ErrBadFrame, n, MaxFrame)
+	n := int(binary.BigEndian.Uint32(hdr[:]))
+	if n > limit {
+		return nil, fmt.Errorf("%w: length %d exceeds %d", ErrBadFrame, n, limit)
 	}
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, err
+	buf = buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(n, max(2*cap(buf), 512)))
+			copy(grown, buf)
+			buf = grown
+		}
+		m, err := r.Read(buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
 	}
 	return buf, nil
 }

@@ -6,9 +6,14 @@ import (
 	"crypto"
 	"encoding/binary"
 	"encoding/hex"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +39,11 @@ type fixture struct {
 
 func start(t testing.TB, allow []int) *fixture {
 	t.Helper()
+	return startWith(t, remote.ServerConfig{AllowUIDs: allow})
+}
+
+func startWith(t testing.TB, scfg remote.ServerConfig) *fixture {
+	t.Helper()
 	tok, st := hsmtest.Open(t)
 	ctx := context.Background()
 	cfg := hsm.ServiceConfig{Dir: t.TempDir(), CheckInterval: -1}
@@ -43,14 +53,15 @@ func start(t testing.TB, allow []int) *fixture {
 	require.NoError(t, err)
 	t.Cleanup(func() { closeSvc() })
 	sock := filepath.Join(t.TempDir(), "signer.sock")
-	ln, err := remote.Listen(sock)
+	ln, closeLn, err := remote.Listen(sock, remote.ListenConfig{})
 	require.NoError(t, err)
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- remote.Serve(sctx, ln, svc, remote.ServerConfig{AllowUIDs: allow}) }()
+	go func() { done <- remote.Serve(sctx, ln, svc, scfg) }()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
+		require.NoError(t, closeLn())
 	})
 	cl, closeCl, err := remote.Dial(ctx, sock, remote.ClientConfig{})
 	require.NoError(t, err)
@@ -128,6 +139,166 @@ func TestServerSurvivesBadFrames(t *testing.T) {
 	c.Close()
 	_, err = f.client.Sign(context.Background(), []byte("still serving"))
 	require.NoError(t, err)
+}
+
+// rawConn dials the socket without the client, as an attacker would.
+func rawConn(t *testing.T, sock string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("unix", sock)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// readStatus reads one response frame and returns its status, or fails.
+func readStatus(t *testing.T, c net.Conn) byte {
+	t.Helper()
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	var hdr [4]byte
+	_, err := io.ReadFull(c, hdr[:])
+	require.NoError(t, err)
+	body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+	_, err = io.ReadFull(c, body)
+	require.NoError(t, err)
+	return body[0]
+}
+
+// TestConnectionCap: connections past MaxConns are answered busy and
+// closed; once one closes, clients get in again.
+func TestConnectionCap(t *testing.T) {
+	f := startWith(t, remote.ServerConfig{MaxConns: 3})
+	ctx := context.Background()
+	// The fixture's client holds one connection; two raw ones fill the cap.
+	var held []net.Conn
+	for range 2 {
+		c := rawConn(t, f.sock)
+		held = append(held, c)
+	}
+	// Make sure the server accepted the held ones before the extra one.
+	_, err := f.client.Sign(ctx, []byte("x"))
+	require.NoError(t, err)
+	extra := rawConn(t, f.sock)
+	assert.Equal(t, remote.StatusBusy, readStatus(t, extra))
+	held[0].Close()
+	require.Eventually(t, func() bool {
+		cl, closeCl, err := remote.Dial(ctx, f.sock, remote.ClientConfig{Conns: 1})
+		if err != nil {
+			return false
+		}
+		defer closeCl()
+		_, err = cl.Sign(ctx, []byte("after a slot freed"))
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+// TestSlowAndSilentPeersAreDropped: a peer that sends part of a frame and
+// stops, or nothing at all, is disconnected by the read and idle timeouts.
+func TestSlowAndSilentPeersAreDropped(t *testing.T) {
+	f := startWith(t, remote.ServerConfig{IdleTimeout: 300 * time.Millisecond, ReadTimeout: 200 * time.Millisecond})
+	partial := rawConn(t, f.sock)
+	_, err := partial.Write([]byte{0, 0, 0, 100, remote.OpSign}) // announces 100 bytes, sends 1
+	require.NoError(t, err)
+	silent := rawConn(t, f.sock)
+	oneByte := rawConn(t, f.sock)
+	_, err = oneByte.Write([]byte{0})
+	require.NoError(t, err)
+	for name, c := range map[string]net.Conn{"partial frame": partial, "silent": silent, "one header byte": oneByte} {
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+		_, err := c.Read(make([]byte, 1))
+		require.ErrorIs(t, err, io.EOF, "%s: the server closed the connection", name)
+	}
+	_, err = f.client.Sign(context.Background(), []byte("still serving"))
+	require.NoError(t, err)
+}
+
+// TestLargeAnnouncedFramesCostNothing is the flood: peers announce
+// large frames and stop. A length above MaxRequest is refused from the
+// header alone; a length below it allocates only what arrives.
+func TestLargeAnnouncedFramesCostNothing(t *testing.T) {
+	const conns = 40
+	f := startWith(t, remote.ServerConfig{MaxConns: conns + 1})
+	c := rawConn(t, f.sock)
+	_, err := c.Write([]byte{0, 0x10, 0, 0}) // 1 MiB: over DefaultMaxRequest
+	require.NoError(t, err)
+	assert.Equal(t, remote.StatusBadRequest, readStatus(t, c))
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	hdr := binary.BigEndian.AppendUint32(nil, remote.DefaultMaxRequest)
+	for range conns {
+		c := rawConn(t, f.sock)
+		_, err := c.Write(append(hdr, remote.OpSign))
+		require.NoError(t, err)
+	}
+	// Every one of them is being served (the client's request queues behind none).
+	_, err = f.client.Sign(context.Background(), []byte("x"))
+	require.NoError(t, err)
+	time.Sleep(100 * time.Millisecond) // let the server goroutines block in Read
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	grew := int64(after.HeapInuse) - int64(before.HeapInuse)
+	t.Logf("heap grew %d bytes for %d connections announcing %d bytes each", grew, conns, remote.DefaultMaxRequest)
+	assert.Less(t, grew, int64(conns*remote.DefaultMaxRequest/4), "announced frames must not be allocated up front")
+}
+
+// TestSecondSignerCannotTakeTheSocket: a second Listen on a served path is
+// refused, does not remove the socket, and the first keeps serving; the
+// first's close removes its own socket.
+func TestSecondSignerCannotTakeTheSocket(t *testing.T) {
+	f := start(t, nil)
+	_, _, err := remote.Listen(f.sock, remote.ListenConfig{})
+	require.ErrorIs(t, err, remote.ErrSocketInUse)
+	assert.Contains(t, err.Error(), "pid")
+	_, err = os.Stat(f.sock)
+	require.NoError(t, err, "the refused signer left the socket alone")
+	_, err = f.client.Sign(context.Background(), []byte("first still serves"))
+	require.NoError(t, err)
+
+	// A stale socket file of a dead signer (no lock held) is replaced.
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "s.sock")
+	l, err := net.Listen("unix", stale)
+	require.NoError(t, err)
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	ln, closeLn, err := remote.Listen(stale, remote.ListenConfig{Group: "0"})
+	require.NoError(t, err)
+	fi, err := os.Stat(stale)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o660), fi.Mode().Perm())
+	require.NoError(t, closeLn())
+	_ = ln
+	_, err = os.Stat(stale)
+	assert.True(t, os.IsNotExist(err), "the owner removes its socket on close")
+	_, _, err = remote.Listen(filepath.Join(dir, "g.sock"), remote.ListenConfig{Group: "no-such-group-xyz"})
+	require.ErrorContains(t, err, "socket group")
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestDeniedConnectionsAreRateLimitedInTheLog: a flood of refused peers
+// writes one log line, not one per connection.
+func TestDeniedConnectionsAreRateLimitedInTheLog(t *testing.T) {
+	var logs syncBuffer
+	f := startWith(t, remote.ServerConfig{AllowUIDs: []int{os.Getuid() + 4242}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for range 30 {
+		c := rawConn(t, f.sock)
+		assert.Equal(t, remote.StatusDenied, readStatus(t, c))
+		c.Close()
+	}
+	assert.Equal(t, 1, strings.Count(logs.String(), "connection refused"), logs.String())
 }
 
 func FuzzParseRequest(f *testing.F) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,7 +50,7 @@ func NewToken(t testing.TB) *softhsm.Token {
 	dirOnce.Do(func() { dir, dirErr = os.MkdirTemp("", "tradecore-softhsm-") })
 	require.NoError(t, dirErr)
 	label := fmt.Sprintf("test-%d-%d", os.Getpid(), seq.Add(1))
-	tok, err := softhsm.Ensure(context.Background(), softhsm.Config{Dir: dir, Label: label})
+	tok, err := softhsm.Ensure(context.Background(), softhsm.Config{Dir: filepath.Join(dir, "softhsm"), PINDir: filepath.Join(dir, "credentials"), Label: label})
 	require.NoError(t, err)
 	return tok
 }
