@@ -7,6 +7,8 @@ tool honnef.co/go/tools/cmd/staticcheck
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/ThalesGroup/crypto11 v1.5.0
+	github.com/google/go-attestation v0.6.4
+	github.com/google/go-tpm v0.9.8
 	github.com/miekg/pkcs11 v1.1.2
 	github.com/shopspring/decimal v1.6.0
 	github.com/stretchr/testify v1.12.1
