@@ -703,12 +703,17 @@ func (a *Attestor) Verify(ctx context.Context, resp QuoteResponse) (Attestation,
 			rej = qerr.(*RejectError)
 			return a.st.saveDevice(d)
 		}
-		if d.CountersSeen && (q.ResetCount < d.ResetCount || (q.ResetCount == d.ResetCount && q.RestartCount < d.RestartCount)) {
-			rej = reject(ReasonCounterRollback, "the TPM reports reset/restart counters %d/%d below the %d/%d seen before: its state was restored or replaced",
-				q.ResetCount, q.RestartCount, d.ResetCount, d.RestartCount)
+		// The TPM obfuscates both counters for keys outside the endorsement
+		// hierarchy by adding a per-key constant (TPM 2.0 Part 1, 36.7), so
+		// only their differences mean something, modulo 2^32. A TPM Reset
+		// sets the real restart count back to 0.
+		dReset, dRestart := int32(q.ResetCount-d.ResetCount), int32(q.RestartCount-d.RestartCount)
+		if d.CountersSeen && (dReset < 0 || (dReset == 0 && dRestart < 0)) {
+			rej = reject(ReasonCounterRollback, "the TPM's reset/restart counters went back by %d/%d since the last attestation: its state was restored or replaced",
+				-dReset, -dRestart)
 			return a.st.saveDevice(d)
 		}
-		rebooted := d.CountersSeen && (q.ResetCount != d.ResetCount || q.RestartCount != d.RestartCount)
+		rebooted := d.CountersSeen && (dReset != 0 || dRestart != 0)
 		att := Attestation{
 			DeviceID: d.ID, Policy: pol.Name, PCRDigest: q.PCRDigest, VerifiedAt: now,
 			RenewAt: now.Add(a.cfg.AttestationTTL - a.cfg.RenewBefore), Expires: now.Add(a.cfg.AttestationTTL),
