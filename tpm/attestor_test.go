@@ -70,3 +70,39 @@ func TestEnrolApproveAttest(t *testing.T) {
 	assert.Equal(t, att3.ResetCount, list[0].ResetCount)
 	assert.Len(t, list[0].Snapshot, len(tpm.DefaultEnrolPCRs))
 }
+
+// BenchmarkAdmission is the full admission with attestation: challenge (a
+// locked, fsynced state write), the device's quote on swtpm over its unix
+// socket, and verification (another fsynced write and the audit record).
+// Sub-benchmarks split it.
+func BenchmarkAdmission(b *testing.B) {
+	f := newFixture(b)
+	f.enrollApproved()
+	ctx := context.Background()
+	b.Run("full", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			f.clk.Add(tpm.DefaultNonceTTL) // answered nonces expire; no per-device limit
+			if _, err := f.attest(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("challenge", func(b *testing.B) {
+		for b.Loop() {
+			f.clk.Add(tpm.DefaultNonceTTL)
+			if _, err := f.a.Challenge(ctx, f.id); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("device-quote", func(b *testing.B) {
+		ch, err := f.a.Challenge(ctx, f.id)
+		require.NoError(b, err)
+		for b.Loop() {
+			if _, err := f.dev.Quote(f.key, ch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -3,6 +3,13 @@ package tpm_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"encoding/json"
 	"errors"
 	"sync"
@@ -90,7 +97,7 @@ func (c *clock) Add(d time.Duration) {
 
 // fixture is one simulated device and one server state folder.
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	ca   *swtpmtest.CA
 	sw   *swtpmtest.TPM
 	dev  *device.TPM
@@ -103,7 +110,7 @@ type fixture struct {
 	id   string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ca := swtpmtest.NewCA(t)
 	sw := swtpmtest.Manufacture(t, ca)
@@ -184,3 +191,30 @@ func requireReason(t *testing.T, err error, want tpm.Reason) {
 	require.ErrorIs(t, err, tpm.ErrRejected)
 	require.Equal(t, want, tpm.ReasonOf(err), "error: %v", err)
 }
+
+// testPoolPEM is a self-signed CA made in process, for tests that need a
+// pool but no swtpm.
+var testPoolPEM, testPoolDER = func() ([]byte, []byte) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test EK root"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), der
+}()
+
+func testPool(t testing.TB) *tpm.CAPool {
+	p, err := tpm.ParseCAPool(testPoolPEM)
+	require.NoError(t, err)
+	return p
+}
+
+func testPoolCert(testing.TB) []byte { return testPoolDER }
