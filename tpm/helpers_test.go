@@ -8,19 +8,19 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tradecore/tradecore/internal/swtpmtest"
 	"github.com/tradecore/tradecore/tpm"
 	"github.com/tradecore/tradecore/tpm/device"
-	"github.com/tradecore/tradecore/tpm/internal/swtpmtest"
 )
 
 // record is one captured audit record.

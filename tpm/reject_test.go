@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tradecore/tradecore/internal/swtpmtest"
 	"github.com/tradecore/tradecore/tpm"
 	"github.com/tradecore/tradecore/tpm/device"
-	"github.com/tradecore/tradecore/tpm/internal/swtpmtest"
 )
 
 func randomNonce(t *testing.T) []byte {
