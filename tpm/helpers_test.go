@@ -72,16 +72,6 @@ func (f *fakeRecorder) last() record {
 	return f.recs[len(f.recs)-1]
 }
 
-func (f *fakeRecorder) types() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for _, r := range f.recs {
-		out = append(out, r.Type)
-	}
-	return out
-}
-
 // clock is a settable time source.
 type clock struct {
 	mu sync.Mutex

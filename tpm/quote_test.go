@@ -31,7 +31,9 @@ func newSoftAK(t testing.TB, restricted bool) *softAK {
 	require.NoError(t, err)
 	tmpl := device.AKTemplate
 	tmpl.ObjectAttributes.Restricted = restricted
-	x, y := priv.PublicKey.X.FillBytes(make([]byte, 32)), priv.PublicKey.Y.FillBytes(make([]byte, 32))
+	raw, err := priv.PublicKey.Bytes() // 0x04 || X || Y
+	require.NoError(t, err)
+	x, y := raw[1:33], raw[33:]
 	tmpl.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{X: tpm2.TPM2BECCParameter{Buffer: x}, Y: tpm2.TPM2BECCParameter{Buffer: y}})
 	s := &softAK{priv: priv, public: tpm2.Marshal(tmpl)}
 	if restricted {
