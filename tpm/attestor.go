@@ -158,8 +158,10 @@ func (a *Attestor) random(n int) ([]byte, error) {
 func (a *Attestor) record(ctx context.Context, typ string, body any) (uint64, error) {
 	idx, err := a.cfg.Recorder.Record(ctx, typ, body)
 	if err != nil {
+		a.cfg.Logger.Error("tpm: audit record not written; action refused", "record", typ, "err", err)
 		return 0, &RejectError{Reason: ReasonAuditFailed, Detail: "audit record " + typ + " not written, action refused (check the audit log)", Err: err}
 	}
+	a.cfg.Logger.Info("tpm: "+typ, "audit_index", idx)
 	return idx, nil
 }
 
@@ -169,6 +171,7 @@ func (a *Attestor) recordReject(ctx context.Context, typ, deviceID string, rej *
 	if rej.DeviceID == "" {
 		rej.DeviceID = deviceID
 	}
+	a.cfg.Logger.Warn("tpm: "+typ, "device_id", deviceID, "reason_code", uint16(rej.Reason), "reason", rej.Reason.String())
 	_, err := a.cfg.Recorder.Record(ctx, typ, rejectRecord{DeviceID: deviceID, ReasonCode: uint16(rej.Reason), Reason: rej.Reason.String()})
 	if err != nil {
 		return errors.Join(rej, fmt.Errorf("tpm: audit record %s not written: %w", typ, err))

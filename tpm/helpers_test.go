@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"math/big"
 	"sync"
 	"testing"
@@ -123,7 +124,7 @@ func (f *fixture) connect() {
 func (f *fixture) attestor() *tpm.Attestor {
 	f.t.Helper()
 	a, closeA, err := tpm.Open(context.Background(), tpm.Config{
-		Dir: f.dir, EKRoots: f.pool, Recorder: f.rec, Now: f.clk.Now,
+		Dir: f.dir, EKRoots: f.pool, Recorder: f.rec, Now: f.clk.Now, Logger: slog.New(slog.DiscardHandler),
 	})
 	require.NoError(f.t, err)
 	f.t.Cleanup(func() { closeA() })

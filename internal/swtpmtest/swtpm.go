@@ -142,10 +142,18 @@ func (tp *TPM) Start() {
 	go func() { tp.waited <- cmd.Wait() }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.Dial("unix", tp.Socket)
-		if err == nil {
+		if c, err := net.Dial("unix", tp.Socket); err == nil {
 			c.Close()
-			return
+			// The socket listens before swtpm's own Startup(CLEAR) has run
+			// and been saved; a command answered means it has (commands
+			// run in order), so a Stop right after cannot lose the reset.
+			if tpm, err := linuxudstpm.Open(tp.Socket); err == nil {
+				_, err = tpm2.GetRandom{BytesRequested: 1}.Execute(tpm)
+				tpm.Close()
+				if err == nil {
+					return
+				}
+			}
 		}
 		select {
 		case werr := <-tp.waited:
