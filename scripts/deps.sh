@@ -8,6 +8,8 @@ packages=(
   softhsm2   # PKCS#11 token for the HSM service (hsm/, softhsm/)
   opensc     # pkcs11-tool: interoperability tests of the HSM keys
   openssl    # verifies exported ECDSA signatures in tests
+  swtpm        # TPM 2.0 simulator the attestation tests start (tpm/)
+  swtpm-tools  # swtpm_setup: manufactures simulated TPMs with EK certificates from a local CA (tpm/)
 )
 
 missing=()

@@ -4,6 +4,7 @@
 //	tradecore keys    HSM signing keys and their lifecycle (docs/keys.md)
 //	tradecore signer  the signing service on a unix socket
 //	tradecore netseg  eBPF network segmentation (docs/netseg.md)
+//	tradecore attest  TPM device enrolment and attestation (docs/attestation.md)
 //
 // Every verb takes --data-dir (default ./var, or $TRADECORE_DATA_DIR), where
 // local state lives. Exit codes: 0 success, 1 failure, 2 usage error.
@@ -47,6 +48,7 @@ verbs:
   keys     HSM signing keys: init | list | rotate | revoke ID --reason R | export | status | verify
   signer   serve the signing service on a unix socket (--socket PATH)
   netseg   eBPF network segmentation: check | apply -f POLICY | status | stats | detach
+  attest   TPM devices: enroll | activate | approve | revoke | list | policy | challenge | verify
 
 Run 'tradecore <verb> -h' for a verb's flags.
 `
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSigner(ctx, rest, stdout, stderr)
 	case "netseg":
 		return runNetseg(ctx, rest, stdout, stderr)
+	case "attest":
+		return runAttest(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -96,4 +100,24 @@ func dataDirFlag(fs *flag.FlagSet) *string {
 		def = "./var"
 	}
 	return fs.String("data-dir", def, "folder for local state (env TRADECORE_DATA_DIR)")
+}
+
+// parse parses flags, allowing positional arguments before and after them;
+// it returns the positional arguments. A mistake is a usage error (exit 2).
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %w", errUsage, err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
 }
