@@ -65,7 +65,7 @@ func (m *Monitor) pumpFill(a *acct, ev *core.Event, s core.Side, id uint64, prev
 			nl++
 		}
 	}
-	if nl < cfg.MinAccounts || nb < cfg.MinBuys || start == 0 || ev.Price*10_000 < start*(10_000+cfg.RiseBps) {
+	if nl < cfg.MinAccounts || nb < cfg.MinBuys || start == 0 || !mulGE(ev.Price, 10_000, start, 10_000+cfg.RiseBps) {
 		return
 	}
 	o.quiet = ev.Time + cfg.Window
@@ -78,6 +78,8 @@ func (m *Monitor) pumpFill(a *acct, ev *core.Event, s core.Side, id uint64, prev
 		Owner:      a.ref.Owner,
 		Action:     cfg.Action,
 		Report:     cfg.Report,
+		Ref:        start,
+		Price:      ev.Price,
 	}
 	for _, l := range linked[:nl] {
 		if l != a.ref.ID {
@@ -87,7 +89,7 @@ func (m *Monitor) pumpFill(a *acct, ev *core.Event, s core.Side, id uint64, prev
 	}
 	for k := range o.buys { // oldest first
 		b := &o.buys[(o.head+k)%maxFills]
-		if b.side == core.Buy && b.inst == ev.Instrument && b.time >= ev.Time-cfg.Window && b.time <= ev.Time && al.nOrders < MaxEvidence-1 {
+		if b.side == core.Buy && b.inst == ev.Instrument && b.time >= ev.Time-cfg.Window && b.time <= ev.Time && al.Evidence.NOrders < MaxEvidence-1 {
 			al.addOrder(b.order)
 			al.addMatch(b.match)
 		}
@@ -97,11 +99,11 @@ func (m *Monitor) pumpFill(a *acct, ev *core.Event, s core.Side, id uint64, prev
 	out.Alerts = append(out.Alerts, al)
 	for _, l := range linked[:nl] {
 		if la := m.acct(l); la != nil {
-			m.act(la, cfg.Action, out)
+			m.act(la, cfg.Action, ev.Time, out)
 		}
 	}
 	if !contains(linked[:nl], a.ref.ID) {
-		m.act(a, cfg.Action, out)
+		m.act(a, cfg.Action, ev.Time, out)
 	}
 }
 
