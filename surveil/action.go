@@ -87,7 +87,8 @@ func (a *acct) idx(m *Monitor) int { return int(m.slot[a.ref.ID]) - 1 }
 
 // submit sends action's command once and schedules the next attempt.
 func (m *Monitor) submit(a *acct, action Action, now int64, out *Output) {
-	c := core.Command{Account: a.ref.ID, Tag: m.cfg.Tag}
+	m.cmd = core.Command{Account: a.ref.ID, Tag: m.cfg.Tag}
+	c := &m.cmd // in the Monitor, so handing it to Submit does not allocate
 	switch action {
 	case ActionThrottle:
 		c.Kind, c.OrigClOrdID, c.Qty = core.CmdSetLimit, uint64(core.LimitOrdersPerSec), m.cfg.ThrottleOrdersPerSec
@@ -99,8 +100,8 @@ func (m *Monitor) submit(a *acct, action Action, now int64, out *Output) {
 	st := &a.act[action]
 	r := &m.cfg.Retry
 	if m.cfg.Submit == nil {
-		out.Commands = append(out.Commands, c)
-	} else if !m.cfg.Submit(&c) {
+		out.Commands = append(out.Commands, *c)
+	} else if !m.cfg.Submit(c) {
 		m.stats.Failed++
 		st.fails++
 		wait := r.Max

@@ -78,7 +78,8 @@ type Wash struct {
 type Layering struct {
 	Disabled bool
 	// MinOrders is the number of orders in a layer that make it layering;
-	// fewer is spoofing (Spoofing). Default 3, at most MaxEvidence.
+	// fewer is spoofing (Spoofing). Default 3, at most 16 (the open orders
+	// tracked per trader).
 	MinOrders int
 	// MinRatio: the layer's lots must be at least MinRatio times the genuine
 	// interest. Default 4.
@@ -159,9 +160,9 @@ type PumpDump struct {
 }
 
 // FrontRun configures the front-running detector: a proprietary account of a
-// firm trades in the same instrument and direction shortly before (or while)
-// a customer (non-proprietary) account of the same firm sends a large order,
-// whole or as child orders.
+// firm trades in the same instrument and direction shortly before a customer
+// (non-proprietary) account of the same firm sends a large order, whole or as
+// child orders.
 type FrontRun struct {
 	Disabled bool
 	// LargeQty is the customer order size, in lots, that counts as large: one
@@ -262,7 +263,8 @@ type Config struct {
 	Tag uint64
 
 	// Submit hands one action command to the engine (the control lane) and
-	// reports whether it was taken; it must not block. The Monitor retries a
+	// reports whether it was taken; it must not block, and must copy the
+	// command rather than keep the pointer. The Monitor retries a
 	// command that was not taken, and one that was taken but whose effect
 	// has not appeared in the event stream within Retry.Confirm, until the
 	// effect appears. Nil: commands go to Output.Commands for the caller to
@@ -306,7 +308,7 @@ const (
 	defaultRetryMax       = 100e6
 	defaultRetryConfirm   = 500e6
 	defaultCloseLocation  = "America/New_York"
-	maxTrack              = 32 // open orders tracked per trader
+	maxTrack              = 16 // open orders tracked per trader
 	maxPatterns           = 4  // layering / spoofing patterns per trader at once
 	maxFills              = 32 // buy fills per owner and proprietary fills per firm kept (oldest dropped)
 	maxMarks              = 4  // instruments per account tracked in the closing window
@@ -398,8 +400,8 @@ func (c *Config) fill() error {
 	}
 	pct := func(v int) bool { return v >= 1 && v <= 100 }
 	switch {
-	case l.MinOrders < 1 || l.MinOrders > MaxEvidence:
-		return fmt.Errorf("%w: Layering.MinOrders is %d; use 1..%d", ErrConfig, l.MinOrders, MaxEvidence)
+	case l.MinOrders < 1 || l.MinOrders > maxTrack:
+		return fmt.Errorf("%w: Layering.MinOrders is %d; use 1..%d", ErrConfig, l.MinOrders, maxTrack)
 	case l.MinRatio < 1 || s.MinRatio < 1:
 		return fmt.Errorf("%w: Layering.MinRatio and Spoofing.MinRatio must be at least 1 (0 = default)", ErrConfig)
 	case l.Window < 0 || l.CancelWindow < 0 || l.Grace < 0:

@@ -21,6 +21,7 @@ type run struct {
 	inst        uint32
 	side        core.Side
 	n           uint8
+	checked     bool // the proprietary fills ahead of it were checked
 	first, last int64
 	qty         int64
 	orders      [8]uint64
@@ -39,8 +40,8 @@ func (m *Monitor) propFill(a *acct, ev *core.Event, s core.Side, id uint64) {
 // frontRun adds qty lots (a new order, or what a replace added) of customer
 // account a's order to its parent order in ev's instrument and direction. Once
 // the parent is large, the firm's proprietary fills in the same instrument
-// and direction from Window before the parent's first order until now, not
-// yet reported, are front-running.
+// and direction within Window before the parent's first order (ahead of
+// it), not yet reported, are front-running.
 func (m *Monitor) frontRun(a *acct, ev *core.Event, qty int64, out *Output) {
 	cfg := &m.cfg.FrontRun
 	if cfg.Disabled || a.ref.Proprietary || a.firm == 0 {
@@ -71,14 +72,15 @@ func (m *Monitor) frontRun(a *acct, ev *core.Event, qty int64, out *Output) {
 		p.orders[p.n] = ev.OrderID
 		p.n++
 	}
-	if p.qty < cfg.LargeQty {
-		return
+	if p.qty < cfg.LargeQty || p.checked {
+		return // the fills ahead of a parent are all in the past once it is large: check once
 	}
+	p.checked = true
 	f := &m.firms[a.firm-1]
 	var al *Alert
 	for k := range f.prop { // oldest first
 		x := &f.prop[(f.head+k)%maxFills]
-		if x.match == 0 || x.reported || x.inst != ev.Instrument || x.side != ev.Side || x.time < p.first-cfg.Window || x.time > now {
+		if x.match == 0 || x.reported || x.inst != ev.Instrument || x.side != ev.Side || x.time < p.first-cfg.Window || x.time > p.first {
 			continue
 		}
 		x.reported = true

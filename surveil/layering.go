@@ -1,6 +1,16 @@
 package surveil
 
-import "github.com/tradecore/tradecore/core"
+import (
+	"math/bits"
+
+	"github.com/tradecore/tradecore/core"
+)
+
+// Order-table slots are tracked in uint32 masks, patterns in uint8 masks.
+const (
+	_ = uint32(1) << (maxTrack - 1)
+	_ = uint8(1) << (maxPatterns - 1)
+)
 
 // Layering and spoofing share one pattern per trader, instrument and layer
 // side (up to maxPatterns at once):
@@ -20,7 +30,6 @@ import "github.com/tradecore/tradecore/core"
 //     due Grace later; it alerts if the condition still holds then.
 
 type pattern struct {
-	active    bool
 	side      core.Side // the layer's side
 	n, nm, nc uint8     // members, genuine matches and withdrawal seqs kept
 	inst      uint32
@@ -51,108 +60,155 @@ type patRef struct {
 func (m *Monitor) layeringOn() bool { return !m.cfg.Layering.Disabled || !m.cfg.Spoofing.Disabled }
 
 // layerArm handles a fill of trader e (account a) on side s: it starts or
-// extends the pattern whose layer is on the other side.
+// extends the pattern whose layer is on the other side. It reads the order
+// table once and writes nothing unless a pattern is (or becomes) live: a
+// layer smaller than the lowest MinRatio times the genuine interest starts
+// none.
 func (m *Monitor) layerArm(e *entity, a *acct, ev *core.Event, s core.Side) {
-	if !m.layeringOn() || int(ev.Instrument) >= len(m.insts) {
+	if !m.layeringOn() || e.n == 0 || int(ev.Instrument) >= len(m.insts) {
 		return
 	}
 	cfg := &m.cfg.Layering
-	ls, now := s.Opposite(), ev.Time
+	ls, now, inst := s.Opposite(), ev.Time, ev.Instrument
 	pi, slot := -1, -1
-	for i := range e.pats {
+	for j := e.live; j != 0; j &= j - 1 {
+		i := bits.TrailingZeros8(j)
 		p := &e.pats[i]
-		if p.active && p.decideAt == 0 && now > p.last+cfg.CancelWindow {
-			m.layerEnd(e, i)
-		}
 		switch {
-		case p.active && p.inst == ev.Instrument && p.side == ls:
+		case p.decideAt == 0 && now > p.last+cfg.CancelWindow:
+			m.layerEnd(e, i)
+		case p.inst == inst && p.side == ls:
 			pi = i
-		case !p.active && (slot < 0 || e.pats[slot].active):
-			slot = i
-		case p.active && p.decideAt == 0 && (slot < 0 || e.pats[slot].active && p.last < e.pats[slot].last):
-			slot = i
 		}
 	}
 	if pi < 0 {
-		if slot < 0 || !e.hasLayer(ev.Instrument, ls, now-cfg.Window) {
+		if free := ^e.live & (1<<maxPatterns - 1); free != 0 {
+			slot = bits.TrailingZeros8(free)
+		} else {
+			for i := range e.pats { // every slot live: the one traded on longest ago
+				if p := &e.pats[i]; p.decideAt == 0 && (slot < 0 || p.last < e.pats[slot].last) {
+					slot = i
+				}
+			}
+		}
+	}
+	var (
+		p    *pattern
+		bit  uint8
+		have bool // worst is set
+		base int64
+	)
+	worst, dist, lots, traded := int64(0), int64(0), int64(0), ev.Qty
+	if pi >= 0 {
+		p, bit = &e.pats[pi], uint8(1)<<pi
+		worst, have, lots, traded = p.worst, true, p.lots, satAdd(p.traded, ev.Qty)
+	}
+	last := m.insts[inst].last
+
+	// One pass over the order table copies this instrument's open orders
+	// into small local arrays; the rest works on those.
+	var (
+		lslot, gslot [maxTrack]uint8 // table slots of layer-side and genuine-side orders
+		nl, ng       int
+	)
+	for i := range e.inst {
+		if e.inst[i] != inst || e.open[i] <= 0 {
+			continue
+		}
+		if e.side[i] == ls {
+			lslot[nl] = uint8(i)
+			nl++
+		} else {
+			gslot[ng] = uint8(i)
+			ng++
+		}
+	}
+	// The layer: members and new orders entered within Window; its least
+	// aggressive price; its farthest order from the last trade.
+	var join uint32 // new members, by slot
+	for _, i := range lslot[:nl] {
+		if p == nil || e.member[i]&bit == 0 {
+			if e.time[i] < now-cfg.Window {
+				continue
+			}
+			join |= 1 << i
+			lots = satAdd(lots, e.open[i])
+			if !have || worse(ls, e.price[i], worst) {
+				worst, have = e.price[i], true
+			}
+		}
+		dist = max(dist, abs(e.price[i]-last))
+	}
+	ratio := m.minRatio()
+	if p == nil && (join == 0 || !mulGE(lots, 1, ratio, traded)) {
+		return
+	}
+	// Open lots on the genuine side as near the market as the layer, and
+	// layer-side lots at or better than worst not yet counted.
+	var near int64
+	var based uint32
+	for _, i := range gslot[:ng] {
+		if abs(e.price[i]-last) <= dist {
+			near = satAdd(near, e.open[i])
+		}
+	}
+	for _, i := range lslot[:nl] {
+		if !worse(ls, e.price[i], worst) && (p == nil || e.based[i]&bit == 0) {
+			based |= 1 << i
+			base = satAdd(base, e.open[i])
+		}
+	}
+	if p == nil {
+		if slot < 0 || !mulGE(lots, 1, ratio, satAdd(traded, near)) {
 			return
 		}
-		if e.pats[slot].active {
+		if e.live&(1<<slot) != 0 {
 			m.layerEnd(e, slot)
 		}
 		pi = slot
-		p := &e.pats[pi]
-		*p = pattern{active: true, side: ls, inst: ev.Instrument, tradeAcct: a.ref.ID, start: now}
+		p, bit = &e.pats[pi], uint8(1)<<pi
+		*p = pattern{side: ls, inst: inst, tradeAcct: a.ref.ID, start: now}
+		e.live |= bit
 	}
-	p := &e.pats[pi]
-	bit := uint8(1) << pi
-	last := m.insts[ev.Instrument].last
-	worst, first := p.worst, p.n == 0
-	for i := range e.ords {
-		o := &e.ords[i]
-		if e.ids[i] == 0 || o.inst != p.inst || o.side != ls || o.open <= 0 || o.time < now-cfg.Window || o.member&bit != 0 {
-			continue
-		}
-		o.member |= bit
+	for j := join; j != 0; j &= j - 1 {
+		i := bits.TrailingZeros32(j)
+		e.member[i] |= bit
 		if p.n < MaxEvidence {
 			p.ids[p.n] = e.ids[i]
 			p.n++
 		}
 		if p.layerAcct == 0 {
-			p.layerAcct = o.acct
-		}
-		p.lots = satAdd(p.lots, o.open)
-		if first || worse(ls, o.price, worst) {
-			worst, first = o.price, false
+			p.layerAcct = e.acct[i]
 		}
 	}
-	p.worst = worst
-	p.dist, p.near = 0, 0
-	for i := range e.ords {
-		o := &e.ords[i]
-		if e.ids[i] == 0 || o.inst != p.inst || o.open <= 0 {
-			continue
-		}
-		if o.side == ls && !worse(ls, o.price, worst) {
-			if o.based&bit == 0 {
-				o.based |= bit
-				p.base = satAdd(p.base, o.open)
-			}
-			if o.member&bit != 0 {
-				p.dist = max(p.dist, abs(o.price-last))
-			}
-		}
+	for j := based; j != 0; j &= j - 1 {
+		e.based[bits.TrailingZeros32(j)] |= bit
 	}
-	for i := range e.ords {
-		o := &e.ords[i]
-		if e.ids[i] != 0 && o.inst == p.inst && o.side == s && o.open > 0 && abs(o.price-last) <= p.dist {
-			p.near = satAdd(p.near, o.open)
-		}
-	}
-	p.traded = satAdd(p.traded, ev.Qty)
-	p.last = now
+	p.worst, p.dist, p.near, p.lots, p.traded, p.last = worst, dist, near, lots, traded, now
+	p.base = satAdd(p.base, base)
 	if int(p.nm) < len(p.matches) {
 		p.matches[p.nm] = ev.MatchID
 		p.nm++
 	}
 }
 
-// hasLayer reports whether trader e has an open order on side s of inst
-// entered at or after since.
-func (e *entity) hasLayer(inst uint32, s core.Side, since int64) bool {
-	for i := range e.ords {
-		if o := &e.ords[i]; e.ids[i] != 0 && o.inst == inst && o.side == s && o.open > 0 && o.time >= since {
-			return true
-		}
+// minRatio is the lowest layer-to-genuine ratio an enabled detector alerts
+// at.
+func (m *Monitor) minRatio() int64 {
+	switch {
+	case m.cfg.Layering.Disabled:
+		return m.cfg.Spoofing.MinRatio
+	case m.cfg.Spoofing.Disabled:
+		return m.cfg.Layering.MinRatio
 	}
-	return false
+	return min(m.cfg.Layering.MinRatio, m.cfg.Spoofing.MinRatio)
 }
 
 // layerGone records that qty lots of order o (as it was before the event)
 // left the book by a fill or a cancel the client did not ask for.
 func (m *Monitor) layerGone(e *entity, o *ord, qty int64) {
-	for i := range e.pats {
-		if p := &e.pats[i]; p.active && p.inst == o.inst && p.side == o.side && !worse(p.side, o.price, p.worst) {
+	for j := e.live; j != 0; j &= j - 1 {
+		if p := &e.pats[bits.TrailingZeros8(j)]; p.inst == o.inst && p.side == o.side && !worse(p.side, o.price, p.worst) {
 			p.gone = satAdd(p.gone, qty)
 		}
 	}
@@ -162,9 +218,10 @@ func (m *Monitor) layerGone(e *entity, o *ord, qty int64) {
 // replace to a worse price or fewer lots) of order o, as it was before ev.
 func (m *Monitor) layerWithdrawn(ei int32, o *ord, ev *core.Event) {
 	e := &m.ents[ei]
-	for i := range e.pats {
+	for j := e.live; j != 0; j &= j - 1 {
+		i := bits.TrailingZeros8(j)
 		p := &e.pats[i]
-		if !p.active || p.inst != o.inst || p.side != o.side || worse(p.side, o.price, p.worst) {
+		if p.inst != o.inst || p.side != o.side || worse(p.side, o.price, p.worst) {
 			continue
 		}
 		if ev.Time > p.last+m.cfg.Layering.CancelWindow && p.decideAt == 0 {
@@ -191,9 +248,9 @@ func (m *Monitor) layerWithdrawn(ei int32, o *ord, ev *core.Event) {
 func (m *Monitor) layerState(e *entity, i int) (int64, Detector, bool) {
 	p := &e.pats[i]
 	var present int64
-	for j := range e.ords {
-		if o := &e.ords[j]; e.ids[j] != 0 && o.inst == p.inst && o.side == p.side && !worse(p.side, o.price, p.worst) {
-			present = satAdd(present, o.open)
+	for j := range e.inst {
+		if e.inst[j] == p.inst && e.side[j] == p.side && !worse(p.side, e.price[j], p.worst) {
+			present = satAdd(present, e.open[j])
 		}
 	}
 	w := max(p.base-present-p.gone, 0)
@@ -261,10 +318,10 @@ func (m *Monitor) layerDecide(e *entity, i int, out *Output) {
 
 // layerEnd drops pattern i.
 func (m *Monitor) layerEnd(e *entity, i int) {
-	e.pats[i].active = false
+	e.live &^= 1 << i
 	mask := ^(uint8(1) << i)
-	for j := range e.ords {
-		e.ords[j].member &= mask
-		e.ords[j].based &= mask
+	for j := range e.member {
+		e.member[j] &= mask
+		e.based[j] &= mask
 	}
 }

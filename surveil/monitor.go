@@ -206,6 +206,7 @@ type Monitor struct {
 	retryAt int64
 
 	stats Stats
+	cmd   core.Command // the command being submitted
 }
 
 // instState is the state kept per instrument id.
@@ -219,7 +220,7 @@ type instState struct {
 type acct struct {
 	ref   Ref
 	act   [actions]actState
-	rapid [rapidBuckets]bucket
+	rapid rapidWin
 	runs  [maxRuns]run
 
 	rquiet int64 // no rapid alert before this Time
@@ -367,12 +368,12 @@ func (m *Monitor) replaced(a *acct, ev *core.Event, out *Output) {
 	if i < 0 {
 		return
 	}
-	old := e.ords[i]
+	old := e.ord(i)
 	if grow := ev.Leaves - old.open; grow > 0 {
 		m.frontRun(a, ev, grow, out)
 	}
-	e.ords[i].price, e.ords[i].open = ev.Price, ev.Leaves
-	if worse(old.side, ev.Price, old.price) || ev.Leaves < old.open {
+	e.price[i], e.open[i] = ev.Price, ev.Leaves
+	if e.live != 0 && (worse(old.side, ev.Price, old.price) || ev.Leaves < old.open) {
 		m.layerWithdrawn(a.ent, &old, ev)
 	}
 }
@@ -403,9 +404,11 @@ func (m *Monitor) executed(ev *core.Event, out *Output) {
 func (m *Monitor) traded(a *acct, ev *core.Event, s core.Side, id uint64, leaves, prev int64, taker bool, out *Output) {
 	e := &m.ents[a.ent]
 	if i := e.find(id); i >= 0 {
-		o := e.ords[i]
-		e.ords[i].open = leaves
-		m.layerGone(e, &o, ev.Qty)
+		if e.live != 0 {
+			o := e.ord(i)
+			m.layerGone(e, &o, ev.Qty)
+		}
+		e.open[i] = leaves
 		if leaves == 0 {
 			e.remove(i)
 		}
@@ -431,7 +434,11 @@ func (m *Monitor) closed(a *acct, ev *core.Event, out *Output) {
 	if i < 0 {
 		return
 	}
-	o := e.ords[i]
+	if e.live == 0 {
+		e.remove(i)
+		return
+	}
+	o := e.ord(i)
 	e.remove(i)
 	if client {
 		m.layerWithdrawn(a.ent, &o, ev)
@@ -450,8 +457,12 @@ func (m *Monitor) reduced(a *acct, ev *core.Event, out *Output) {
 	if i < 0 {
 		return
 	}
-	o := e.ords[i]
-	e.ords[i].open = ev.Leaves
+	if e.live == 0 {
+		e.open[i] = ev.Leaves
+		return
+	}
+	o := e.ord(i)
+	e.open[i] = ev.Leaves
 	if ev.Reason == core.CancelRequested {
 		m.layerWithdrawn(a.ent, &o, ev)
 	} else {

@@ -7,9 +7,42 @@ import "github.com/tradecore/tradecore/core"
 const rapidBuckets = 10
 
 type bucket struct {
-	idx           int64 // Time / (Window/rapidBuckets) this bucket counts
 	buys, sells   int32 // accepted new orders and replaces per side
 	fills, cancel int32
+}
+
+// rapidWin is one account's sliding window: rapidBuckets buckets of
+// Window/rapidBuckets, the running totals over them, and the current
+// bucket (so the common case is one comparison, no division).
+type rapidWin struct {
+	b          [rapidBuckets]bucket
+	idx        int64 // the current bucket's number, Time / width
+	next       int64 // Time at which the current bucket ends
+	cur        int   // idx % rapidBuckets
+	buys, sell int64 // totals over the window
+	fills, cnc int64
+}
+
+// advance moves w to the bucket holding time now, dropping the buckets that
+// left the window.
+func (w *rapidWin) advance(now, width int64) {
+	if now < w.next && now >= w.next-width {
+		return
+	}
+	idx := now / width
+	if idx < w.idx || idx-w.idx >= rapidBuckets { // time went back, or the whole window passed
+		*w = rapidWin{}
+	} else {
+		for k := w.idx + 1; k <= idx; k++ {
+			x := &w.b[k%rapidBuckets]
+			w.buys -= int64(x.buys)
+			w.sell -= int64(x.sells)
+			w.fills -= int64(x.fills)
+			w.cnc -= int64(x.cancel)
+			*x = bucket{}
+		}
+	}
+	w.idx, w.next, w.cur = idx, (idx+1)*width, int(idx%rapidBuckets)
 }
 
 // rapidCount adds to account a's counts at ev.Time (an order on side, when
@@ -24,29 +57,25 @@ func (m *Monitor) rapidCount(a *acct, ev *core.Event, out *Output, side core.Sid
 	if cfg.Disabled {
 		return
 	}
-	width := cfg.Window / rapidBuckets
-	idx := ev.Time / width
-	b := &a.rapid[idx%rapidBuckets]
-	if b.idx != idx {
-		*b = bucket{idx: idx}
-	}
+	w := &a.rapid
+	w.advance(ev.Time, cfg.Window/rapidBuckets)
+	b := &w.b[w.cur]
 	switch side {
 	case core.Buy:
 		b.buys++
+		w.buys++
 	case core.Sell:
 		b.sells++
+		w.sell++
 	}
 	b.fills += fills
 	b.cancel += cancels
+	w.fills += int64(fills)
+	w.cnc += int64(cancels)
 	if fills > 0 || ev.Time < a.rquiet {
 		return
 	}
-	var nb, ns, nf, nc int64
-	for i := range a.rapid {
-		if w := &a.rapid[i]; w.idx > idx-rapidBuckets && w.idx <= idx {
-			nb, ns, nf, nc = nb+int64(w.buys), ns+int64(w.sells), nf+int64(w.fills), nc+int64(w.cancel)
-		}
-	}
+	nb, ns, nf, nc := w.buys, w.sell, w.fills, w.cnc
 	no := nb + ns
 	if no < int64(cfg.MinOrders) {
 		return

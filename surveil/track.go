@@ -7,30 +7,39 @@ import (
 	"github.com/tradecore/tradecore/core"
 )
 
-// ord is one open limit order of a trader, as the Monitor last saw it.
+// ord is one open limit order of a trader, as the Monitor last saw it (a
+// copy of one slot of an entity's order table).
 type ord struct {
-	time   int64
-	price  int64
-	open   int64
-	acct   uint32
-	inst   uint32
-	side   core.Side
-	member uint8 // bit i: in the layer of pattern i
-	based  uint8 // bit i: counted in pattern i's base presence
+	time  int64
+	price int64
+	open  int64
+	acct  uint32
+	inst  uint32
+	side  core.Side
 }
 
 // entity is one trader: the accounts of one beneficial owner together, or
 // one owner-less account. It tracks up to maxTrack open resting limit orders
-// (ids[i] == 0: slot free), its layering / spoofing patterns, its ramps
-// (momentum ignition) and its pushes in the closing window.
+// in a table of parallel arrays (ids[i] == 0 and inst[i] == 0: slot free),
+// so that the scans read only the fields they test; its layering / spoofing
+// patterns, its ramps (momentum ignition) and its pushes in the closing
+// window.
 type entity struct {
-	ids   [maxTrack]uint64
-	ords  [maxTrack]ord
-	n     int
-	pats  [maxPatterns]pattern
-	ramps [2]ramp
-	marks [maxMarks]mark
-	owner uint32 // 0 = an owner-less account
+	ids    [maxTrack]uint64
+	open   [maxTrack]int64
+	price  [maxTrack]int64
+	time   [maxTrack]int64
+	inst   [maxTrack]uint32
+	acct   [maxTrack]uint32
+	side   [maxTrack]core.Side
+	member [maxTrack]uint8 // bit i: in the layer of pattern i
+	based  [maxTrack]uint8 // bit i: counted in pattern i's base presence
+	n      int
+	live   uint8 // bit i: pats[i] is active
+	pats   [maxPatterns]pattern
+	ramps  [2]ramp
+	marks  [maxMarks]mark
+	owner  uint32 // 0 = an owner-less account
 }
 
 func (e *entity) find(id uint64) int {
@@ -45,9 +54,12 @@ func (e *entity) find(id uint64) int {
 	return -1
 }
 
+func (e *entity) ord(i int) ord {
+	return ord{time: e.time[i], price: e.price[i], open: e.open[i], acct: e.acct[i], inst: e.inst[i], side: e.side[i]}
+}
+
 func (e *entity) remove(i int) {
-	e.ids[i] = 0
-	e.ords[i] = ord{}
+	e.ids[i], e.open[i], e.inst[i], e.member[i], e.based[i] = 0, 0, 0, 0, 0
 	e.n--
 }
 
@@ -66,25 +78,26 @@ func (e *entity) track(m *Monitor, acct uint32, ev *core.Event) {
 		}
 	} else {
 		i = e.victim()
-		o := e.ords[i]
-		m.layerGone(e, &o, o.open) // unknown from now on: never counted as withdrawn
+		if e.live != 0 {
+			o := e.ord(i)
+			m.layerGone(e, &o, o.open) // unknown from now on: never counted as withdrawn
+		}
 		e.remove(i)
 	}
-	e.ids[i] = ev.OrderID
-	e.ords[i] = ord{time: ev.Time, price: ev.Price, open: ev.Qty, acct: acct, inst: ev.Instrument, side: ev.Side}
+	e.ids[i], e.open[i], e.price[i], e.time[i] = ev.OrderID, ev.Qty, ev.Price, ev.Time
+	e.inst[i], e.acct[i], e.side[i] = ev.Instrument, acct, ev.Side
 	e.n++
 }
 
 func (e *entity) victim() int {
-	best, bestFree := -1, false
-	for i := range e.ords {
-		o := &e.ords[i]
-		free := o.member|o.based == 0
+	best, bestFree := 0, false
+	for i := range e.open {
+		free := e.member[i]|e.based[i] == 0
 		switch {
-		case best < 0, free && !bestFree:
+		case free && !bestFree:
 		case free != bestFree:
 			continue
-		case o.open < e.ords[best].open, o.open == e.ords[best].open && o.time < e.ords[best].time:
+		case e.open[i] < e.open[best], e.open[i] == e.open[best] && e.time[i] < e.time[best]:
 		default:
 			continue
 		}
