@@ -63,7 +63,7 @@ func (m *Monitor) markPrint(is *instState, ev *core.Event, prev int64) {
 // markFill adds the fill of taker account a (of trader e) in the closing
 // window to the trader's push on the instrument.
 func (m *Monitor) markFill(e *entity, a *acct, ev *core.Event, prev int64) {
-	if !m.inCloseWindow(ev.Time) || prev == 0 {
+	if !m.inCloseWindow(ev.Time) || prev == 0 || int(ev.Instrument) >= len(m.insts) {
 		return
 	}
 	d := ev.Price - prev

@@ -43,7 +43,7 @@ type pattern struct {
 	base      int64  // open lots at or better than worst when counted
 	gone      int64  // lots at or better than worst that left by fills or non-client cancels
 	traded    int64  // lots traded on the genuine side
-	near      int64  // open lots on the genuine side no further than dist, at the latest fill
+	ref       int64  // the last trade price at the latest genuine fill
 	decideAt  int64  // 0 = no decision pending
 	crossTime int64
 	crossSeq  uint64
@@ -62,8 +62,7 @@ func (m *Monitor) layeringOn() bool { return !m.cfg.Layering.Disabled || !m.cfg.
 // layerArm handles a fill of trader e (account a) on side s: it starts or
 // extends the pattern whose layer is on the other side. It reads the order
 // table once and writes nothing unless a pattern is (or becomes) live: a
-// layer smaller than the lowest MinRatio times the genuine interest starts
-// none.
+// layer smaller than the lowest MinRatio times the lots traded starts none.
 func (m *Monitor) layerArm(e *entity, a *acct, ev *core.Event, s core.Side) {
 	if !m.layeringOn() || e.n == 0 || int(ev.Instrument) >= len(m.insts) {
 		return
@@ -105,22 +104,16 @@ func (m *Monitor) layerArm(e *entity, a *acct, ev *core.Event, s core.Side) {
 	}
 	last := m.insts[inst].last
 
-	// One pass over the order table copies this instrument's open orders
-	// into small local arrays; the rest works on those.
+	// One pass over the order table lists this instrument's layer-side
+	// orders; the rest works on that list.
 	var (
-		lslot, gslot [maxTrack]uint8 // table slots of layer-side and genuine-side orders
-		nl, ng       int
+		lslot [maxTrack]uint8 // table slots of this instrument's layer-side orders
+		nl    int
 	)
 	for i := range e.inst {
-		if e.inst[i] != inst || e.open[i] <= 0 {
-			continue
-		}
-		if e.side[i] == ls {
+		if e.inst[i] == inst && e.side[i] == ls && e.open[i] > 0 {
 			lslot[nl] = uint8(i)
 			nl++
-		} else {
-			gslot[ng] = uint8(i)
-			ng++
 		}
 	}
 	// The layer: members and new orders entered within Window; its least
@@ -143,15 +136,8 @@ func (m *Monitor) layerArm(e *entity, a *acct, ev *core.Event, s core.Side) {
 	if p == nil && (join == 0 || !mulGE(lots, 1, ratio, traded)) {
 		return
 	}
-	// Open lots on the genuine side as near the market as the layer, and
-	// layer-side lots at or better than worst not yet counted.
-	var near int64
+	// Layer-side lots at or better than worst not yet counted.
 	var based uint32
-	for _, i := range gslot[:ng] {
-		if abs(e.price[i]-last) <= dist {
-			near = satAdd(near, e.open[i])
-		}
-	}
 	for _, i := range lslot[:nl] {
 		if !worse(ls, e.price[i], worst) && (p == nil || e.based[i]&bit == 0) {
 			based |= 1 << i
@@ -159,7 +145,7 @@ func (m *Monitor) layerArm(e *entity, a *acct, ev *core.Event, s core.Side) {
 		}
 	}
 	if p == nil {
-		if slot < 0 || !mulGE(lots, 1, ratio, satAdd(traded, near)) {
+		if slot < 0 {
 			return
 		}
 		if e.live&(1<<slot) != 0 {
@@ -184,7 +170,7 @@ func (m *Monitor) layerArm(e *entity, a *acct, ev *core.Event, s core.Side) {
 	for j := based; j != 0; j &= j - 1 {
 		e.based[bits.TrailingZeros32(j)] |= bit
 	}
-	p.worst, p.dist, p.near, p.lots, p.traded, p.last = worst, dist, near, lots, traded, now
+	p.worst, p.dist, p.ref, p.lots, p.traded, p.last = worst, dist, last, lots, traded, now
 	p.base = satAdd(p.base, base)
 	if int(p.nm) < len(p.matches) {
 		p.matches[p.nm] = ev.MatchID
@@ -235,7 +221,7 @@ func (m *Monitor) layerWithdrawn(ei int32, o *ord, ev *core.Event) {
 		if p.decideAt != 0 {
 			continue
 		}
-		if _, _, ok := m.layerState(e, i); ok {
+		if _, _, ok, _ := m.layerState(e, i); ok {
 			p.decideAt, p.crossTime, p.crossSeq = ev.Time+m.cfg.Layering.Grace, ev.Time, ev.Seq
 			m.decide = append(m.decide, patRef{ent: ei, pat: int32(i)})
 			m.due = min(m.due, p.decideAt)
@@ -243,14 +229,23 @@ func (m *Monitor) layerWithdrawn(ei int32, o *ord, ev *core.Event) {
 	}
 }
 
-// layerState returns pattern i's net withdrawn lots, its detector and whether
-// it meets its thresholds now.
-func (m *Monitor) layerState(e *entity, i int) (int64, Detector, bool) {
+// layerState returns pattern i's net withdrawn lots, its detector, whether
+// it meets its thresholds now, and the genuine-side open lots still resting
+// as near the market as the layer (genuine interest a trader that pulls both
+// sides no longer shows).
+func (m *Monitor) layerState(e *entity, i int) (int64, Detector, bool, int64) {
 	p := &e.pats[i]
-	var present int64
+	var present, near int64
 	for j := range e.inst {
-		if e.inst[j] == p.inst && e.side[j] == p.side && !worse(p.side, e.price[j], p.worst) {
-			present = satAdd(present, e.open[j])
+		if e.inst[j] != p.inst || e.open[j] <= 0 {
+			continue
+		}
+		if e.side[j] == p.side {
+			if !worse(p.side, e.price[j], p.worst) {
+				present = satAdd(present, e.open[j])
+			}
+		} else if abs(e.price[j]-p.ref) <= p.dist {
+			near = satAdd(near, e.open[j])
 		}
 	}
 	w := max(p.base-present-p.gone, 0)
@@ -259,8 +254,8 @@ func (m *Monitor) layerState(e *entity, i int) (int64, Detector, bool) {
 		det, ratio, off = DetectSpoofing, m.cfg.Spoofing.MinRatio, m.cfg.Spoofing.Disabled
 	}
 	ok := !off && p.lots > 0 && mulGE(w, 100, p.lots, int64(m.cfg.Layering.CancelPct)) &&
-		mulGE(p.lots, 1, ratio, satAdd(p.traded, p.near))
-	return w, det, ok
+		mulGE(p.lots, 1, ratio, satAdd(p.traded, near))
+	return w, det, ok, near
 }
 
 // layerDecide takes pattern i's pending decision: alert if the withdrawal
@@ -268,7 +263,7 @@ func (m *Monitor) layerState(e *entity, i int) (int64, Detector, bool) {
 func (m *Monitor) layerDecide(e *entity, i int, out *Output) {
 	p := &e.pats[i]
 	p.decideAt = 0
-	w, det, ok := m.layerState(e, i)
+	w, det, ok, near := m.layerState(e, i)
 	if !ok {
 		return
 	}
@@ -286,7 +281,7 @@ func (m *Monitor) layerDecide(e *entity, i int, out *Output) {
 		Action:     action,
 		Report:     report,
 		Qty:        p.lots,
-		Traded:     satAdd(p.traded, p.near),
+		Traded:     satAdd(p.traded, near),
 		Withdrawn:  w,
 	}
 	if p.tradeAcct != p.layerAcct {

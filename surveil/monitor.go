@@ -356,7 +356,7 @@ func (m *Monitor) Observe(batch []core.Event, out *Output) {
 func (m *Monitor) accepted(a *acct, ev *core.Event, out *Output) {
 	m.rapidCount(a, ev, out, ev.Side, 0, 0)
 	m.frontRun(a, ev, ev.Qty, out)
-	if ev.Type == core.Limit && (ev.TIF == core.DAY || ev.TIF == core.GTC) {
+	if ev.Type == core.Limit && (ev.TIF == core.DAY || ev.TIF == core.GTC) && ev.OrderID != 0 {
 		m.ents[a.ent].track(m, a.ref.ID, ev)
 	}
 }

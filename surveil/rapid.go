@@ -34,7 +34,7 @@ func (w *rapidWin) advance(now, width int64) {
 		*w = rapidWin{}
 	} else {
 		for k := w.idx + 1; k <= idx; k++ {
-			x := &w.b[k%rapidBuckets]
+			x := &w.b[(k%rapidBuckets+rapidBuckets)%rapidBuckets]
 			w.buys -= int64(x.buys)
 			w.sell -= int64(x.sells)
 			w.fills -= int64(x.fills)
@@ -42,7 +42,7 @@ func (w *rapidWin) advance(now, width int64) {
 			*x = bucket{}
 		}
 	}
-	w.idx, w.next, w.cur = idx, (idx+1)*width, int(idx%rapidBuckets)
+	w.idx, w.next, w.cur = idx, (idx+1)*width, int((idx%rapidBuckets+rapidBuckets)%rapidBuckets)
 }
 
 // rapidCount adds to account a's counts at ev.Time (an order on side, when

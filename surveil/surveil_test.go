@@ -87,6 +87,7 @@ func TestScenarios(t *testing.T) {
 		// Attacks on the fixes themselves.
 		{script: "evade_flood", alerts: []want{{det: surveil.DetectLayering, accounts: [2]uint32{1}, orders: []uint64{3, 4, 5, 6}, matches: []uint64{2}, cancels: 4, action: surveil.ActionAlert}}},
 		{script: "evade_requote_trick", alerts: []want{{det: surveil.DetectLayering, accounts: [2]uint32{1}, orders: []uint64{3, 4, 5, 6}, matches: []uint64{2}, cancels: 8, action: surveil.ActionAlert}}},
+		{script: "evade_two_sided", alerts: []want{{det: surveil.DetectLayering, accounts: [2]uint32{1}, orders: []uint64{3, 4, 5, 6}, matches: []uint64{2}, cancels: 4, action: surveil.ActionAlert}}},
 		{script: "rapid_two_sided", alerts: []want{{det: surveil.DetectRapid, accounts: [2]uint32{1}, action: surveil.ActionThrottle}},
 			commands: []core.CmdKind{core.CmdSetLimit}},
 		{script: "skewed_pull", alerts: []want{{det: surveil.DetectLayering, accounts: [2]uint32{1}, orders: []uint64{4, 5, 6}, matches: []uint64{2}, cancels: 3, action: surveil.ActionAlert}}},
