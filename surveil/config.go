@@ -74,7 +74,8 @@ type Wash struct {
 // its last trade on the genuine side, net of what it re-adds at the layer's
 // prices, and still has by Grace later; and when the layer's lots are at
 // least MinRatio times the genuine interest (lots traded on the genuine side
-// plus its open lots there no further from the last trade than the layer).
+// plus its open lots there, no further from the last trade than the layer,
+// still resting at the decision).
 type Layering struct {
 	Disabled bool
 	// MinOrders is the number of orders in a layer that make it layering;

@@ -26,8 +26,10 @@ const (
 //     expiry, STP): cancels, cancels-to-size and replaces to a worse price
 //     withdraw, new orders and replaces at or better than worst re-add;
 //   - when a client withdrawal makes the withdrawn share reach CancelPct
-//     (and the layer is MinRatio times the genuine interest) the decision is
-//     due Grace later; it alerts if the condition still holds then.
+//     (and the layer is MinRatio times the genuine interest: lots traded plus
+//     genuine-side lots still resting as near the market as the layer) the
+//     decision is due Grace later; it alerts if the condition still holds
+//     then.
 
 type pattern struct {
 	side      core.Side // the layer's side

@@ -62,10 +62,11 @@ func TestScenarios(t *testing.T) {
 		{script: "kill_retry", alerts: []want{
 			{det: surveil.DetectWash, accounts: [2]uint32{2, 1}, orders: []uint64{2, 1}, matches: []uint64{1}, action: surveil.ActionKill},
 			{det: surveil.DetectWash, accounts: [2]uint32{2, 1}, orders: []uint64{3, 1}, matches: []uint64{2}, action: surveil.ActionKill},
+			{det: surveil.DetectWash, accounts: [2]uint32{2, 1}, orders: []uint64{4, 1}, matches: []uint64{3}, action: surveil.ActionKill},
 		}, commands: []core.CmdKind{core.CmdKill, core.CmdKill}, check: func(t *testing.T, res result) {
 			killed(1, 2)(t, res)
-			assert.Equal(t, 2, res.dropped)
-			assert.Equal(t, surveil.Stats{Decided: 2, Submitted: 2, Failed: 2, Confirmed: 2}, res.mon.Stats())
+			assert.Equal(t, 4, res.dropped)
+			assert.Equal(t, surveil.Stats{Decided: 2, Submitted: 2, Failed: 4, Confirmed: 2}, res.mon.Stats())
 			assert.Zero(t, res.mon.Pending())
 		}},
 		{script: "kill_retry_idle", alerts: []want{
