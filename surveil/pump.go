@@ -18,8 +18,12 @@ type fill struct {
 }
 
 // ownerState is the bounded state of one beneficial owner: a ring of its
-// accounts' buy fills.
+// accounts' buy fills; the fields a sell fill tests first are kept apart in
+// parallel arrays (bt, bp, bi: time, price before, instrument).
 type ownerState struct {
+	bt    [maxFills]int64
+	bp    [maxFills]int64
+	bi    [maxFills]uint32
 	buys  [maxFills]fill
 	head  int
 	quiet int64 // no pump-and-dump alert before this Time
@@ -35,6 +39,7 @@ func (m *Monitor) pumpFill(a *acct, ev *core.Event, s core.Side, id uint64, prev
 	o := &m.owners[a.owner-1]
 	if s == core.Buy {
 		o.buys[o.head] = fill{time: ev.Time, pre: prev, match: ev.MatchID, order: id, account: a.ref.ID, inst: ev.Instrument, side: s}
+		o.bt[o.head], o.bp[o.head], o.bi[o.head] = ev.Time, prev, ev.Instrument
 		o.head = (o.head + 1) % maxFills
 		return
 	}
@@ -47,14 +52,22 @@ func (m *Monitor) pumpFill(a *acct, ev *core.Event, s core.Side, id uint64, prev
 		nb     int
 		start  int64
 	)
+	for i := range o.bi {
+		if o.bi[i] != ev.Instrument || o.bt[i] < ev.Time-cfg.Window || o.bt[i] > ev.Time {
+			continue
+		}
+		nb++
+		if p := o.bp[i]; p != 0 && (start == 0 || p < start) {
+			start = p
+		}
+	}
+	if nb < cfg.MinBuys || start == 0 || !mulGE(ev.Price, 10_000, start, 10_000+cfg.RiseBps) {
+		return
+	}
 	for i := range o.buys {
 		b := &o.buys[i]
 		if b.side != core.Buy || b.inst != ev.Instrument || b.time < ev.Time-cfg.Window || b.time > ev.Time {
 			continue
-		}
-		nb++
-		if p := b.pre; p != 0 && (start == 0 || p < start) {
-			start = p
 		}
 		seen := false
 		for _, l := range linked[:nl] {
@@ -65,7 +78,7 @@ func (m *Monitor) pumpFill(a *acct, ev *core.Event, s core.Side, id uint64, prev
 			nl++
 		}
 	}
-	if nl < cfg.MinAccounts || nb < cfg.MinBuys || start == 0 || ev.Price*10_000 < start*(10_000+cfg.RiseBps) {
+	if nl < cfg.MinAccounts || nb < cfg.MinBuys || start == 0 || !mulGE(ev.Price, 10_000, start, 10_000+cfg.RiseBps) {
 		return
 	}
 	o.quiet = ev.Time + cfg.Window
@@ -78,6 +91,8 @@ func (m *Monitor) pumpFill(a *acct, ev *core.Event, s core.Side, id uint64, prev
 		Owner:      a.ref.Owner,
 		Action:     cfg.Action,
 		Report:     cfg.Report,
+		Ref:        start,
+		Price:      ev.Price,
 	}
 	for _, l := range linked[:nl] {
 		if l != a.ref.ID {
@@ -87,7 +102,7 @@ func (m *Monitor) pumpFill(a *acct, ev *core.Event, s core.Side, id uint64, prev
 	}
 	for k := range o.buys { // oldest first
 		b := &o.buys[(o.head+k)%maxFills]
-		if b.side == core.Buy && b.inst == ev.Instrument && b.time >= ev.Time-cfg.Window && b.time <= ev.Time && al.nOrders < MaxEvidence-1 {
+		if b.side == core.Buy && b.inst == ev.Instrument && b.time >= ev.Time-cfg.Window && b.time <= ev.Time && al.Evidence.NOrders < MaxEvidence-1 {
 			al.addOrder(b.order)
 			al.addMatch(b.match)
 		}
@@ -97,11 +112,11 @@ func (m *Monitor) pumpFill(a *acct, ev *core.Event, s core.Side, id uint64, prev
 	out.Alerts = append(out.Alerts, al)
 	for _, l := range linked[:nl] {
 		if la := m.acct(l); la != nil {
-			m.act(la, cfg.Action, out)
+			m.act(la, cfg.Action, ev.Time, out)
 		}
 	}
 	if !contains(linked[:nl], a.ref.ID) {
-		m.act(a, cfg.Action, out)
+		m.act(a, cfg.Action, ev.Time, out)
 	}
 }
 
