@@ -8,6 +8,7 @@ packages=(
   softhsm2   # PKCS#11 token for the HSM service (hsm/, softhsm/)
   opensc     # pkcs11-tool: interoperability tests of the HSM keys
   openssl    # verifies exported ECDSA signatures in tests
+  postgresql # server programs (initdb, postgres) for the throwaway clusters of internal/pgtest (audit/pgstore tests)
 )
 
 missing=()
