@@ -167,7 +167,9 @@ func (c cutConn) Write(p []byte) (int, error) {
 }
 
 // isCommit reports whether p holds the simple-query message "commit".
-func isCommit(p []byte) bool { return len(p) > 5 && p[0] == 'Q' && strings.Contains(strings.ToLower(string(p[5:])), "commit") }
+func isCommit(p []byte) bool {
+	return len(p) > 5 && p[0] == 'Q' && strings.Contains(strings.ToLower(string(p[5:])), "commit")
+}
 
 // A copier that dies at any point of a copy (while connecting, inside the
 // COPY data, before its commit, or after its commit reached the server but

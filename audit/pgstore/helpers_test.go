@@ -82,8 +82,8 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 
 // memSource is a local log in memory: Append adds durable entries.
 type memSource struct {
-	mu      sync.Mutex
-	entries []Entry
+	mu       sync.Mutex
+	entries  []Entry
 	failRead error // when set, Read fails
 }
 
