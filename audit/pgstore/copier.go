@@ -1,8 +1,10 @@
 package pgstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,7 +25,7 @@ type Config struct {
 	ConnConfig *pgx.ConnConfig
 	// Source is the local log.
 	Source Source
-	// BatchSize is how many entries one COPY transaction carries. Default 8192.
+	// BatchSize is how many entries one COPY transaction carries. Default 16384.
 	BatchSize int
 	// PollInterval is how long the copier waits when it has copied
 	// everything durable. Default 50 ms.
@@ -91,7 +93,8 @@ type Copier struct {
 
 	// Reused between batches.
 	buf  []Entry
-	rows entryRows
+	wire []byte
+	rd   bytes.Reader
 }
 
 // New checks cfg and returns a copier; nothing connects until Run or CatchUp.
@@ -118,7 +121,7 @@ func New(cfg Config) (*Copier, error) {
 		cc.RuntimeParams["application_name"] = "tradecore-audit-copier"
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 8192
+		cfg.BatchSize = 16384
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 50 * time.Millisecond
@@ -361,8 +364,10 @@ func (c *Copier) read(ctx context.Context, from, to uint64) ([]Entry, error) {
 				return nil, fmt.Errorf("%w: index %d does not fit PostgreSQL's bigint", ErrBadEntry, e.Index)
 			case e.Time < 0:
 				return nil, fmt.Errorf("%w: entry %d has a time before 1970 (%d ns)", ErrBadEntry, e.Index, e.Time)
-			case e.Type == "" || len(e.Type) > 128:
-				return nil, fmt.Errorf("%w: entry %d has a type of %d bytes (1 to 128 allowed)", ErrBadEntry, e.Index, len(e.Type))
+			case !validType(e.Type):
+				return nil, fmt.Errorf("%w: entry %d has type %q: want 1 to 128 of a-z, 0-9, '.', '_', '-'", ErrBadEntry, e.Index, truncate(e.Type, 40))
+			case len(e.Leaf) > maxLeaf:
+				return nil, fmt.Errorf("%w: entry %d has a leaf of %d bytes, over %d", ErrBadEntry, e.Index, len(e.Leaf), maxLeaf)
 			case len(e.Leaf) == 0:
 				return nil, fmt.Errorf("%w: entry %d has an empty leaf", ErrBadEntry, e.Index)
 			}
@@ -375,42 +380,77 @@ func (c *Copier) read(ctx context.Context, from, to uint64) ([]Entry, error) {
 	return c.buf, nil
 }
 
-// copy stores one batch in one transaction.
+// copy stores one batch in one transaction, as one binary COPY.
 func (c *Copier) copy(ctx context.Context, conn *pgx.Conn, batch []Entry) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(context.Background())
-	c.rows.reset(batch)
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{"audit", "leaves"}, []string{"idx", "ts", "type", "leaf"}, &c.rows)
+	c.wire = encodeCopy(c.wire[:0], batch)
+	c.rd.Reset(c.wire)
+	tag, err := conn.PgConn().CopyFrom(ctx, &c.rd, copySQL)
 	if err != nil {
 		return err
 	}
-	if n != int64(len(batch)) {
-		return fmt.Errorf("pgstore: COPY stored %d rows of %d", n, len(batch))
+	if tag.RowsAffected() != int64(len(batch)) {
+		return fmt.Errorf("pgstore: COPY stored %d rows of %d", tag.RowsAffected(), len(batch))
 	}
 	return tx.Commit(ctx)
 }
 
-// entryRows feeds a batch to CopyFrom, reusing one row slice.
-type entryRows struct {
-	batch []Entry
-	i     int
-	row   [4]any
+const copySQL = "COPY audit.leaves (idx, ts, type, leaf) FROM STDIN (FORMAT binary)"
+
+// encodeCopy appends batch to dst in PostgreSQL's binary COPY format
+// (https://www.postgresql.org/docs/15/sql-copy.html#id-1.9.3.55.9.4): the
+// signature, flags and extension length, then per row the field count and
+// each field as a length and its bytes (int8 big-endian, text and bytea
+// as they are), then the trailer. It allocates nothing once dst is large
+// enough, where encoding through pgx.CopyFrom boxes every value.
+func encodeCopy(dst []byte, batch []Entry) []byte {
+	dst = append(dst, "PGCOPY\n\xff\r\n\x00"...)
+	dst = binary.BigEndian.AppendUint32(dst, 0) // flags
+	dst = binary.BigEndian.AppendUint32(dst, 0) // header extension length
+	for i := range batch {
+		e := &batch[i]
+		dst = binary.BigEndian.AppendUint16(dst, 4)
+		dst = binary.BigEndian.AppendUint32(dst, 8)
+		dst = binary.BigEndian.AppendUint64(dst, e.Index)
+		dst = binary.BigEndian.AppendUint32(dst, 8)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(e.Time))
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.Type)))
+		dst = append(dst, e.Type...)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.Leaf)))
+		dst = append(dst, e.Leaf...)
+	}
+	return binary.BigEndian.AppendUint16(dst, 0xffff) // trailer: -1
 }
 
-func (r *entryRows) reset(batch []Entry) { r.batch, r.i = batch, 0 }
-func (r *entryRows) Next() bool {
-	r.i++
-	return r.i <= len(r.batch)
+// maxLeaf bounds one leaf (far above any record; PostgreSQL's own limit
+// for a field is 1 GB).
+const maxLeaf = 1 << 24
+
+// validType reports whether t is a dotted record type: 1 to 128 bytes of
+// lower-case ASCII letters, digits, '.', '_' and '-'.
+func validType(t string) bool {
+	if t == "" || len(t) > 128 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
-func (r *entryRows) Values() ([]any, error) {
-	e := &r.batch[r.i-1]
-	r.row[0], r.row[1], r.row[2], r.row[3] = int64(e.Index), e.Time, e.Type, e.Leaf
-	return r.row[:], nil
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
-func (r *entryRows) Err() error { return nil }
 
 // checkRole refuses a role that could change or remove audit rows.
 func checkRole(ctx context.Context, conn *pgx.Conn) error {
@@ -488,4 +528,3 @@ func ensureBatchDays(ctx context.Context, conn *pgx.Conn, known map[int64]bool, 
 	return nil
 }
 
-var _ pgx.CopyFromSource = (*entryRows)(nil)

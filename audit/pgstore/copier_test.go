@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -67,7 +68,9 @@ func TestBadEntriesAreNotCopied(t *testing.T) {
 		{"duplicate delivery", func(s *memSource) { s.entries[5] = s.entries[4] }, "expected index 5, got 4"},
 		{"gap", func(s *memSource) { s.entries[5].Index = 6 }, "expected index 5, got 6"},
 		{"time before 1970", func(s *memSource) { s.entries[5].Time = -1 }, "before 1970"},
-		{"empty type", func(s *memSource) { s.entries[5].Type = "" }, "type of 0 bytes"},
+		{"empty type", func(s *memSource) { s.entries[5].Type = "" }, `type ""`},
+		{"type not ASCII", func(s *memSource) { s.entries[5].Type = "order.\xff" }, "want 1 to 128"},
+		{"type upper case", func(s *memSource) { s.entries[5].Type = "Order.Accepted" }, "want 1 to 128"},
 		{"empty leaf", func(s *memSource) { s.entries[5].Leaf = nil }, "empty leaf"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -401,4 +404,32 @@ func TestNewChecksConfig(t *testing.T) {
 			assert.NotContains(t, err.Error(), "hunter2")
 		})
 	}
+}
+
+// Leaves are stored byte for byte, whatever bytes they hold, and times at
+// the edges of the range get their partitions.
+func TestValuesRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, testNow)
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	src := &memSource{entries: []Entry{
+		{Index: 0, Time: 0, Type: "a", Leaf: all},
+		{Index: 1, Time: 1, Type: "x-y_z.0", Leaf: []byte{0}},
+		{Index: 2, Time: testNow.UnixNano(), Type: string(bytes.Repeat([]byte("t"), 128)), Leaf: bytes.Repeat([]byte{'\n', 0xff}, 70000)},
+		{Index: 3, Time: testNow.AddDate(0, 0, 45).UnixNano(), Type: "future", Leaf: []byte("{}")},
+	}}
+	// 45 days ahead is past what the application role may make: the copier
+	// stores what comes before and stops there, until the owner makes it.
+	n, err := newCopier(t, e, src, testNow, nil).CatchUp(ctx)
+	requireCode(t, err, CodeTooFarAhead)
+	assert.Zero(t, n, "the batch holding the far entry waits whole")
+	_, err = Migrate(ctx, e.db.Connect(t, e.owner.DSN), MigrateConfig{AppRole: e.app.Name, Now: fixedNow(testNow), Through: testNow.AddDate(0, 0, 45)})
+	require.NoError(t, err)
+	n, err = newCopier(t, e, src, testNow, nil).CatchUp(ctx)
+	require.NoError(t, err)
+	assert.EqualValues(t, 4, n)
+	e.requireMirror(t, src, 4)
 }

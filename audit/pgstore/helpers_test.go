@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 		copierChild()
 		return
 	}
-	os.Exit(pg.Run(m))
+	os.Exit(pgtest.RunAll(m, pg, fsyncHarness))
 }
 
 // env is one test's database with the two roles of the design.
@@ -52,7 +52,7 @@ func newEnv(t *testing.T, now time.Time) *env {
 func fixedNow(t time.Time) func() time.Time { return func() time.Time { return t } }
 
 // quiet is a logger for tests: records go to the test log only on failure.
-func quiet(t *testing.T) *slog.Logger {
+func quiet(t testing.TB) *slog.Logger {
 	var mu sync.Mutex
 	var buf bytes.Buffer
 	t.Cleanup(func() {
@@ -125,11 +125,12 @@ func (s *memSource) Len() int {
 var leafTypes = []string{"order.accepted", "order.executed", "order.cancelled", "order.received"}
 
 // leafJSON is a record shaped like the audit log's canonical JSON leaves
-// (~330–360 bytes): integer nanoseconds, decimals as strings, random ids.
+// (~350 bytes): sorted keys, integer nanoseconds, decimals as strings,
+// random ids and a keyed commitment instead of personal data.
 func leafJSON(i uint64, ts int64) []byte {
 	h := sha256.Sum256([]byte(strconv.FormatUint(i, 10)))
-	return fmt.Appendf(nil, `{"account":"acc_%x","client_order_id":"c%x","commitment":"%x","index":%d,"order_id":%d,"price":"%d.%02d","qty":"%d","reason":0,"session":"s_%x","side":"%s","symbol":"SYM%d","time":%d,"tif":"DAY","type":"%s","v":1}`,
-		h[0:8], h[8:14], h[14:30], i, 1000000+i, 100+i%50, i%100, 1+i%100, h[30:32], [2]string{"buy", "sell"}[i%2], i%20, ts, leafTypes[i%uint64(len(leafTypes))])
+	return fmt.Appendf(nil, `{"account":"acc_%x","client_order_id":"c%x","commitment":"%x","index":%d,"operator":"op_%x","order_id":%d,"price":"%d.%02d","qty":"%d","reason":0,"session":"s_%x","side":"%s","symbol":"SYM%d","tif":"DAY","time":%d,"type":"%s","v":1,"venue":"XTRC"}`,
+		h[0:8], h[8:14], h[14:30], i, h[30:32], 1000000+i, 100+i%50, i%100, 1+i%100, h[0:2], [2]string{"buy", "sell"}[i%2], i%20, ts, leafTypes[i%uint64(len(leafTypes))])
 }
 
 // stored reads every row of the mirror in index order, as the owner.

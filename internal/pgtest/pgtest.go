@@ -17,7 +17,7 @@
 //
 // The server starts on the first NewDB (or Server) call, so a package whose
 // PostgreSQL tests are filtered out pays nothing, and Run stops it after the
-// last test. By default it is a throwaway cluster of the harness's own
+// last test (RunAll for several harnesses in one binary). By default it is a throwaway cluster of the harness's own
 // (initdb in a temporary folder, run as the postgres OS user when the tests
 // run as root, since initdb and postgres refuse root), listening only on a
 // unix socket in that folder: no port is shared with other test binaries or
@@ -90,24 +90,39 @@ func New(cfg Config) *Harness {
 
 // Run runs the tests and then stops the server (if one was started). Call
 // it from TestMain: os.Exit(h.Run(m)).
-func (h *Harness) Run(m *testing.M) int {
-	h.mu.Lock()
-	h.running = true
-	h.mu.Unlock()
+func (h *Harness) Run(m *testing.M) int { return RunAll(m, h) }
+
+// RunAll is Run for a test binary with several harnesses (for example one
+// with fsync on for benchmarks): it runs the tests once and stops every
+// server that was started.
+func RunAll(m *testing.M, hs ...*Harness) int {
+	for _, h := range hs {
+		h.mu.Lock()
+		h.running = true
+		h.mu.Unlock()
+	}
 	code := m.Run()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.running = false
-	if h.srv != nil {
-		if err := h.srv.Close(); err != nil {
+	for _, h := range hs {
+		if err := h.close(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			if code == 0 {
 				code = 1
 			}
 		}
-		h.srv = nil
 	}
 	return code
+}
+
+func (h *Harness) close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.running = false
+	if h.srv == nil {
+		return nil
+	}
+	err := h.srv.Close()
+	h.srv = nil
+	return err
 }
 
 // ready starts the server on first use and returns the superuser config.

@@ -361,6 +361,22 @@ func (s *Server) logTail() string {
 	return string(b)
 }
 
+// PID is the server's (postmaster's) process id while it runs, else 0.
+// Benchmarks read the server's CPU time from /proc with it.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return 0
+	}
+	select {
+	case <-s.proc.done:
+		return 0
+	default:
+		return s.proc.pid
+	}
+}
+
 // Running reports whether the server process is up.
 func (s *Server) Running() bool {
 	s.mu.Lock()
