@@ -527,4 +527,3 @@ func ensureBatchDays(ctx context.Context, conn *pgx.Conn, known map[int64]bool, 
 	}
 	return nil
 }
-
