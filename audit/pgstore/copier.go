@@ -302,9 +302,9 @@ func (c *Copier) session(ctx context.Context, once bool) (progressed bool, err e
 			})
 		case (code == CodeNotNext || code == "23505" || code == "23P01") && resyncs < 3:
 			// Someone else stored these (another copier, or our own commit
-			// whose acknowledgement was lost), caught by the trigger, a
-			// partition's primary key or the batches' exclusion constraint:
-			// read where the database is.
+			// whose acknowledgement was lost), caught by the insert trigger
+			// or the batches' exclusion constraint (or a unique index an
+			// operator added): read where the database is.
 			resyncs++
 			c.update(func(s *Status) { s.Resyncs++ })
 			if next, err = c.sync(ctx, conn); err != nil {

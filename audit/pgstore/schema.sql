@@ -29,9 +29,12 @@ CREATE TABLE audit.leaves (
   idx  bigint NOT NULL CONSTRAINT leaves_idx_ok  CHECK (idx >= 0),
   ts   bigint NOT NULL CONSTRAINT leaves_ts_ok   CHECK (ts >= 0),
   type text   NOT NULL CONSTRAINT leaves_type_ok CHECK (type <> '' AND octet_length(type) <= 128),
-  leaf bytea  NOT NULL CONSTRAINT leaves_leaf_ok CHECK (octet_length(leaf) > 0),
-  CONSTRAINT leaves_pkey PRIMARY KEY (idx, ts)
+  leaf bytea  NOT NULL CONSTRAINT leaves_leaf_ok CHECK (octet_length(leaf) > 0)
 ) PARTITION BY RANGE (ts);
+-- Rows arrive in index (and nearly in time) order, so a BRIN index finds an
+-- index or a time within a partition for almost no write cost; uniqueness
+-- is audit.batches' job (below), across partitions.
+CREATE INDEX leaves_brin ON audit.leaves USING brin (idx, ts);
 
 -- One row per committed copy: the run of indexes [lower, upper) it brought.
 -- The exclusion constraint is the unique key over indexes that a partitioned
@@ -106,6 +109,9 @@ END $$;
 
 CREATE TRIGGER leaves_check_batch AFTER INSERT ON audit.leaves
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION audit.leaves_check_batch();
+-- Statement triggers fire only for the table a statement names, so every
+-- partition gets the same check (ensure_partitions adds it): an insert
+-- straight into a partition is held to the same rule.
 CREATE TRIGGER leaves_append_only BEFORE UPDATE OR DELETE ON audit.leaves
   FOR EACH ROW EXECUTE FUNCTION audit.refuse_change();
 CREATE TRIGGER leaves_no_truncate BEFORE TRUNCATE ON audit.leaves
@@ -129,7 +135,7 @@ CREATE TRIGGER schema_version_no_truncate BEFORE TRUNCATE ON audit.schema_versio
   FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_change();
 
 -- Creates the missing daily partitions from_day..to_day (UTC), each with its
--- TRUNCATE trigger. The application role may call it for at most 63 days at
+-- TRUNCATE trigger and its own insert check. The application role may call it for at most 63 days at
 -- a time and at most 31 days past today; the owner for any range. Returns how
 -- many partitions it made.
 CREATE FUNCTION audit.ensure_partitions(from_day date, to_day date) RETURNS int
@@ -163,6 +169,7 @@ BEGIN
         EXECUTE format('CREATE TABLE audit.%I PARTITION OF audit.leaves FOR VALUES FROM (%s) TO (%s)',
                        part, lo, lo + 86400000000000);
         EXECUTE format('CREATE TRIGGER no_truncate BEFORE TRUNCATE ON audit.%I FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_change()', part);
+        EXECUTE format('CREATE TRIGGER check_batch AFTER INSERT ON audit.%I REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION audit.leaves_check_batch()', part);
         EXECUTE format('REVOKE ALL ON audit.%I FROM PUBLIC', part);
         made := made + 1;
       EXCEPTION WHEN duplicate_table THEN

@@ -217,9 +217,14 @@ func TestTriggersRefuseEvenWithPrivileges(t *testing.T) {
 		_, err := conn.Exec(ctx, "BEGIN; UPDATE audit.leaves SET leaf = 'x'::bytea WHERE idx = 3; COMMIT")
 		requireCode(t, err, CodeAppendOnly)
 		_, _ = conn.Exec(ctx, "ROLLBACK")
-		// ON CONFLICT DO UPDATE and MERGE take the update path too.
-		_, err = conn.Exec(ctx, `INSERT INTO audit.leaves (idx, ts, type, leaf) SELECT idx, ts, type, leaf FROM audit.leaves WHERE idx = 3
-			ON CONFLICT (idx, ts) DO UPDATE SET leaf = 'x'::bytea`)
+		// Straight into a partition, past the parent's insert check: each
+		// partition has its own.
+		_, err = conn.Exec(ctx, fmt.Sprintf("INSERT INTO audit.%s (idx, ts, type, leaf) VALUES (3, %d, 'x', 'x')", partName(testNow), testNow.UnixNano()))
+		requireCode(t, err, CodeNotNext)
+		_, err = conn.Exec(ctx, fmt.Sprintf("INSERT INTO audit.%s (idx, ts, type, leaf) VALUES (151, %d, 'x', 'x')", partName(later), later.UnixNano()))
+		requireCode(t, err, CodeNotNext, "a gap")
+		// MERGE takes the update and delete paths too.
+		_, err = conn.Exec(ctx, `MERGE INTO audit.leaves l USING (SELECT 3::bigint AS idx) s ON l.idx = s.idx WHEN MATCHED THEN UPDATE SET leaf = 'x'::bytea`)
 		requireCode(t, err, CodeAppendOnly)
 		_, err = conn.Exec(ctx, `MERGE INTO audit.leaves l USING (SELECT 3::bigint AS idx) s ON l.idx = s.idx WHEN MATCHED THEN DELETE`)
 		requireCode(t, err, CodeAppendOnly)
