@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -432,4 +433,31 @@ func TestValuesRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 4, n)
 	e.requireMirror(t, src, 4)
+}
+
+// As days pass, a running copier keeps DaysAhead days of partitions ready.
+func TestPartitionsMadeAheadAsDaysPass(t *testing.T) {
+	e := newEnv(t, testNow)
+	var clock atomic.Int64
+	clock.Store(testNow.UnixNano())
+	src := &memSource{}
+	src.Append(10, testNow, time.Millisecond)
+	c := newCopier(t, e, src, testNow, func(c *Config) { c.Now = func() time.Time { return time.Unix(0, clock.Load()) } })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	owner := e.db.Connect(t, e.owner.DSN)
+	exists := func(day time.Time) func() bool {
+		return func() bool {
+			var ok bool
+			_ = owner.QueryRow(context.Background(), "SELECT to_regclass($1) IS NOT NULL", "audit."+partName(day)).Scan(&ok)
+			return ok
+		}
+	}
+	waitFor(t, 30*time.Second, "the first catch-up", func() bool { return c.Status().Next == 10 })
+	require.False(t, exists(testNow.AddDate(0, 0, DefaultDaysAhead+3))())
+	clock.Store(testNow.AddDate(0, 0, 3).UnixNano())
+	waitFor(t, 30*time.Second, "partitions a week past the new day", exists(testNow.AddDate(0, 0, DefaultDaysAhead+3)))
+	cancel()
+	require.NoError(t, <-done)
 }
