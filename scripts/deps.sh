@@ -10,6 +10,7 @@ packages=(
   openssl    # verifies exported ECDSA signatures in tests
   swtpm        # TPM 2.0 simulator the attestation tests start (tpm/)
   swtpm-tools  # swtpm_setup: manufactures simulated TPMs with EK certificates from a local CA (tpm/)
+  postgresql # server programs (initdb, postgres) for the throwaway clusters of internal/pgtest (audit/pgstore tests)
 )
 
 missing=()

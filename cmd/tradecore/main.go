@@ -5,6 +5,7 @@
 //	tradecore signer  the signing service on a unix socket
 //	tradecore netseg  eBPF network segmentation (docs/netseg.md)
 //	tradecore attest  TPM device enrolment and attestation (docs/attestation.md)
+//	tradecore audit   the audit log's PostgreSQL mirror and retention (docs/audit-postgres.md)
 //
 // Every verb takes --data-dir (default ./var, or $TRADECORE_DATA_DIR), where
 // local state lives. Exit codes: 0 success, 1 failure, 2 usage error.
@@ -49,6 +50,7 @@ verbs:
   signer   serve the signing service on a unix socket (--socket PATH)
   netseg   eBPF network segmentation: check | apply -f POLICY | status | stats | detach
   attest   TPM devices: enroll | activate | approve | revoke | list | policy | challenge | verify
+  audit    pg migrate | pg status | retention plan | retention export | retention drop
 
 Run 'tradecore <verb> -h' for a verb's flags.
 `
@@ -70,6 +72,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runNetseg(ctx, rest, stdout, stderr)
 	case "attest":
 		return runAttest(ctx, rest, stdout, stderr)
+	case "audit":
+		if len(rest) > 0 && (rest[0] == "pg" || rest[0] == "retention") {
+			return runAuditPG(ctx, rest[0], rest[1:], stdout, stderr)
+		}
+		fmt.Fprint(stderr, auditPGUsage)
+		return fmt.Errorf("%w: tradecore audit needs pg or retention", errUsage)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
