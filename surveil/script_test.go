@@ -157,12 +157,38 @@ func runScript(t *testing.T, name string) result {
 		out  surveil.Output
 		b    strings.Builder
 		seq  uint64
-		feed = func(c core.Command) {
+		// Scripts give each order a reference of their own choosing (say
+		// 1000.. for bids, 2000.. for asks); the runner does what a client
+		// library does: it sends the engine each account's references in
+		// increasing order, and names orders by the OrderID the engine gave.
+		refs   = map[[2]uint64]uint64{} // (account, engine reference) -> OrderID
+		alias  = map[[2]uint64]uint64{} // (account, script reference) -> engine reference
+		nextCl = map[uint32]uint64{}
+		feed   = func(c core.Command) {
 			seq++
 			c.Seq = seq
+			switch c.Kind {
+			case core.CmdCancel, core.CmdCancelSize, core.CmdReplace:
+				if cl, ok := alias[[2]uint64{uint64(c.Account), c.OrigClOrdID}]; ok {
+					c.OrigClOrdID = cl
+				}
+				if c.OrderID == 0 {
+					c.OrderID = refs[[2]uint64{uint64(c.Account), c.OrigClOrdID}]
+				}
+			}
+			if (c.Kind == core.CmdNew || c.Kind == core.CmdReplace) && c.ClOrdID != 0 {
+				nextCl[c.Account]++
+				alias[[2]uint64{uint64(c.Account), c.ClOrdID}] = nextCl[c.Account]
+				c.ClOrdID = nextCl[c.Account]
+			}
 			events = events[:0]
 			eng.Apply(&c)
 			eng.Flush()
+			for _, ev := range events {
+				if ev.Kind == core.KindAccepted || ev.Kind == core.KindReplaced {
+					refs[[2]uint64{uint64(ev.Account), ev.ClOrdID}] = ev.OrderID
+				}
+			}
 			mon.Observe(events, &out)
 		}
 		drain func(at int64)
