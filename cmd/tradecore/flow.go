@@ -135,7 +135,7 @@ func (g *generator) next(due uint64) core.Command {
 type interval struct {
 	lat                          *hdrhistogram.Histogram
 	cmds, trades, rejects        uint64
-	alerts, dropped              uint64
+	alerts                       uint64
 	sample                       [16]core.Event // first trades of the period
 	nSample                      int
 	alertSample                  [8]surveil.Alert
@@ -152,14 +152,14 @@ func newInterval() *interval {
 
 func (iv *interval) reset() {
 	iv.lat.Reset()
-	iv.cmds, iv.trades, iv.rejects, iv.alerts, iv.dropped = 0, 0, 0, 0, 0
+	iv.cmds, iv.trades, iv.rejects, iv.alerts = 0, 0, 0, 0
 	iv.nSample, iv.nAlerts = 0, 0
 }
 
 // eventSink is the agent that consumes the engine's events: it measures
-// due→event latency per command, samples trades, runs surveillance and
-// sends its actions to the engine's control lane, retrying while the lane
-// is full. Every period it hands a filled interval to the reporter through
+// due→event latency per command, samples trades and runs surveillance, whose
+// Monitor submits its actions to the engine's control lane and retries them
+// until their effect shows in the event stream (surveil.Config.Submit). Every period it hands a filled interval to the reporter through
 // full and takes an empty one from spare; if the reporter is behind, the
 // period simply runs longer.
 type eventSink struct {
@@ -169,8 +169,8 @@ type eventSink struct {
 	loop   *core.Loop
 	mon    *surveil.Monitor
 	alerts surveil.Output
-	retry  []core.Command // actions the control lane had no room for
 	every  int64
+	ticked int64 // nanotime of the last idle surveil Tick
 
 	cur         *interval
 	full, spare atomic.Pointer[interval]
@@ -181,8 +181,7 @@ type eventSink struct {
 }
 
 func newEventSink(cons *ring.Consumer[core.Event], ctl *ring.MPSC[core.Command], loop *core.Loop, mon *surveil.Monitor, every time.Duration, recent *recentOrders) *eventSink {
-	s := &eventSink{cons: cons, ctl: ctl, loop: loop, mon: mon, every: int64(every), cur: newInterval(), recent: recent,
-		retry: make([]core.Command, 0, 1024)}
+	s := &eventSink{cons: cons, ctl: ctl, loop: loop, mon: mon, every: int64(every), cur: newInterval(), recent: recent}
 	s.spare.Store(newInterval())
 	s.cur.start = nanotime()
 	return s
@@ -193,7 +192,7 @@ func (s *eventSink) UseDoorbell(d *agent.Doorbell) error { return s.cons.SetDoor
 
 func (s *eventSink) DoWork(context.Context) (int, error) {
 	now := nanotime()
-	work := s.flushRetries()
+	work := 0
 	if w := s.cons.Poll(); len(w) > 0 {
 		s.consume(w, now)
 		s.mon.Observe(w, &s.alerts)
@@ -201,6 +200,11 @@ func (s *eventSink) DoWork(context.Context) (int, error) {
 		s.takeAlerts()
 		work += len(w)
 		s.answered.Store(s.lastSeq)
+	} else if now-s.ticked > int64(time.Millisecond) {
+		// A quiet stream: let surveillance retry actions that are due.
+		s.ticked = now
+		s.mon.Tick(time.Now().UnixNano(), &s.alerts)
+		s.takeAlerts()
 	}
 	if now-s.cur.start >= s.every {
 		if sp := s.spare.Swap(nil); sp != nil {
@@ -252,32 +256,10 @@ func (s *eventSink) takeAlerts() {
 			iv.nAlerts++
 		}
 	}
-	for i := range s.alerts.Commands {
-		if !s.ctl.TryPush(&s.alerts.Commands[i]) {
-			if len(s.retry) < cap(s.retry) {
-				s.retry = append(s.retry, s.alerts.Commands[i])
-			} else {
-				iv.dropped++
-			}
-		}
-	}
 	s.alerts.Reset()
 }
 
-// flushRetries sends the actions the control lane refused earlier.
-func (s *eventSink) flushRetries() int {
-	n := 0
-	for n < len(s.retry) && s.ctl.TryPush(&s.retry[n]) {
-		n++
-	}
-	if n > 0 {
-		s.retry = append(s.retry[:0], s.retry[n:]...)
-	}
-	return n
-}
-
-// Drained: the engine has stopped, every event it published was read and
-// every surveillance action was handed over (or the engine is gone).
+// Drained: the engine has stopped and every event it published was read.
 func (s *eventSink) Drained() bool {
 	return s.loop.Stopped() && len(s.cons.Poll()) == 0
 }

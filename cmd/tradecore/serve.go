@@ -92,9 +92,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Surveillance reads the same events on the sink's thread; its throttle,
 	// suspend and kill actions go back in through the control lane, which
 	// order flow cannot fill.
-	mon, err := surveil.New(surveil.Config{Accounts: surveil.RefsOf(coreCfg.Accounts)})
+	mon, err := surveil.New(surveil.Config{Accounts: surveil.RefsOf(coreCfg.Accounts), Submit: ctl.TryPush})
 	if err != nil {
 		return err
+	}
+	if off := mon.Disabled(); len(off) > 0 {
+		log.Warn("surveillance detectors disabled by configuration", "detectors", fmt.Sprint(off))
 	}
 	if *duration > 0 {
 		var cancel context.CancelFunc
@@ -190,9 +193,6 @@ func (r *reporter) report(iv *interval) {
 	}
 	if iv.alerts > uint64(iv.nAlerts) {
 		r.log.Warn("surveillance alerts not logged one by one", "count", iv.alerts-uint64(iv.nAlerts))
-	}
-	if iv.dropped > 0 {
-		r.log.Error("surveillance actions dropped: the retry queue was full", "count", iv.dropped)
 	}
 	r.alerts += iv.alerts
 	if iv.cmds == 0 {
