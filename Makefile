@@ -4,6 +4,9 @@
 GO        ?= go
 DATA_DIR  ?= ./var
 FUZZTIME  ?= 30s
+# The engine make bench compares against, in the same run: the main before the
+# threading-model and client-reference work. Move it forward when a new baseline lands.
+BENCH_BASE ?= 1e46dab
 export TRADECORE_DATA_DIR ?= $(DATA_DIR)
 
 .DEFAULT_GOAL := help
@@ -32,7 +35,8 @@ bench: deps build ## engine, ring and signing benchmarks, then the tcbench repor
 	$(GO) test -run '^$$' -bench 'RandomLimits$$|MoveHeavy$$' -benchtime 2000000x ./core/
 	$(GO) test -run '^$$' -bench 'Latency$$' -benchtime 1x ./core/
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./core/ring/ ./hsm/remote/
-	bin/tcbench
+	@scripts/build-baseline.sh $(BENCH_BASE) bin/tcbench-base
+	bin/tcbench $$(test -x bin/tcbench-base && echo --baseline bin/tcbench-base)
 
 fuzz: deps ## run every fuzz target for FUZZTIME each
 	@for pkg in $$($(GO) list ./...); do \

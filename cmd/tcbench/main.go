@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"slices"
@@ -92,9 +93,43 @@ type Budget struct {
 
 // Report is tcbench's output.
 type Report struct {
-	Machine string   `json:"machine"`
-	Rows    []Row    `json:"rows"`
-	Budgets []Budget `json:"budgets"`
+	Machine  string        `json:"machine"`
+	Rows     []Row         `json:"rows"`
+	Baseline []BaselineRow `json:"baseline,omitempty"`
+	Budgets  []Budget      `json:"budgets"`
+}
+
+// BaselineRow is the median throughput of the baseline binary's pass of a
+// workload, run alternately with this binary's.
+type BaselineRow struct {
+	Workload  string  `json:"workload"`
+	PerSecond float64 `json:"per_s"`
+	Runs      int     `json:"runs"`
+}
+
+// runBaseline runs one throughput round of an earlier tcbench and returns
+// its commands/s by workload. Old binaries know only their own flags, so it
+// asks for JSON, one run and its fastest pipeline setting, and keeps only the
+// throughput rows.
+func runBaseline(ctx context.Context, bin string, orders int) (map[string]float64, error) {
+	cmd := exec.CommandContext(ctx, bin, "--format", "json", "--runs", "1", "--orders", strconv.Itoa(orders), "--rates", "1000000")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("baseline %s: %w: %s (build it with make bench, or drop --baseline)", bin, err, strings.TrimSpace(stderr.String()))
+	}
+	var rep Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return nil, fmt.Errorf("baseline %s: its output is not a tcbench JSON report: %w", bin, err)
+	}
+	got := map[string]float64{}
+	for _, r := range rep.Rows {
+		if r.Mode == "throughput" {
+			got[r.Workload] = r.PerSecond
+		}
+	}
+	return got, nil
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -108,6 +143,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	engineIdle := fs.String("engine-idle", "busy-spin", "engine runner's idle strategy: busy-spin, yield, backoff or sleep")
 	othersIdle := fs.String("others-idle", "backoff", "idle strategy of the producer's and consumer's runner(s), as serve's others_idle")
 	only := fs.String("workloads", "limits,move,pipeline", "which workloads to run: any of limits, move, pipeline")
+	baseline := fs.String("baseline", "", "a tcbench binary built from an earlier commit (make bench builds one): its random-limits and move-heavy throughput passes run alternately with these, and the ratios are reported")
 	format := fs.String("format", "text", "output: text or json")
 	enforce := fs.Bool("enforce", false, "exit 1 when a budget is missed")
 	if err := fs.Parse(args); err != nil {
@@ -132,14 +168,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: --orders must be at least 1000 and --runs at least 1", errUsage)
 	}
 	rep := Report{Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())}
-	workloads := []struct {
-		name      string
-		cmds      []core.Command
-		maxOrders int
-	}{
-		{"random-limits", bench.RandomLimits(1, *orders, 30), bench.ProductionMaxOrders},
-		{"move-heavy", bench.MoveHeavy(1, *orders), bench.ProductionMaxOrders},
-	}
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
 		switch w = strings.TrimSpace(w); w {
@@ -149,18 +177,43 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("%w: --workloads: %q; use limits, move or pipeline", errUsage, w)
 		}
 	}
-	workloads = slices.DeleteFunc(workloads, func(w struct {
-		name      string
-		cmds      []core.Command
-		maxOrders int
-	}) bool {
-		return !want[map[string]string{"random-limits": "limits", "move-heavy": "move"}[w.name]]
-	})
-	// Throughput: alternate the workloads run by run, report the median.
+	// Every engine runs at production capacity (2^20 open orders) with, for
+	// the risk variants, the 1,000 accounts the workloads trade from.
+	type workload struct {
+		name string
+		cmds []core.Command
+		cfg  func() core.Config
+	}
+	var workloads []workload
+	off := func() core.Config { return bench.EngineConfig(bench.ProductionMaxOrders) }
+	on := func() core.Config { return bench.RiskEngineConfig(bench.ProductionMaxOrders) }
+	if want["limits"] {
+		cmds := bench.RandomLimits(1, *orders, 30)
+		workloads = append(workloads, workload{"random-limits", cmds, off}, workload{"random-limits+risk", cmds, on})
+	}
+	if want["move"] {
+		cmds := bench.MoveHeavy(1, *orders)
+		workloads = append(workloads, workload{"move-heavy", cmds, off}, workload{"move-heavy+risk", cmds, on})
+	}
+	// Throughput: alternate the workloads (and the baseline binary, if any)
+	// run by run, report the median of each.
 	passes := make([][]bench.Result, len(workloads))
+	var basePasses map[string][]float64
 	for range *runs {
+		if *baseline != "" && len(workloads) > 0 {
+			got, err := runBaseline(ctx, *baseline, *orders)
+			if err != nil {
+				return err
+			}
+			if basePasses == nil {
+				basePasses = map[string][]float64{}
+			}
+			for k, v := range got {
+				basePasses[k] = append(basePasses[k], v)
+			}
+		}
 		for i, w := range workloads {
-			r, err := bench.Engine(w.name, bench.EngineConfig(w.maxOrders), w.cmds, false)
+			r, err := bench.Engine(w.name, w.cfg(), w.cmds, false)
 			if err != nil {
 				return err
 			}
@@ -171,12 +224,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		ps := passes[i]
 		slices.SortFunc(ps, func(a, b bench.Result) int { return int(a.Elapsed - b.Elapsed) })
 		rep.Rows = append(rep.Rows, row(w.name, "throughput", 0, ps[len(ps)/2]))
-		r, err := bench.Engine(w.name, bench.EngineConfig(w.maxOrders), w.cmds, true)
+		r, err := bench.Engine(w.name, w.cfg(), w.cmds, true)
 		if err != nil {
 			return err
 		}
 		rep.Rows = append(rep.Rows, row(w.name, "latency", 0, r))
 	}
+	for name, vs := range basePasses {
+		slices.Sort(vs)
+		rep.Baseline = append(rep.Baseline, BaselineRow{Workload: name, PerSecond: vs[len(vs)/2], Runs: len(vs)})
+	}
+	slices.SortFunc(rep.Baseline, func(a, b BaselineRow) int { return strings.Compare(a.Workload, b.Workload) })
 	pipeCmds := bench.RandomLimits(1, *orders, 30)
 	for _, rate := range offered {
 		if !want["pipeline"] {
@@ -279,11 +337,27 @@ func budgets(rows []Row) []Budget {
 		}
 		out = append(out, Budget{What: what, Target: target, Got: got, Unit: unit, Met: met})
 	}
-	tp, lat := find("random-limits", "throughput", 0), find("random-limits", "latency", 0)
-	add("(1) random limits throughput", 8e6, tp.PerSecond, "orders/s", false)
-	add("(1) random limits allocations", 0, tp.AllocsPerCmd, "allocs/order", true)
-	add("(1) random limits p99", 500, float64(lat.P99), "ns", true)
-	add("(1) random limits p99.9", 1000, float64(lat.P999), "ns", true)
+	// Engine-throughput issue: production capacity, risk off and on.
+	tp := find("random-limits", "throughput", 0)
+	if tp.Commands > 0 {
+		add("(1) random limits throughput", 10e6, tp.PerSecond, "orders/s", false)
+	}
+	if mh := find("move-heavy", "throughput", 0); mh.Commands > 0 {
+		add("(2) move-heavy throughput", 13e6, mh.PerSecond, "orders/s", false)
+	}
+	for _, w := range []string{"random-limits", "move-heavy"} {
+		t, tr := find(w, "throughput", 0), find(w+"+risk", "throughput", 0)
+		if t.Commands == 0 || tr.Commands == 0 {
+			continue
+		}
+		add(w+": risk on costs", 0.15, 1-tr.PerSecond/t.PerSecond, "fraction", true)
+		for _, v := range []string{w, w + "+risk"} {
+			lat := find(v, "latency", 0)
+			add(v+" p99", 400, float64(lat.P99), "ns", true)
+			add(v+" p99.9", 1000, float64(lat.P999), "ns", true)
+			add(v+" allocations", 0, find(v, "throughput", 0).AllocsPerCmd, "allocs/order", true)
+		}
+	}
 	// Engine-loop latency issue: due→event through both rings.
 	for _, rate := range []float64{1e4, 1e5, 2.5e5, 5e5, 1e6} {
 		if r := find("pipeline", "open-loop", rate); r.Commands > 0 {
@@ -298,8 +372,8 @@ func budgets(rows []Row) []Budget {
 	if r := find("pipeline", "open-loop", 1e5); r.Commands > 0 {
 		add("(3) pipeline p99 at 100k/s offered", 250000, float64(r.P99), "ns", true)
 	}
-	if tp.PerSecond > 0 {
-		add("(3) pipeline sustained / engine in-process", 0.8, find("pipeline", "sustained", 0).PerSecond/tp.PerSecond, "ratio", false)
+	if sus := find("pipeline", "sustained", 0); tp.PerSecond > 0 && sus.Commands > 0 {
+		add("(3) pipeline sustained / engine in-process", 0.8, sus.PerSecond/tp.PerSecond, "ratio", false)
 	}
 	return out
 }
@@ -328,6 +402,16 @@ func printText(w io.Writer, rep Report) {
 			lat(r.P50), lat(r.P90), lat(r.P99), lat(r.P999), lat(r.P9999), lat(r.Max))
 	}
 	fmt.Fprintln(w, "\n* p99.99 and max are the machine's (VM stalls), not the engine's figures.")
+	if len(rep.Baseline) > 0 {
+		fmt.Fprintln(w, "\nagainst the baseline binary, same run, alternating (median of each):")
+		for _, b := range rep.Baseline {
+			for _, r := range rep.Rows {
+				if r.Mode == "throughput" && r.Workload == b.Workload {
+					fmt.Fprintf(w, "  %-14s baseline %6.2fM/s  this %6.2fM/s  ratio %.2f (%d runs)\n", b.Workload, b.PerSecond/1e6, r.PerSecond/1e6, r.PerSecond/b.PerSecond, b.Runs)
+				}
+			}
+		}
+	}
 	fmt.Fprintln(w, "\nbudgets (engine issue, this 2-core machine):")
 	for _, b := range rep.Budgets {
 		mark := "MET "
@@ -353,8 +437,11 @@ func fmtNs(v int64) string {
 }
 
 func fmtVal(v float64, unit string) string {
-	if unit == "orders/s" {
+	switch unit {
+	case "orders/s":
 		return fmt.Sprintf("%.2fM %s", v/1e6, unit)
+	case "fraction":
+		return fmt.Sprintf("%.1f%%", 100*v)
 	}
 	return fmt.Sprintf("%.2f %s", v, unit)
 }
