@@ -26,8 +26,8 @@ type PipelineConfig struct {
 	Plan agent.Plan
 	// MaxOrders sizes the engine (default 1<<20, production capacity).
 	MaxOrders int
-	// InboundRing and OutboundRing are the ring sizes (defaults 1<<16 and
-	// 1<<18, as serve's).
+	// InboundRing and OutboundRing are the ring sizes (defaults 1<<14 and
+	// 1<<15, as serve's).
 	InboundRing, OutboundRing int
 }
 
@@ -44,10 +44,10 @@ func Pipeline(ctx context.Context, name string, cmds []core.Command, pc Pipeline
 		pc.MaxOrders = 1 << 20
 	}
 	if pc.InboundRing == 0 {
-		pc.InboundRing = 1 << 16
+		pc.InboundRing = 1 << 14
 	}
 	if pc.OutboundRing == 0 {
-		pc.OutboundRing = 1 << 18
+		pc.OutboundRing = 1 << 15
 	}
 	// Waits inside a duty cycle (the engine facing a full outbound ring, the
 	// producer never waits) spin: a runner must not park on a channel.

@@ -69,8 +69,8 @@ const (
 	DefaultPin          = true
 	DefaultEngineIdle   = "busy-spin"
 	DefaultOthersIdle   = "backoff"
-	DefaultInboundRing  = 1 << 16
-	DefaultOutboundRing = 1 << 18
+	DefaultInboundRing  = 1 << 14
+	DefaultOutboundRing = 1 << 15
 )
 
 // Instrument is one tradable instrument as the operator configured it, in

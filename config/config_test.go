@@ -211,10 +211,10 @@ func TestParseValid(t *testing.T) {
 		check func(t *testing.T, f *config.File)
 	}{
 		{"engine defaults", nil, func(t *testing.T, f *config.File) {
-			assert.Equal(t, config.Engine{Threading: "shared", Pin: true, EngineIdle: "busy-spin", OthersIdle: "backoff", InboundRing: 1 << 16, OutboundRing: 1 << 18}, f.Engine)
+			assert.Equal(t, config.Engine{Threading: "shared", Pin: true, EngineIdle: "busy-spin", OthersIdle: "backoff", InboundRing: 1 << 14, OutboundRing: 1 << 15}, f.Engine)
 		}},
 		{"engine left out", []func(map[string]any){top("engine", nil)}, func(t *testing.T, f *config.File) {
-			assert.Equal(t, config.Engine{Threading: "shared", Pin: true, EngineIdle: "busy-spin", OthersIdle: "backoff", InboundRing: 1 << 16, OutboundRing: 1 << 18}, f.Engine)
+			assert.Equal(t, config.Engine{Threading: "shared", Pin: true, EngineIdle: "busy-spin", OthersIdle: "backoff", InboundRing: 1 << 14, OutboundRing: 1 << 15}, f.Engine)
 		}},
 		{"engine null", []func(map[string]any){func(m map[string]any) { m["engine"] = nil }}, func(t *testing.T, f *config.File) {
 			assert.True(t, f.Engine.Pin)
@@ -223,7 +223,7 @@ func TestParseValid(t *testing.T) {
 			engine("max_orders", 0), engine("max_order_qty", 0), engine("event_batch", 0), engine("threading", ""),
 			engine("engine_idle", ""), engine("others_idle", ""), engine("inbound_ring", 0), engine("outbound_ring", 0),
 		}, func(t *testing.T, f *config.File) {
-			assert.Equal(t, config.Engine{Threading: "shared", Pin: true, EngineIdle: "busy-spin", OthersIdle: "backoff", InboundRing: 1 << 16, OutboundRing: 1 << 18}, f.Engine)
+			assert.Equal(t, config.Engine{Threading: "shared", Pin: true, EngineIdle: "busy-spin", OthersIdle: "backoff", InboundRing: 1 << 14, OutboundRing: 1 << 15}, f.Engine)
 		}},
 		{"engine set", []func(map[string]any){
 			engine("max_orders", 1<<30), engine("max_order_qty", int64(1)<<53), engine("event_batch", 16), engine("cpus", []any{3, 0}),

@@ -102,9 +102,15 @@ type Engine struct {
 	tag  uint64
 	inst uint32
 
-	buf  []Event
+	buf  []Event // the events of the current batch: the engine's own, or a window of the outbound ring
 	n    int
 	sink func([]Event)
+
+	// With an outbound window (the loop's), events are written in place in
+	// the ring: commit hands the first n of the window to the consumers and
+	// claim returns the next window (waiting for room).
+	commit func(n int)
+	claim  func() []Event
 }
 
 // New preallocates an engine for cfg. Events are delivered to sink in batches
@@ -164,7 +170,11 @@ func New(cfg Config, sink func([]Event)) (*Engine, error) {
 // Flush delivers the buffered events to the sink.
 func (e *Engine) Flush() {
 	if e.n > 0 {
-		if e.sink != nil {
+		switch {
+		case e.commit != nil:
+			e.commit(e.n)
+			e.buf = e.buf[e.n:] // the rest of the window stays claimed
+		case e.sink != nil:
 			e.sink(e.buf[:e.n])
 		}
 		e.n = 0
@@ -175,6 +185,9 @@ func (e *Engine) Flush() {
 func (e *Engine) emit(k EventKind) *Event {
 	if e.n == len(e.buf) {
 		e.Flush()
+		if e.claim != nil && len(e.buf) == 0 {
+			e.buf = e.claim()
+		}
 	}
 	ev := &e.buf[e.n]
 	e.n++

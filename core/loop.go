@@ -7,32 +7,109 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+	_ "unsafe" // for go:linkname
 
 	"github.com/tradecore/tradecore/core/agent"
 	"github.com/tradecore/tradecore/core/ring"
 )
 
-// Clock supplies the loop's nanosecond timestamps. A nil *Clock or the zero
-// value reads the wall clock (Unix nanoseconds); StepClock makes a
+// Clock supplies the loop's nanosecond timestamps. A nil *Clock reads
+// time.Now; the zero value is the loop's wall clock; StepClock makes a
 // deterministic one for tests and replays. It is a concrete type, not an
 // interface, so stamping a command costs no dynamic dispatch.
+//
+// The wall clock costs a few nanoseconds a stamp: it reads the CPU's
+// time-stamp counter and scales it by the rate measured against the
+// runtime's monotonic clock, re-anchoring on that clock, and on Unix time
+// from time.Now, every 100 ms (machines without a usable counter read the
+// monotonic clock each time). Its stamps strictly increase — never equal to
+// or below the one before, even when the system clock steps back (they then
+// advance by 1 ns until the wall clock catches up) — so the journal's
+// timestamps never go backwards.
 type Clock struct {
 	manual     bool
 	next, step int64
+
+	last      int64   // the last stamp given
+	offset    int64   // Unix time minus the monotonic clock at the anchor
+	mono      int64   // monotonic time of the anchor; 0 = not yet
+	tsc       uint64  // time-stamp counter at the anchor
+	nsPerTick float64 // measured over the last interval; 0 = not yet
+	due       uint64  // counter value of the next re-anchor
 }
 
 // StepClock returns a clock that reads start, start+step, start+2*step, ….
 func StepClock(start, step int64) *Clock { return &Clock{manual: true, next: start, step: step} }
 
+// reanchor is how often the wall clock re-reads the monotonic clock and Unix
+// time.
+const reanchor = 100 * int64(time.Millisecond)
+
 // Now returns the next timestamp.
 func (c *Clock) Now() int64 {
-	if c != nil && c.manual {
+	if c == nil {
+		return time.Now().UnixNano()
+	}
+	if c.manual {
 		v := c.next
 		c.next += c.step
 		return v
 	}
-	return time.Now().UnixNano()
+	var t int64
+	if tsc := rdtsc(); haveTSC && c.nsPerTick > 0 && tsc < c.due && tsc >= c.tsc {
+		t = c.mono + int64(float64(tsc-c.tsc)*c.nsPerTick) + c.offset
+	} else {
+		t = c.anchor(tsc)
+	}
+	if t <= c.last {
+		t = c.last + 1
+	}
+	c.last = t
+	return t
 }
+
+// calibrate measures the counter's rate over about a millisecond and anchors
+// the clock, so that its first stamps already come from the counter. NewLoop
+// calls it; a Clock that is not calibrated reads the monotonic clock until it
+// has measured the rate over its first re-anchor interval.
+func (c *Clock) calibrate() {
+	if c == nil || c.manual || !haveTSC {
+		return
+	}
+	m0, t0 := nanotime(), rdtsc()
+	for nanotime()-m0 < int64(time.Millisecond) {
+	}
+	m1, t1 := nanotime(), rdtsc()
+	if t1 <= t0 {
+		return
+	}
+	c.nsPerTick = float64(m1-m0) / float64(t1-t0)
+	c.offset = time.Now().UnixNano() - m1
+	c.mono, c.tsc = m1, t1
+	c.due = t1 + uint64(float64(reanchor)/c.nsPerTick)
+}
+
+// anchor re-reads the monotonic clock and Unix time, measures the counter's
+// rate over the interval since the last anchor, and returns the time now.
+func (c *Clock) anchor(tsc uint64) int64 {
+	m := nanotime()
+	if c.mono != 0 && tsc > c.tsc && m > c.mono {
+		c.nsPerTick = float64(m-c.mono) / float64(tsc-c.tsc)
+	}
+	if c.mono == 0 || m-c.mono >= reanchor || c.nsPerTick == 0 {
+		c.offset = time.Now().UnixNano() - m
+		c.mono, c.tsc = m, tsc
+		if c.nsPerTick > 0 {
+			c.due = tsc + uint64(float64(reanchor)/c.nsPerTick)
+		}
+	}
+	return m + c.offset
+}
+
+// nanotime is the runtime's monotonic clock.
+//
+//go:linkname nanotime runtime.nanotime
+func nanotime() int64
 
 // LoopConfig shapes the engine loop. The zero value works: no pinning, the
 // Backoff idle strategy, the wall clock, batches of up to 256 commands, no
@@ -46,7 +123,7 @@ type LoopConfig struct {
 	Idle agent.IdleStrategy
 	// Batch is the most commands taken from a ring per duty cycle.
 	Batch int
-	// Clock stamps commands; nil reads the wall clock.
+	// Clock stamps commands; nil: the wall clock (a zero Clock of its own).
 	Clock *Clock
 	// FirstSeq is the sequence number of the first command (default 1); a
 	// recovering engine continues from its journal's last sequence + 1.
@@ -81,8 +158,8 @@ type Loop struct {
 	out     *ring.Ring[Event]
 	cfg     LoopConfig
 	seq     uint64
-	batch   []Command
 	ctx     context.Context
+	scratch []Event // where events go once publishing has failed
 	pubErr  error
 	bell    *agent.Doorbell
 	stopped atomic.Bool
@@ -114,11 +191,20 @@ func NewLoop(cfg Config, lc LoopConfig, in *ring.MPSC[Command], out *ring.Ring[E
 	if cfg.EventBatch > out.Cap() {
 		return nil, fmt.Errorf("%w: EventBatch %d exceeds the outbound ring's %d slots; enlarge the ring", ErrConfig, cfg.EventBatch, out.Cap())
 	}
-	l := &Loop{in: in, ctl: lc.Control, out: out, cfg: lc, seq: lc.FirstSeq - 1, batch: make([]Command, lc.Batch), bell: agent.NewDoorbell()}
-	eng, err := New(cfg, l.publish)
+	if lc.Clock == nil {
+		lc.Clock = new(Clock) // the wall clock, with its own counter state
+	}
+	lc.Clock.calibrate()
+	l := &Loop{in: in, ctl: lc.Control, out: out, cfg: lc, seq: lc.FirstSeq - 1, bell: agent.NewDoorbell(),
+		scratch: make([]Event, cfg.EventBatch)}
+	eng, err := New(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
+	// The engine writes its events straight into claimed windows of the
+	// outbound ring: no copy between the engine and its consumers.
+	eng.buf = eng.buf[:0]
+	eng.commit, eng.claim = l.commit, l.claim
 	l.eng = eng
 	in.SetDoorbell(l.bell)
 	if l.ctl != nil {
@@ -153,26 +239,38 @@ func (l *Loop) UseDoorbell(d *agent.Doorbell) error {
 // Name implements agent.Agent.
 func (l *Loop) Name() string { return "engine" }
 
-// publish is the engine's sink: it copies a batch into the outbound ring,
-// waiting (with the ring's strategy) while the consumers catch up.
-func (l *Loop) publish(evs []Event) {
-	if l.pubErr != nil {
-		return
-	}
-	if _, err := l.out.Publish(l.ctx, evs); err != nil {
-		l.pubErr = err
+// commit publishes the first n events of the engine's window to the
+// consumers.
+func (l *Loop) commit(n int) {
+	if l.pubErr == nil {
+		l.out.Commit(n)
 	}
 }
 
+// claim returns the engine's next window of the outbound ring, waiting (with
+// the ring's strategy) while the consumers catch up. Once that has failed
+// (the context ended during a stop) events go to a scratch buffer and the
+// loop reports ErrStopped.
+func (l *Loop) claim() []Event {
+	if l.pubErr == nil {
+		w, err := l.out.Claim(l.ctx, len(l.scratch))
+		if err == nil {
+			return w
+		}
+		l.pubErr = err
+	}
+	return l.scratch
+}
+
 // DoWork implements agent.Agent: one batch from the control ring, then one
-// from the inbound ring, applied and published.
+// from the inbound ring, applied in place and published.
 func (l *Loop) DoWork(ctx context.Context) (int, error) {
 	l.ctx = ctx
 	n := 0
 	if l.ctl != nil {
-		n = l.apply(l.ctl.Drain(l.batch))
+		n = l.apply(l.ctl)
 	}
-	n += l.apply(l.in.Drain(l.batch))
+	n += l.apply(l.in)
 	if n == 0 {
 		return 0, nil
 	}
@@ -183,14 +281,21 @@ func (l *Loop) DoWork(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-func (l *Loop) apply(k int) int {
+// apply sequences, stamps and applies up to a batch of q's commands in place
+// in their slots, then releases them.
+func (l *Loop) apply(q *ring.MPSC[Command]) int {
 	clock := l.cfg.Clock
-	for i := range l.batch[:k] {
-		c := &l.batch[i]
+	k := 0
+	for ; k < l.cfg.Batch; k++ {
+		c := q.Front(k)
+		if c == nil {
+			break
+		}
 		l.seq++
 		c.Seq, c.Time = l.seq, clock.Now()
 		l.eng.Apply(c)
 	}
+	q.Advance(k)
 	return k
 }
 

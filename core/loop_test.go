@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -108,4 +109,28 @@ func TestLoopConfigErrors(t *testing.T) {
 	_, err = core.NewLoop(core.Config{Instruments: bench.EngineConfig(16).Instruments, EventBatch: 64}, core.LoopConfig{}, in, out)
 	require.ErrorContains(t, err, "enlarge the ring")
 	require.False(t, errors.Is(err, core.ErrStopped))
+}
+
+// TestWallClockNeverGoesBack: the wall clock's stamps strictly increase and,
+// through several re-anchors of its counter, stay close to time.Now (the
+// bound is loose: this checks the scaling, not the machine's speed).
+func TestWallClockNeverGoesBack(t *testing.T) {
+	var c core.Clock
+	last := int64(0)
+	end := time.Now().Add(350 * time.Millisecond)
+	for i := 0; time.Now().Before(end); i++ {
+		v := c.Now()
+		require.Greater(t, v, last, "stamp %d", i)
+		last = v
+		if i%1000 == 0 {
+			require.InDelta(t, float64(time.Now().UnixNano()), float64(v), float64(20*time.Millisecond), "stamp %d", i)
+		}
+	}
+}
+
+func BenchmarkWallClock(b *testing.B) {
+	var c core.Clock
+	for b.Loop() {
+		c.Now()
+	}
 }

@@ -19,13 +19,34 @@ func PinThread(cpu int) error {
 	return nil
 }
 
-// unpin gives the calling thread every CPU of the process back before the
-// runner unlocks it, so the thread Go reuses is not left pinned.
+// unpin gives the calling thread the CPUs the rest of the process may use
+// before the runner unlocks it, so the thread Go reuses is not left pinned.
 func unpin() {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(os.Getpid(), &set); err == nil {
+	if set, ok := processCPUs(); ok {
 		_ = unix.SchedSetaffinity(0, &set)
 	}
+}
+
+// processCPUs returns the union of the CPU masks of the process's threads.
+func processCPUs() (unix.CPUSet, bool) {
+	var all unix.CPUSet
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return all, false
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		var set unix.CPUSet
+		if unix.SchedGetaffinity(tid, &set) == nil {
+			for i := range set {
+				all[i] |= set[i]
+			}
+		}
+	}
+	return all, all.Count() > 0
 }
 
 // Isolate keeps every thread of the process off cpus: it removes them from
@@ -34,12 +55,19 @@ func unpin() {
 // unpinned ones). Call it once at start, before starting the runners that pin
 // themselves to those CPUs.
 func Isolate(cpus ...int) error {
+	rest, _ := processCPUs()
+	for _, c := range cpus {
+		rest.Clear(c)
+	}
+	if rest.Count() == 0 {
+		return fmt.Errorf("%w: isolating CPUs %v leaves the rest of the process no CPU; leave at least one", ErrConfig, cpus)
+	}
 	return eachThread(func(tid int, set *unix.CPUSet) error {
 		for _, c := range cpus {
 			set.Clear(c)
 		}
-		if set.Count() == 0 {
-			return fmt.Errorf("%w: isolating CPUs %v leaves thread %d no CPU; leave at least one CPU for the rest of the process", ErrConfig, cpus, tid)
+		if set.Count() == 0 { // a thread pinned to those CPUs alone: give it the others
+			*set = rest
 		}
 		return nil
 	})

@@ -252,6 +252,47 @@ func (q *MPSC[T]) PushBatch(ctx context.Context, vs []T) (int, error) {
 	return n, nil
 }
 
+// Front returns the i-th published value not yet released (0 = the oldest),
+// in place in its slot, or nil if it is not published yet (nor, then, any
+// after it: order is kept). The value may be read and written until Advance
+// releases it; Front does not release anything. Consumer only: it is Drain
+// without the copy, for a consumer that works on values in place.
+func (q *MPSC[T]) Front(i int) *T {
+	pos := q.pos + uint64(i)
+	if uint64(i) > q.mask {
+		return nil
+	}
+	s := &q.slots[pos&q.mask]
+	seq := s.seq.Load()
+	if seq != pos+1 {
+		if invariants && seq > pos+1 {
+			panic(fmt.Sprintf("ring: MPSC slot %d published for position %d ahead of the consumer at %d", pos&q.mask, seq-1, pos))
+		}
+		return nil
+	}
+	return &s.val
+}
+
+// Advance releases the n oldest values, which Front returned, to the
+// producers. Consumer only.
+func (q *MPSC[T]) Advance(n int) {
+	if n <= 0 {
+		return
+	}
+	if invariants {
+		for i := range n {
+			if s := &q.slots[(q.pos+uint64(i))&q.mask]; s.seq.Load() != q.pos+uint64(i)+1 {
+				panic(fmt.Sprintf("ring: MPSC Advance(%d) past an unpublished slot at position %d", n, q.pos+uint64(i)))
+			}
+		}
+	}
+	q.pos += uint64(n)
+	q.head.Store(q.pos)
+	if q.prodSleepers.Load() != 0 {
+		q.wakeProducer()
+	}
+}
+
 // Drain copies up to len(dst) published values into dst, oldest first,
 // releases their slots to producers and returns how many it copied. It
 // returns 0 at once when the next value is not published yet (even if later

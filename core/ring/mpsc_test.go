@@ -331,3 +331,40 @@ func TestMPSCNoAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestMPSCFrontAdvance: a consumer that works on values in place (Front,
+// Advance) sees every value of four producers exactly once, each producer's
+// in order, through a small ring that wraps thousands of times; Front past
+// the published values is nil.
+func TestMPSCFrontAdvance(t *testing.T) {
+	q, err := ring.NewMPSC[[2]uint64](16, ring.WaitStrategy{Mode: ring.SpinYield})
+	require.NoError(t, err)
+	require.Nil(t, q.Front(0))
+	const producers, n = 4, 20000
+	for p := range producers {
+		go func() {
+			for i := range uint64(n) {
+				v := [2]uint64{uint64(p), i}
+				if q.Push(t.Context(), &v) != nil {
+					return
+				}
+			}
+		}()
+	}
+	next := make([]uint64, producers)
+	for got := 0; got < producers*n; {
+		k := 0
+		for v := q.Front(k); v != nil; v = q.Front(k) {
+			require.Equal(t, next[v[0]], v[1], "producer %d out of order", v[0])
+			next[v[0]]++
+			v[1] = 1 << 63 // in place: the slot is the consumer's until Advance
+			k++
+		}
+		q.Advance(k)
+		got += k
+		if k == 0 {
+			runtime.Gosched()
+		}
+	}
+	require.Equal(t, 0, q.Len())
+}
