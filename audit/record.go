@@ -130,3 +130,5 @@ func Commit(key []byte, domain, value string) (string, error) {
 	m.Write([]byte(value))
 	return "hmac-sha256:" + base64.RawURLEncoding.EncodeToString(m.Sum(nil)), nil
 }
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

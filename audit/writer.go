@@ -227,7 +227,9 @@ func OpenWriter(cfg WriterConfig) (*Writer, error) {
 	w.publish()
 	body, err := EncodeBody(InstrumentsBody{Instruments: append([]InstrumentScale{}, cfg.Instruments...)})
 	if err == nil {
-		_, err = w.AppendRecord(max(cfg.Now().UnixNano(), w.lastTime), TypeInstruments, body)
+		// Timed as the previous record, so the log's clock never runs ahead
+		// of the engine's.
+		_, err = w.AppendRecord(w.lastTime, TypeInstruments, body)
 	}
 	if err == nil {
 		err = w.Commit()
@@ -258,6 +260,7 @@ func (w *Writer) recover() error {
 		return err
 	}
 	if len(segs) == 0 {
+		w.tree = merkle.NewRange(0)
 		return w.newSegment(0)
 	}
 	last := segs[len(segs)-1]
