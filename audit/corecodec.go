@@ -90,7 +90,7 @@ var cmdSlots = []slot[core.Command]{
 var cmdHeaderFields = []string{"Time", "Kind"}
 
 var cmdKinds = map[core.CmdKind]kindSpec[core.Command]{
-	core.CmdNew:          {typ: "cmd.new", required: []string{"seq", "inst", "acct", "clordid", "side", "ord_type", "tif", "qty"}},
+	core.CmdNew:          {typ: "cmd.new", required: []string{"seq", "inst", "acct", "clordid", "side", "ord_type", "tif", "stp", "qty"}},
 	core.CmdCancel:       {typ: "cmd.cancel", required: []string{"seq", "inst", "acct", "orig_clordid"}},
 	core.CmdCancelSize:   {typ: "cmd.cancel-size", required: []string{"seq", "inst", "acct", "orig_clordid", "qty"}},
 	core.CmdReplace:      {typ: "cmd.replace", required: []string{"seq", "inst", "acct", "clordid", "orig_clordid", "qty"}},
