@@ -446,7 +446,9 @@ func (c *signerKeys) lookup(ctx context.Context, s Signer, id string) (string, u
 // note bytes), no header.
 
 // ReadCheckpoints returns every signed checkpoint note stored in the audit
-// folder dir, in the order they were written. A torn last frame is ignored.
+// folder dir, in the order they were written. Damage anywhere, including an
+// incomplete last frame, fails with ErrCorrupt (a writer truncates a torn
+// tail when it opens the log; a reader never guesses).
 func ReadCheckpoints(dir string) ([][]byte, error) {
 	f, err := os.Open(filepath.Join(dir, cpFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -457,8 +459,14 @@ func ReadCheckpoints(dir string) ([][]byte, error) {
 	}
 	defer f.Close()
 	var out [][]byte
-	_, err = scanCheckpoints(f, func(b []byte) { out = append(out, append([]byte(nil), b...)) })
-	return out, err
+	off, err := scanCheckpoints(f, func(b []byte) { out = append(out, append([]byte(nil), b...)) })
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err == nil && st.Size() != off {
+		return nil, fmt.Errorf("%w: checkpoints file: %d damaged or incomplete bytes after offset %d", ErrCorrupt, st.Size()-off, off)
+	}
+	return out, nil
 }
 
 // scanCheckpoints reads frames and returns the offset after the last good one.
