@@ -168,6 +168,9 @@ func ParseNote(b []byte) (Note, error) {
 		return bad("no blank line before the signatures")
 	}
 	n.Text = b[:split+1]
+	if split+2 >= len(b) {
+		return bad("no signature lines")
+	}
 	for _, line := range strings.Split(string(b[split+2:len(b)-1]), "\n") {
 		rest, ok := strings.CutPrefix(line, "— ")
 		if !ok {

@@ -209,6 +209,11 @@ func (r *Reader) intern(b []byte) string {
 // the end, a segment is missing (a gap), or a leaf's index does not match its
 // position; and stops at the first error fn returns.
 func (r *Reader) Read(from, to uint64, fn func(*Entry) error) error {
+	return r.read(from, to, func(e *Entry, _ uint64, _ int64) error { return fn(e) })
+}
+
+// read is Read that also passes each entry's segment and frame offset.
+func (r *Reader) read(from, to uint64, fn func(e *Entry, seg uint64, off int64) error) error {
 	segs, err := listSegments(r.dir)
 	if err != nil {
 		return err
@@ -245,6 +250,7 @@ func (r *Reader) Read(from, to uint64, fn func(*Entry) error) error {
 				f.Close()
 				return nil
 			}
+			off := fr.off
 			leaf, err := fr.next()
 			if err == io.EOF {
 				break
@@ -274,7 +280,7 @@ func (r *Reader) Read(from, to uint64, fn func(*Entry) error) error {
 			}
 			if next >= from {
 				e.Index, e.Time, e.Type, e.Leaf = h.Index, h.Time, r.intern(h.Type), leaf
-				if err := fn(&e); err != nil {
+				if err := fn(&e, segs[i], off); err != nil {
 					f.Close()
 					return err
 				}
@@ -341,4 +347,37 @@ func (r *Reader) Size() (uint64, error) {
 	n := last
 	err = r.Read(last, 0, func(*Entry) error { n++; return nil })
 	return n, err
+}
+
+// ReadAt returns the leaf of entry idx stored at off in segment seg (as
+// recorded by the index), checking its checksum and index.
+func (r *Reader) readAt(seg uint64, off int64, idx uint64, buf []byte) ([]byte, error) {
+	f, err := os.Open(filepath.Join(r.dir, segDir, segName(seg)))
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	defer f.Close()
+	var h [frameHeader]byte
+	if _, err := f.ReadAt(h[:], off); err != nil {
+		return nil, fmt.Errorf("%w: index points past the log at %d: %w", ErrCorrupt, idx, err)
+	}
+	n := binary.LittleEndian.Uint32(h[:4])
+	if n == 0 || n > MaxLeafSize {
+		return nil, fmt.Errorf("%w: bad frame for entry %d", ErrCorrupt, idx)
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := f.ReadAt(buf, off+frameHeader); err != nil {
+		return nil, fmt.Errorf("%w: entry %d: %w", ErrCorrupt, idx, err)
+	}
+	if crc32.Checksum(buf, castagnoli) != binary.LittleEndian.Uint32(h[4:]) {
+		return nil, fmt.Errorf("%w: entry %d fails its checksum", ErrCorrupt, idx)
+	}
+	lh, err := ParseLeaf(buf)
+	if err != nil || lh.Index != idx {
+		return nil, fmt.Errorf("%w: entry %d is not where the index says", ErrCorrupt, idx)
+	}
+	return buf, nil
 }
