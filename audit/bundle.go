@@ -192,7 +192,7 @@ func ParseBundleHeader(line []byte) (BundleHeader, *merkle.Range, *merkle.Range,
 // VerifyBundle verifies an export bundle read from r: every leaf, every
 // checkpoint it carries, and that its leaves lead to the final checkpoint's
 // signed root. Snapshot files are not in a bundle and are counted missing.
-func VerifyBundle(ctx context.Context, r io.Reader, opts VerifyOptions) (*VerifyReport, error) {
+func VerifyBundle(ctx context.Context, r io.Reader, opts VerifyOptions) (*VerifyResult, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	line, err := readLine(br, maxBundleHeader)
 	if err != nil {

@@ -39,8 +39,8 @@ type VerifyOptions struct {
 	Progress func(done uint64)
 }
 
-// VerifyReport is what a successful verification found.
-type VerifyReport struct {
+// VerifyResult is what a successful verification found.
+type VerifyResult struct {
 	From             uint64          `json:"from"`   // first leaf verified
 	Leaves           uint64          `json:"leaves"` // leaves verified
 	Commands         uint64          `json:"commands"`
@@ -105,7 +105,7 @@ func (e *VerifyError) Is(target error) bool { return target == ErrVerify }
 // VerifyDir verifies the audit folder dir. It returns a *VerifyError (which
 // matches ErrVerify) when the log fails verification, and other errors for
 // bad options or unreadable files.
-func VerifyDir(ctx context.Context, dir string, opts VerifyOptions) (*VerifyReport, error) {
+func VerifyDir(ctx context.Context, dir string, opts VerifyOptions) (*VerifyResult, error) {
 	r, err := OpenReader(dir)
 	if err != nil {
 		return nil, err
@@ -154,7 +154,7 @@ type verifier struct {
 	rng     *merkle.Range
 	snapDir string
 	scales  Scales
-	rep     VerifyReport
+	rep     VerifyResult
 	used    map[string]bool
 
 	prevTime  int64
@@ -452,7 +452,7 @@ func parseInstruments(body []byte) (Scales, error) {
 
 // finish checks what remains after the last leaf. right is the bundle's
 // compact range after the last leaf (nil for a whole log).
-func (v *verifier) finish(right *merkle.Range) (*VerifyReport, error) {
+func (v *verifier) finish(right *merkle.Range) (*VerifyResult, error) {
 	if v.next < len(v.cps) && right != nil {
 		c := v.cps[v.next]
 		if right.Begin() != v.pos || right.End() != c.Size {
