@@ -166,6 +166,7 @@ type verifier struct {
 	cmd       core.Command
 	ev        core.Event
 	lastLeafT int64
+	good      uint64 // leaves below this matched a signed root (or are the bundle's left edge)
 }
 
 func newVerifier(opts VerifyOptions, notes [][]byte, from uint64, left *merkle.Range) (*verifier, error) {
@@ -180,7 +181,7 @@ func newVerifier(opts VerifyOptions, notes [][]byte, from uint64, left *merkle.R
 	if err != nil {
 		return nil, err
 	}
-	v := &verifier{opts: opts, keys: keys, nk: nk, from: from, pos: from, scales: Scales{}, used: map[string]bool{}}
+	v := &verifier{opts: opts, keys: keys, nk: nk, from: from, pos: from, good: from, scales: Scales{}, used: map[string]bool{}}
 	v.rep.From = from
 	if left != nil {
 		v.rng = left
@@ -325,8 +326,9 @@ func (v *verifier) matchCheckpoints() error {
 			return err
 		}
 		if root != c.Root {
-			return &VerifyError{Index: int64(v.pos - 1), Checkpoint: abs(v.cpNum[v.next]), Reason: fmt.Sprintf("the signed root of tree size %d does not match the leaves (a record was altered, removed or inserted at or before this index)", c.Size)}
+			return &VerifyError{Index: int64(v.good), Checkpoint: abs(v.cpNum[v.next]), Reason: fmt.Sprintf("the signed root of tree size %d does not match the leaves: a record in [%d, %d) was altered, removed or inserted (the tree up to %d matched its checkpoint)", c.Size, v.good, c.Size, v.good)}
 		}
+		v.good = c.Size
 		if c.Time < v.prevTime {
 			return &VerifyError{Index: int64(v.pos - 1), Checkpoint: abs(v.cpNum[v.next]), Reason: "checkpoint is timed before the last record it covers"}
 		}
@@ -467,7 +469,7 @@ func (v *verifier) finish(right *merkle.Range) (*VerifyResult, error) {
 			return nil, err
 		}
 		if root != c.Root {
-			return nil, &VerifyError{Index: int64(v.pos - 1), Checkpoint: abs(v.cpNum[v.next]), Reason: "the bundle's records do not lead to its final checkpoint's root (a record was altered, removed or inserted)"}
+			return nil, &VerifyError{Index: int64(v.good), Checkpoint: abs(v.cpNum[v.next]), Reason: fmt.Sprintf("the bundle's records do not lead to its final checkpoint's root: a record in [%d, %d) was altered, removed or inserted", v.good, v.pos)}
 		}
 		if c.Time < v.prevTime {
 			return nil, &VerifyError{Index: int64(v.pos - 1), Checkpoint: abs(v.cpNum[v.next]), Reason: "checkpoint is timed before the last record it covers"}

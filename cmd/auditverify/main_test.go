@@ -101,13 +101,14 @@ func TestVerifyFailureNamesIndex(t *testing.T) {
 	code, out, _ := runAV("--manifest", f.manifest, "--pin", f.pin, f.dir)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, out, "FAILED")
-	assert.Contains(t, out, "leaf 18", "names the first bad index")
+	assert.Contains(t, out, "leaf 11", "names the first index not covered by a matching signed root")
+	assert.Contains(t, out, "a record in [11, 21) was altered")
 	code, out, _ = runAV("--manifest", f.manifest, "--pin", f.pin, "--format", "json", f.dir)
 	assert.Equal(t, 1, code)
 	var v map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &v))
 	assert.Equal(t, false, v["verified"])
-	assert.EqualValues(t, 18, v["index"])
+	assert.EqualValues(t, 11, v["index"])
 }
 
 func TestUsageAndIOErrors(t *testing.T) {
