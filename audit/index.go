@@ -50,8 +50,9 @@ type Index struct {
 }
 
 type indexState struct {
-	Indexed uint64   `json:"indexed"`
-	Runs    []string `json:"runs"`
+	Indexed     uint64   `json:"indexed"`
+	Runs        []string `json:"runs"`
+	Instruments string   `json:"instruments"` // body of the last "audit.instruments" record
 }
 
 // OpenIndex returns the index of the audit folder dir (it may not exist
@@ -167,6 +168,7 @@ func (ix *Index) Update(ctx context.Context) (uint64, error) {
 			h, _ := ParseLeaf(e.Leaf)
 			if sc, err := parseInstruments(h.Body); err == nil {
 				scales = sc
+				st.Instruments = string(h.Body)
 			}
 		default:
 			h, _ := ParseLeaf(e.Leaf)
@@ -359,6 +361,23 @@ func (ix *Index) Search(ctx context.Context, q Query) ([]Entry, error) {
 		out = append(out, Entry{Index: i, Time: h.Time, Type: string(h.Type), Leaf: bytes.Clone(leaf)})
 	}
 	return out, nil
+}
+
+// Instruments returns the instrument table in force at the end of the
+// indexed log (symbols, tick and lot sizes).
+func (ix *Index) Instruments(ctx context.Context) ([]InstrumentScale, error) {
+	if _, err := ix.Update(ctx); err != nil && !errors.Is(err, fs.ErrPermission) {
+		return nil, err
+	}
+	st, err := ix.state()
+	if err != nil || st.Instruments == "" {
+		return nil, err
+	}
+	var ib InstrumentsBody
+	if err := json.Unmarshal([]byte(st.Instruments), &ib); err != nil {
+		return nil, fmt.Errorf("%w: index instruments: %w", ErrCorrupt, err)
+	}
+	return ib.Instruments, nil
 }
 
 // TimeRange returns the leaf range [lo, hi) of entries timed in [from, to).

@@ -3,6 +3,7 @@
 //	tradecore serve   run the engine (for now on a generated order flow)
 //	tradecore keys    HSM signing keys and their lifecycle (docs/keys.md)
 //	tradecore signer  the signing service on a unix socket
+//	tradecore audit   query, export, prove and report from the audit log
 //
 // Every verb takes --data-dir (default ./var, or $TRADECORE_DATA_DIR), where
 // local state lives. Exit codes: 0 success, 1 failure, 2 usage error.
@@ -45,6 +46,7 @@ verbs:
   serve    run the trading core on the embedded defaults or --config
   keys     HSM signing keys: init | list | rotate | revoke ID --reason R | export | status
   signer   serve the signing service on a unix socket (--socket PATH)
+  audit    the audit log: query | export | prove | report | index
 
 Run 'tradecore <verb> -h' for a verb's flags.
 `
@@ -62,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runKeys(ctx, rest, stdout, stderr)
 	case "signer":
 		return runSigner(ctx, rest, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

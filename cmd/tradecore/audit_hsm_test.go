@@ -1,0 +1,26 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tradecore/tradecore/audit"
+	"github.com/tradecore/tradecore/audit/hsmsign"
+)
+
+// signerFromCLI opens the data dir's HSM signing service the way the CLI
+// does and returns it as an audit.Signer (closed at the end of the test).
+func signerFromCLI(t *testing.T, data string) audit.Signer {
+	t.Helper()
+	fs := newFlagSet("test", io.Discard)
+	f := addHSMFlags(fs)
+	require.NoError(t, fs.Parse([]string{"--data-dir", data}))
+	svc, cls, err := openService(context.Background(), f, slog.New(slog.NewTextHandler(io.Discard, nil)), -1)
+	require.NoError(t, err)
+	t.Cleanup(func() { cls() })
+	return hsmsign.New(svc)
+}
