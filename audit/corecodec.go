@@ -454,17 +454,23 @@ func (p *parser) integer(signed bool) (uint64, error) {
 	if p.i < len(p.b) && (p.b[p.i] == '.' || p.b[p.i] == 'e' || p.b[p.i] == 'E') {
 		return 0, errors.New("not an integer (floats are not allowed)")
 	}
-	if signed {
-		v, err := strconv.ParseInt(string(p.b[start:p.i]), 10, 64)
-		if err != nil {
+	var v uint64
+	for _, c := range digits {
+		d := uint64(c - '0')
+		if v > (1<<64-1-d)/10 {
 			return 0, errors.New("integer out of range")
 		}
-		return uint64(v), nil
+		v = v*10 + d
 	}
-	v, err := strconv.ParseUint(string(digits), 10, 64)
-	if err != nil {
-		return 0, errors.New("integer out of range")
+	if signed {
+		if (!neg && v > 1<<63-1) || (neg && v > 1<<63) {
+			return 0, errors.New("integer out of range")
+		}
+		if neg {
+			return uint64(-int64(v-1) - 1), nil
+		}
 	}
+	_ = start
 	return v, nil
 }
 

@@ -99,6 +99,7 @@ type frameReader struct {
 	r   *bufio.Reader
 	off int64 // offset of the next frame
 	buf []byte
+	hdr [frameHeader]byte
 }
 
 // errTorn reports an incomplete frame at the end of the data.
@@ -107,8 +108,8 @@ var errTorn = errors.New("incomplete frame")
 // next returns the next leaf, io.EOF at a clean end, errTorn for an
 // incomplete last frame, or an error wrapping ErrCorrupt.
 func (fr *frameReader) next() ([]byte, error) {
-	var h [frameHeader]byte
-	n, err := io.ReadFull(fr.r, h[:])
+	h := fr.hdr[:]
+	n, err := io.ReadFull(fr.r, h)
 	if err == io.EOF {
 		return nil, io.EOF
 	}
@@ -209,11 +210,11 @@ func (r *Reader) intern(b []byte) string {
 // the end, a segment is missing (a gap), or a leaf's index does not match its
 // position; and stops at the first error fn returns.
 func (r *Reader) Read(from, to uint64, fn func(*Entry) error) error {
-	return r.read(from, to, func(e *Entry, _ uint64, _ int64) error { return fn(e) })
+	return r.read(from, to, func(e *Entry, _ *LeafHeader, _ uint64, _ int64) error { return fn(e) })
 }
 
 // read is Read that also passes each entry's segment and frame offset.
-func (r *Reader) read(from, to uint64, fn func(e *Entry, seg uint64, off int64) error) error {
+func (r *Reader) read(from, to uint64, fn func(e *Entry, h *LeafHeader, seg uint64, off int64) error) error {
 	segs, err := listSegments(r.dir)
 	if err != nil {
 		return err
@@ -235,6 +236,7 @@ func (r *Reader) read(from, to uint64, fn func(e *Entry, seg uint64, off int64) 
 	}
 	next := segs[start]
 	e := Entry{}
+	var h LeafHeader
 	for i := start; i < len(segs); i++ {
 		if segs[i] != next {
 			return fmt.Errorf("%w: segment %s starts at index %d but the previous one ends at %d (records missing)", ErrCorrupt, segName(segs[i]), segs[i], next)
@@ -269,7 +271,7 @@ func (r *Reader) read(from, to uint64, fn func(e *Entry, seg uint64, off int64) 
 				}
 				return fmt.Errorf("at index %d: %w", next, err)
 			}
-			h, err := ParseLeaf(leaf)
+			h, err = ParseLeaf(leaf)
 			if err != nil {
 				f.Close()
 				return fmt.Errorf("%w: index %d: %w", ErrCorrupt, next, err)
@@ -280,7 +282,7 @@ func (r *Reader) read(from, to uint64, fn func(e *Entry, seg uint64, off int64) 
 			}
 			if next >= from {
 				e.Index, e.Time, e.Type, e.Leaf = h.Index, h.Time, r.intern(h.Type), leaf
-				if err := fn(&e, segs[i], off); err != nil {
+				if err := fn(&e, &h, segs[i], off); err != nil {
 					f.Close()
 					return err
 				}

@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/tradecore/tradecore/audit/merkle"
@@ -122,12 +121,18 @@ func VerifyDir(ctx context.Context, dir string, opts VerifyOptions) (*VerifyResu
 		return nil, err
 	}
 	v.snapDir = dir
-	err = r.Read(0, 0, func(e *Entry) error {
-		if err := ctx.Err(); err != nil {
-			return err
+	err = r.read(0, 0, func(e *Entry, h *LeafHeader, _ uint64, _ int64) error {
+		if e.Index&0xfff == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 		}
-		return v.leaf(e.Leaf)
+		return v.parsedLeaf(h, e.Leaf)
 	})
+	return v.finishRead(err)
+}
+
+func (v *verifier) finishRead(err error) (*VerifyResult, error) {
 	if err != nil {
 		var ve *VerifyError
 		if errors.As(err, &ve) {
@@ -260,6 +265,17 @@ func (v *verifier) leaf(leaf []byte) error {
 	if err != nil {
 		return v.fail("not a leaf", err)
 	}
+	return v.parsedLeaf(&h, leaf)
+}
+
+// parsedLeaf is leaf with its header already parsed.
+func (v *verifier) parsedLeaf(h *LeafHeader, leaf []byte) error {
+	lh := merkle.HashLeaf(leaf)
+	return v.checkedLeaf(h, leaf, &lh)
+}
+
+// checkedLeaf is parsedLeaf with the leaf hash already computed.
+func (v *verifier) checkedLeaf(h *LeafHeader, leaf []byte, lh *merkle.Hash) error {
 	if h.Index != v.pos {
 		return v.fail(fmt.Sprintf("leaf says index %d (records deleted, reordered or duplicated)", h.Index), nil)
 	}
@@ -269,9 +285,9 @@ func (v *verifier) leaf(leaf []byte) error {
 	if v.pos == v.from {
 		v.rep.FirstTime = h.Time
 	}
-	typ := string(h.Type)
+	typ := h.Type
 	switch {
-	case strings.HasPrefix(typ, "cmd."):
+	case bytes.HasPrefix(typ, []byte("cmd.")):
 		if _, err := DecodeCommand(leaf, &v.cmd, v.scales); err != nil {
 			return v.fail("command record is not canonical", err)
 		}
@@ -279,7 +295,7 @@ func (v *verifier) leaf(leaf []byte) error {
 			return err
 		}
 		v.rep.Commands++
-	case strings.HasPrefix(typ, "event."):
+	case bytes.HasPrefix(typ, []byte("event.")):
 		if _, err := DecodeEvent(leaf, &v.ev, v.scales); err != nil {
 			return v.fail("event record is not canonical", err)
 		}
@@ -287,14 +303,14 @@ func (v *verifier) leaf(leaf []byte) error {
 			return err
 		}
 		v.rep.Events++
-	case typ == TypeInstruments:
+	case string(typ) == TypeInstruments:
 		sc, err := parseInstruments(h.Body)
 		if err != nil {
 			return v.fail("instruments record is not canonical", err)
 		}
 		v.scales = sc
 		v.rep.Records++
-	case typ == TypeSnapshot:
+	case string(typ) == TypeSnapshot:
 		if err := v.snapshot(h.Body); err != nil {
 			return err
 		}
@@ -305,8 +321,7 @@ func (v *verifier) leaf(leaf []byte) error {
 		}
 		v.rep.Records++
 	}
-	lh := merkle.HashLeaf(leaf)
-	v.rng.AppendLeaf(&lh)
+	v.rng.AppendLeaf(lh)
 	v.prevTime = h.Time
 	v.pos++
 	v.rep.Leaves++
