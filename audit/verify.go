@@ -171,6 +171,7 @@ type verifier struct {
 	cmd       core.Command
 	ev        core.Event
 	lastLeafT int64
+	hasher    *merkle.LeafHasher
 	good      uint64 // leaves below this matched a signed root (or are the bundle's left edge)
 }
 
@@ -186,7 +187,7 @@ func newVerifier(opts VerifyOptions, notes [][]byte, from uint64, left *merkle.R
 	if err != nil {
 		return nil, err
 	}
-	v := &verifier{opts: opts, keys: keys, nk: nk, from: from, pos: from, good: from, scales: Scales{}, used: map[string]bool{}}
+	v := &verifier{opts: opts, keys: keys, nk: nk, from: from, pos: from, good: from, scales: Scales{}, used: map[string]bool{}, hasher: merkle.NewLeafHasher()}
 	v.rep.From = from
 	if left != nil {
 		v.rng = left
@@ -270,7 +271,7 @@ func (v *verifier) leaf(leaf []byte) error {
 
 // parsedLeaf is leaf with its header already parsed.
 func (v *verifier) parsedLeaf(h *LeafHeader, leaf []byte) error {
-	lh := merkle.HashLeaf(leaf)
+	lh := v.hasher.Hash(leaf)
 	return v.checkedLeaf(h, leaf, &lh)
 }
 

@@ -134,6 +134,7 @@ type Writer struct {
 	next     uint64 // index of the next entry appended
 	lastTime int64
 	tree     *merkle.Range
+	hasher   *merkle.LeafHasher
 	scales   Scales
 	err      error // sticky: once a write fails the writer refuses everything
 
@@ -208,7 +209,7 @@ func OpenWriter(cfg WriterConfig) (*Writer, error) {
 			return nil, fmt.Errorf("audit: create %s: %w", d, err)
 		}
 	}
-	w := &Writer{cfg: cfg, dir: cfg.Dir, log: cfg.Logger, scales: scales}
+	w := &Writer{cfg: cfg, dir: cfg.Dir, log: cfg.Logger, scales: scales, hasher: merkle.NewLeafHasher()}
 	w.inbox.wake = make(chan struct{}, 1)
 	lk, err := os.OpenFile(filepath.Join(cfg.Dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -512,7 +513,7 @@ func (w *Writer) finish(start int, t int64) uint64 {
 	leaf := w.buf[start+frameHeader:]
 	binary.LittleEndian.PutUint32(w.buf[start:], uint32(len(leaf)))
 	binary.LittleEndian.PutUint32(w.buf[start+4:], crc32.Checksum(leaf, castagnoli))
-	h := merkle.HashLeaf(leaf)
+	h := w.hasher.Hash(leaf)
 	w.tree.AppendLeaf(&h)
 	idx := w.next
 	w.next++

@@ -11,6 +11,7 @@ package merkle
 import (
 	"crypto/sha256"
 	"errors"
+	"hash"
 	"math/bits"
 )
 
@@ -41,6 +42,27 @@ func HashLeaf(leaf []byte) Hash {
 	var out Hash
 	h.Sum(out[:0])
 	return out
+}
+
+// LeafHasher computes leaf hashes without allocating (HashLeaf allocates a
+// digest per call). Not safe for concurrent use.
+type LeafHasher struct {
+	h   hash.Hash
+	sum [HashSize]byte
+}
+
+// NewLeafHasher returns a LeafHasher.
+func NewLeafHasher() *LeafHasher { return &LeafHasher{h: sha256.New()} }
+
+var leafPrefix = []byte{0}
+
+// Hash returns HashLeaf(leaf).
+func (lh *LeafHasher) Hash(leaf []byte) Hash {
+	lh.h.Reset()
+	lh.h.Write(leafPrefix)
+	lh.h.Write(leaf)
+	lh.h.Sum(lh.sum[:0])
+	return lh.sum
 }
 
 // HashChildren returns SHA-256(0x01 || left || right).
