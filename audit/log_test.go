@@ -305,3 +305,24 @@ func sortedCopy(s []string) []string {
 	sortStrings(out)
 	return out
 }
+
+// TestAppendAllocatesNothing: the journaler's per-record path copies into
+// the preallocated buffer and hashes without allocating.
+func TestAppendAllocatesNothing(t *testing.T) {
+	w, err := OpenWriter(WriterConfig{Dir: t.TempDir(), Instruments: testInstruments, Logger: quiet()})
+	require.NoError(t, err)
+	defer w.Close()
+	ev := core.Event{Kind: core.KindExecuted, Seq: 1, Instrument: 1, Account: 7, OrderID: 9, Price: 10125, Qty: 3, Leaves: 2, MatchID: 4, ContraAccount: 8, ContraOrderID: 5, ContraLeaves: 1}
+	c := core.Command{Kind: core.CmdNew, Seq: 1, Instrument: 1, Account: 7, ClOrdID: 1, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 10125, Qty: 3}
+	allocs := testing.AllocsPerRun(2000, func() {
+		ev.Time++
+		c.Time = ev.Time
+		if _, err := w.AppendCommand(&c); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.AppendEvent(&ev); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.Zero(t, allocs)
+}
