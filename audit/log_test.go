@@ -326,3 +326,18 @@ func TestAppendAllocatesNothing(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
+
+func TestOpenRepairsTornSegmentHeader(t *testing.T) {
+	dir := t.TempDir()
+	el := writeEngineLog(t, dir, 50, 10)
+	el.close(t)
+	n, _ := (&Reader{dir: dir, types: map[string]string{}}).Size()
+	// A crash right after creating the next segment file.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, segDir, segName(n)), []byte("TCAU"), 0o600))
+	w, err := OpenWriter(WriterConfig{Dir: dir, Instruments: testInstruments, Logger: quiet()})
+	require.NoError(t, err)
+	assert.Equal(t, n+1, w.Next(), "the instruments record follows the last complete record")
+	require.NoError(t, w.Close())
+	_, err = VerifyDir(context.Background(), dir, el.opts())
+	require.NoError(t, err)
+}

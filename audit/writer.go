@@ -266,6 +266,15 @@ func (w *Writer) recover() error {
 	}
 	last := segs[len(segs)-1]
 	path := filepath.Join(w.dir, segDir, segName(last))
+	if st, err := os.Stat(path); err == nil && st.Size() < segHeaderSize {
+		// A crash while the segment was being created: its header is torn
+		// and it holds no record. Write it again.
+		w.log.Warn("audit: rewriting the torn header of the newest segment", "segment", segName(last), "bytes", st.Size())
+		if err := os.WriteFile(path, segHeader(last), 0o600); err != nil {
+			return fmt.Errorf("audit: repair segment header: %w", err)
+		}
+		w.recovered.TruncatedBytes += st.Size()
+	}
 	f, err := openSegment(path, last)
 	if err != nil {
 		return err
