@@ -290,7 +290,7 @@ func TestHandoverCheckpoint(t *testing.T) {
 
 	// Automatic handover when the key nears its age.
 	clk.t = keys.Verified().Active().Expires.Add(-30 * time.Second)
-	l, cls = openTestLog(t, dir, keys, func(c *Config) { c.Now = clk.Now })
+	_, cls = openTestLog(t, dir, keys, func(c *Config) { c.Now = clk.Now })
 	require.NoError(t, cls())
 	assert.Equal(t, 3, keys.Len(), "the log rotated the key before it expired")
 	notes, _ = ReadCheckpoints(dir)
@@ -340,4 +340,106 @@ func TestOpenRepairsTornSegmentHeader(t *testing.T) {
 	require.NoError(t, w.Close())
 	_, err = VerifyDir(context.Background(), dir, el.opts())
 	require.NoError(t, err)
+}
+
+// TestWriteFailureFailsClosed: once a write fails, the writer refuses every
+// record, Record returns the error (so the caller refuses the action), and
+// the watermark never claims the lost records.
+func TestWriteFailureFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	keys := audittest.New("tradecore", time.Now().Add(-time.Hour))
+	l, cls := openTestLog(t, dir, keys)
+	defer cls()
+	w := l.Writer()
+	c := core.Command{Kind: core.CmdEndOfDay, Seq: 1, Time: time.Now().UnixNano()}
+	_, err := w.AppendCommand(&c)
+	require.NoError(t, err)
+	before := w.Durable()
+	w.f.Close() // the disk goes away under the journaler
+	require.Error(t, w.Commit())
+	assert.Equal(t, before, w.Durable())
+	c.Seq++
+	_, err = w.AppendCommand(&c)
+	require.Error(t, err, "sticky")
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Record(context.Background(), "keys.revoked", struct{}{})
+		done <- err
+	}()
+	for !w.Pending() {
+		time.Sleep(time.Millisecond)
+	}
+	w.fail(w.err) // the journaler's next cycle fails queued records too
+	require.Error(t, <-done)
+}
+
+// TestDurableFromAnotherGoroutine reads the watermark and head while the
+// journaler commits (run with -race).
+func TestDurableFromAnotherGoroutine(t *testing.T) {
+	w, err := OpenWriter(WriterConfig{Dir: t.TempDir(), Logger: quiet()})
+	require.NoError(t, err)
+	stop := make(chan struct{})
+	seen := make(chan uint64)
+	go func() {
+		var last uint64
+		for {
+			select {
+			case <-stop:
+				seen <- last
+				return
+			default:
+			}
+			d := w.Durable()
+			if d < last {
+				panic("watermark went down")
+			}
+			last = d
+			_ = w.Head()
+		}
+	}()
+	t0 := time.Now().UnixNano()
+	for i := 0; i < 2000; i++ {
+		c := core.Command{Kind: core.CmdEndOfDay, Seq: uint64(i + 1), Time: t0 + int64(i)}
+		_, err := w.AppendCommand(&c)
+		require.NoError(t, err)
+		if i%7 == 0 {
+			require.NoError(t, w.Commit())
+		}
+	}
+	require.NoError(t, w.Commit())
+	close(stop)
+	assert.LessOrEqual(t, <-seen, w.Durable())
+	require.NoError(t, w.Close())
+}
+
+// TestReaderDuringWrites reads a log another writer is appending to: it sees
+// a prefix of complete records, never a partial one.
+func TestReaderDuringWrites(t *testing.T) {
+	dir := t.TempDir()
+	w, err := OpenWriter(WriterConfig{Dir: dir, Logger: quiet(), SegmentSize: 1 << 16, BufferSize: 1 << 17})
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t0 := time.Now().UnixNano()
+		for i := 0; i < 3000; i++ {
+			c := core.Command{Kind: core.CmdEndOfDay, Seq: uint64(i + 1), Time: t0 + int64(i)}
+			w.AppendCommand(&c)
+			if i%5 == 0 {
+				w.Commit()
+			}
+		}
+		w.Commit()
+	}()
+	r, _ := OpenReader(dir)
+	for k := 0; k < 20; k++ {
+		var n uint64
+		require.NoError(t, r.Read(0, 0, func(e *Entry) error {
+			require.Equal(t, n, e.Index)
+			n++
+			return nil
+		}))
+	}
+	<-done
+	require.NoError(t, w.Close())
 }

@@ -102,6 +102,9 @@ type frameReader struct {
 	hdr [frameHeader]byte
 }
 
+// errShortHeader: a segment shorter than its header.
+var errShortHeader = errors.New("short header")
+
 // errTorn reports an incomplete frame at the end of the data.
 var errTorn = errors.New("incomplete frame")
 
@@ -154,7 +157,7 @@ func openSegment(path string, first uint64) (*os.File, error) {
 	var h [segHeaderSize]byte
 	if _, err := io.ReadFull(f, h[:]); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%w: segment %s: short header", ErrCorrupt, filepath.Base(path))
+		return nil, fmt.Errorf("%w: segment %s: %w", ErrCorrupt, filepath.Base(path), errShortHeader)
 	}
 	if string(h[:8]) != segMagic || binary.LittleEndian.Uint64(h[8:]) != first {
 		f.Close()
@@ -244,6 +247,9 @@ func (r *Reader) read(from, to uint64, fn func(e *Entry, h *LeafHeader, seg uint
 		last := i == len(segs)-1
 		f, err := openSegment(filepath.Join(r.dir, segDir, segName(segs[i])), segs[i])
 		if err != nil {
+			if last && errors.Is(err, errShortHeader) {
+				return nil // the newest segment is being created
+			}
 			return err
 		}
 		fr := frameReader{r: bufio.NewReaderSize(f, 1<<20), off: segHeaderSize}

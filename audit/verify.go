@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/tradecore/tradecore/audit/merkle"
 	"github.com/tradecore/tradecore/core"
@@ -162,17 +161,16 @@ type verifier struct {
 	rep     VerifyResult
 	used    map[string]bool
 
-	prevTime  int64
-	haveCmd   bool
-	lastCmd   uint64
-	lastEv    uint64
-	snapSeq   uint64
-	haveSnap  bool
-	cmd       core.Command
-	ev        core.Event
-	lastLeafT int64
-	hasher    *merkle.LeafHasher
-	good      uint64 // leaves below this matched a signed root (or are the bundle's left edge)
+	prevTime int64
+	haveCmd  bool
+	lastCmd  uint64
+	lastEv   uint64
+	snapSeq  uint64
+	haveSnap bool
+	cmd      core.Command
+	ev       core.Event
+	hasher   *merkle.LeafHasher
+	good     uint64 // leaves below this matched a signed root (or are the bundle's left edge)
 }
 
 func newVerifier(opts VerifyOptions, notes [][]byte, from uint64, left *merkle.Range) (*verifier, error) {
@@ -519,6 +517,3 @@ func sortStrings(s []string) {
 		}
 	}
 }
-
-// timeOf formats ns for messages.
-func timeOf(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
