@@ -21,7 +21,7 @@
 //   - [OpenReader] / [Reader.Read] iterate entries [from, to) in order
 //     (recovery replay, the PostgreSQL copier); [DecodeCommand] and
 //     [DecodeEvent] turn leaves back into core values, with the [Scales] of the
-//     latest "audit.instruments" record.
+//     latest "audit.instruments" record; [ReadCommands] does that for replay.
 //   - [VerifyDir], [VerifyBundle], [VerifyCheckpoint], [VerifyProof],
 //     [VerifyReport]: the offline verifier (pure Go; cmd/auditverify).
 //   - [OpenIndex] / [Index.Search] answer queries; [ExportBundle], [Prove],
