@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -98,17 +99,23 @@ func BenchmarkVerify(b *testing.B) {
 		b.Fatal(err)
 	}
 	opts := VerifyOptions{Manifest: keys.JSON(), PinnedFirstKey: keys.FirstID()}
-	var leaves uint64
-	var took time.Duration
-	b.ReportAllocs()
-	for b.Loop() {
-		s := time.Now()
-		rep, err := VerifyDir(context.Background(), dir, opts)
-		if err != nil {
-			b.Fatal(err)
-		}
-		took += time.Since(s)
-		leaves += rep.Leaves
+	for _, par := range []bool{false, true, false, true} {
+		b.Run(fmt.Sprintf("parallel=%v", par), func(b *testing.B) {
+			parallelVerify = par
+			defer func() { parallelVerify = true }()
+			var leaves uint64
+			var took time.Duration
+			b.ReportAllocs()
+			for b.Loop() {
+				s := time.Now()
+				rep, err := VerifyDir(context.Background(), dir, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				took += time.Since(s)
+				leaves += rep.Leaves
+			}
+			b.ReportMetric(float64(leaves)/took.Seconds(), "leaves/s")
+		})
 	}
-	b.ReportMetric(float64(leaves)/took.Seconds(), "leaves/s")
 }

@@ -73,6 +73,11 @@ func TestLogRoundTripAndVerify(t *testing.T) {
 	rep, err := VerifyDir(context.Background(), dir, el.opts())
 	require.NoError(t, err)
 	assert.EqualValues(t, n, rep.Leaves)
+	parallelVerify = false
+	seq, err := VerifyDir(context.Background(), dir, el.opts())
+	parallelVerify = true
+	require.NoError(t, err)
+	assert.Equal(t, rep, seq, "the one-goroutine and the two-stage verifier agree")
 	assert.EqualValues(t, 3000, rep.Commands)
 	assert.Zero(t, rep.Unsigned, "Close signs a final checkpoint")
 

@@ -41,6 +41,10 @@ func expectFail(t *testing.T, dir string, opts VerifyOptions, what string) {
 	t.Helper()
 	_, err := VerifyDir(context.Background(), dir, opts)
 	require.ErrorIs(t, err, ErrVerify, "%s went undetected", what)
+	parallelVerify = false
+	_, err2 := VerifyDir(context.Background(), dir, opts)
+	parallelVerify = true
+	require.Equal(t, err.Error(), err2.Error(), "%s: both verifier modes report the same failure", what)
 }
 
 // TestTamperDetected alters a verified log in every way the issue lists, at
