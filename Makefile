@@ -27,8 +27,8 @@ run: deps build ## start the trading core on its embedded defaults (Ctrl-C stops
 demo: deps build ## a short run of the core on a generated order flow
 	bin/tradecore serve --data-dir $(DATA_DIR) --duration 5s
 
-test: deps ## everything CI runs: core builds without cgo, all tests with -race and invariants
-	CGO_ENABLED=0 $(GO) build ./core/...
+test: deps ## everything CI runs: core and auditverify build without cgo, all tests with -race and invariants
+	CGO_ENABLED=0 $(GO) build ./core/... ./cmd/auditverify/
 	TRADECORE_REQUIRE_ENV=1 $(GO) test -race -tags invariants -timeout 30m ./...
 
 bench: deps build ## engine, ring and signing benchmarks, then the tcbench report (see README "Benchmarks")

@@ -21,8 +21,6 @@ import (
 
 var pg = pgtest.New(pgtest.Config{})
 
-
-
 // recorder captures the retention commands' audit records.
 type recorder struct {
 	mu    sync.Mutex

@@ -5,7 +5,7 @@
 //	tradecore signer  the signing service on a unix socket
 //	tradecore netseg  eBPF network segmentation (docs/netseg.md)
 //	tradecore attest  TPM device enrolment and attestation (docs/attestation.md)
-//	tradecore audit   the audit log's PostgreSQL mirror and retention (docs/audit-postgres.md)
+//	tradecore audit   the audit log: query, export, prove, report; its PostgreSQL mirror and retention (docs/audit-format.md, docs/audit-postgres.md)
 //
 // Every verb takes --data-dir (default ./var, or $TRADECORE_DATA_DIR), where
 // local state lives. Exit codes: 0 success, 1 failure, 2 usage error.
@@ -50,7 +50,7 @@ verbs:
   signer   serve the signing service on a unix socket (--socket PATH)
   netseg   eBPF network segmentation: check | apply -f POLICY | status | stats | detach
   attest   TPM devices: enroll | activate | approve | revoke | list | policy | challenge | verify
-  audit    pg migrate | pg status | retention plan | retention export | retention drop
+  audit    the audit log: query | export | prove | report | index | pg migrate | pg status | retention plan|export|drop
 
 Run 'tradecore <verb> -h' for a verb's flags.
 `
@@ -76,8 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if len(rest) > 0 && (rest[0] == "pg" || rest[0] == "retention") {
 			return runAuditPG(ctx, rest[0], rest[1:], stdout, stderr)
 		}
-		fmt.Fprint(stderr, auditPGUsage)
-		return fmt.Errorf("%w: tradecore audit needs pg or retention", errUsage)
+		return runAudit(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

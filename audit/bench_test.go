@@ -1,0 +1,121 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tradecore/tradecore/bench"
+	"github.com/tradecore/tradecore/core"
+	"github.com/tradecore/tradecore/internal/audittest"
+)
+
+// benchEvents runs the engine on random limit orders and returns the
+// commands and events in journal order.
+func benchEvents(b *testing.B, n int) []core.Event {
+	var evs []core.Event
+	eng, err := core.New(bench.EngineConfig(1<<20), func(e []core.Event) { evs = append(evs, e...) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i, c := range bench.RandomLimits(1, n, 30) {
+		c.Seq, c.Time = uint64(i+1), int64(i)
+		eng.Apply(&c)
+	}
+	eng.Flush()
+	return evs
+}
+
+// BenchmarkAppend measures events appended per second at each durability
+// level, committing (one write, plus one fdatasync at fsync) every batch
+// events — the journaler's group commit.
+func BenchmarkAppend(b *testing.B) {
+	evs := benchEvents(b, 200_000)
+	for _, tc := range []struct {
+		name  string
+		d     Durability
+		batch int
+	}{{"write/batch=256", DurabilityWrite, 256}, {"fsync/batch=256", DurabilityFsync, 256}, {"fsync/batch=4096", DurabilityFsync, 4096}} {
+		b.Run(tc.name, func(b *testing.B) {
+			w, err := OpenWriter(WriterConfig{Dir: b.TempDir(), Durability: tc.d, Instruments: testInstruments, Logger: quiet(), Now: func() time.Time { return time.Unix(0, 0) }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			b.ReportAllocs()
+			b.SetBytes(230)
+			i := 0
+			t0 := time.Now()
+			for b.Loop() {
+				ev := evs[i%len(evs)]
+				ev.Time = int64(i)
+				if _, err := w.AppendEvent(&ev); err != nil {
+					b.Fatal(err)
+				}
+				i++
+				if i%tc.batch == 0 {
+					if err := w.Commit(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if err := w.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(i)/time.Since(t0).Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkVerify measures the verifier over a whole folder.
+func BenchmarkVerify(b *testing.B) {
+	evs := benchEvents(b, 100_000)
+	dir := b.TempDir()
+	keys := audittest.New("tradecore", time.Now().Add(-time.Hour))
+	l, cls, err := Open(context.Background(), Config{WriterConfig: WriterConfig{Dir: dir, Instruments: testInstruments, Logger: quiet()}, Signer: keys.Signer(), ExternalCommit: true, CheckpointInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := l.Writer()
+	t0 := time.Now().UnixNano()
+	var seq uint64
+	for i := range evs {
+		ev := evs[i]
+		if ev.Seq != seq {
+			seq = ev.Seq
+			c := core.Command{Kind: core.CmdEndOfDay, Seq: seq, Time: t0 + int64(seq)}
+			w.AppendCommand(&c)
+		}
+		ev.Time = t0 + int64(seq)
+		if _, err := w.AppendEvent(&ev); err != nil {
+			b.Fatal(err)
+		}
+		if i%4096 == 0 {
+			w.Commit()
+		}
+	}
+	if err := cls(); err != nil {
+		b.Fatal(err)
+	}
+	opts := VerifyOptions{Manifest: keys.JSON(), PinnedFirstKey: keys.FirstID()}
+	for _, par := range []bool{false, true, false, true} {
+		b.Run(fmt.Sprintf("parallel=%v", par), func(b *testing.B) {
+			parallelVerify = par
+			defer func() { parallelVerify = true }()
+			var leaves uint64
+			var took time.Duration
+			b.ReportAllocs()
+			for b.Loop() {
+				s := time.Now()
+				rep, err := VerifyDir(context.Background(), dir, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				took += time.Since(s)
+				leaves += rep.Leaves
+			}
+			b.ReportMetric(float64(leaves)/took.Seconds(), "leaves/s")
+		})
+	}
+}
