@@ -154,9 +154,9 @@ func runScript(t *testing.T, name string) result {
 	res.eng, res.mon = eng, mon
 
 	var (
-		out  surveil.Output
-		b    strings.Builder
-		seq  uint64
+		out surveil.Output
+		b   strings.Builder
+		seq uint64
 		// Scripts give each order a reference of their own choosing (say
 		// 1000.. for bids, 2000.. for asks); the runner does what a client
 		// library does: it sends the engine each account's references in
