@@ -71,6 +71,7 @@ var cmdSlots = []slot[core.Command]{
 	{name: "inst", field: "Instrument", codec: cUint, get: func(c *core.Command) uint64 { return uint64(c.Instrument) }, set: func(c *core.Command, v uint64) { c.Instrument = uint32(v) }},
 	{name: "acct", field: "Account", codec: cUint, get: func(c *core.Command) uint64 { return uint64(c.Account) }, set: func(c *core.Command, v uint64) { c.Account = uint32(v) }},
 	{name: "clordid", field: "ClOrdID", codec: cUint, get: func(c *core.Command) uint64 { return c.ClOrdID }, set: func(c *core.Command, v uint64) { c.ClOrdID = v }},
+	{name: "order_id", field: "OrderID", codec: cUint, get: func(c *core.Command) uint64 { return c.OrderID }, set: func(c *core.Command, v uint64) { c.OrderID = v }},
 	{name: "orig_clordid", field: "OrigClOrdID", codec: cUint, get: func(c *core.Command) uint64 { return c.OrigClOrdID }, set: func(c *core.Command, v uint64) { c.OrigClOrdID = v }},
 	{name: "side", field: "Side", codec: cSide, get: func(c *core.Command) uint64 { return uint64(c.Side) }, set: func(c *core.Command, v uint64) { c.Side = core.Side(v) }},
 	{name: "ord_type", field: "Type", codec: cOrdType, get: func(c *core.Command) uint64 { return uint64(c.Type) }, set: func(c *core.Command, v uint64) { c.Type = core.OrderType(v) }},
@@ -91,9 +92,9 @@ var cmdHeaderFields = []string{"Time", "Kind"}
 
 var cmdKinds = map[core.CmdKind]kindSpec[core.Command]{
 	core.CmdNew:          {typ: "cmd.new", required: []string{"seq", "inst", "acct", "clordid", "side", "ord_type", "tif", "stp", "qty"}},
-	core.CmdCancel:       {typ: "cmd.cancel", required: []string{"seq", "inst", "acct", "orig_clordid"}},
-	core.CmdCancelSize:   {typ: "cmd.cancel-size", required: []string{"seq", "inst", "acct", "orig_clordid", "qty"}},
-	core.CmdReplace:      {typ: "cmd.replace", required: []string{"seq", "inst", "acct", "clordid", "orig_clordid", "qty"}},
+	core.CmdCancel:       {typ: "cmd.cancel", required: []string{"seq", "inst", "acct", "order_id", "orig_clordid"}},
+	core.CmdCancelSize:   {typ: "cmd.cancel-size", required: []string{"seq", "inst", "acct", "order_id", "orig_clordid", "qty"}},
+	core.CmdReplace:      {typ: "cmd.replace", required: []string{"seq", "inst", "acct", "clordid", "order_id", "orig_clordid", "qty"}},
 	core.CmdMassCancel:   {typ: "cmd.mass-cancel", required: []string{"seq", "inst", "acct"}},
 	core.CmdEndOfDay:     {typ: "cmd.end-of-day", required: []string{"seq"}},
 	core.CmdHalt:         {typ: "cmd.halt", required: []string{"seq", "inst"}},

@@ -22,6 +22,8 @@ type File struct {
 	// Accounts turn the engine's pre-trade risk layer on; none (the
 	// default) leaves it off.
 	Accounts []Account // in file order
+	Audit    Audit
+	Netseg   Netseg
 
 	byID  map[uint32]int // index into Instruments; checked on use
 	bySym map[string]int
@@ -173,6 +175,12 @@ func Parse(data []byte) (*File, error) {
 		return nil, err
 	}
 	if err := parseAccounts(fj.Accounts, f); err != nil {
+		return nil, err
+	}
+	if err := parseAudit(fj.Audit, &f.Audit); err != nil {
+		return nil, err
+	}
+	if err := parseNetseg(fj.Netseg, &f.Netseg); err != nil {
 		return nil, err
 	}
 	return f, nil

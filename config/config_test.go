@@ -117,6 +117,10 @@ func TestParseInvalid(t *testing.T) {
 		{"engine idle unknown", mods(engine("engine_idle", "spin")), "engine.engine_idle", `"spin" is not an idle strategy; use "busy-spin"`},
 		{"others idle number", mods(engine("others_idle", 1)), "engine.others_idle", "got a number; want a string"},
 		{"old wait field", mods(engine("wait", "park")), "engine", `unknown field "wait"`},
+		{"audit durability unknown", mods(top("audit", map[string]any{"durability": "sync"})), "audit.durability", `"sync" is not a durability level`},
+		{"audit unknown field", mods(top("audit", map[string]any{"dir": "/x"})), "audit", `unknown field "dir"`},
+		{"netseg required not bool", mods(top("netseg", map[string]any{"required": "no"})), "netseg.required", "want true or false"},
+		{"netseg policy not string", mods(top("netseg", map[string]any{"policy": 3})), "netseg.policy", "want a string"},
 		{"inbound_ring not a power of two", mods(engine("inbound_ring", 1000)), "engine.inbound_ring", "not a power of two from 2 to 1073741824 (2^30); round it up to one, such as 1024"},
 		{"inbound_ring one", mods(engine("inbound_ring", 1)), "engine.inbound_ring", "not a power of two"},
 		{"inbound_ring negative", mods(engine("inbound_ring", -4)), "engine.inbound_ring", "not a power of two"},
@@ -238,6 +242,14 @@ func TestParseValid(t *testing.T) {
 		}},
 		{"pin off", []func(map[string]any){engine("pin", false)}, func(t *testing.T, f *config.File) {
 			assert.False(t, f.Engine.Pin)
+		}},
+		{"services default", nil, func(t *testing.T, f *config.File) {
+			assert.Equal(t, config.Audit{Durability: "write"}, f.Audit)
+			assert.Equal(t, config.Netseg{Required: true}, f.Netseg, "segmentation is required unless a file says otherwise")
+		}},
+		{"services set", []func(map[string]any){top("audit", map[string]any{"durability": "fsync"}), top("netseg", map[string]any{"policy": "/etc/p.yaml", "required": false})}, func(t *testing.T, f *config.File) {
+			assert.Equal(t, config.Audit{Durability: "fsync"}, f.Audit)
+			assert.Equal(t, config.Netseg{Policy: "/etc/p.yaml"}, f.Netseg)
 		}},
 		{"symbols with dot, dash and digits, 16 characters", []func(map[string]any){inst(0, "symbol", "BRK.B"), inst(1, "symbol", "ABCDEFGH-1234.XY")}, func(t *testing.T, f *config.File) {
 			assert.Equal(t, "BRK.B", f.Instruments[0].Symbol)

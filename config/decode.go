@@ -21,9 +21,11 @@ type fileJSON struct {
 	Risk        json.RawMessage `json:"risk"`
 	Instruments json.RawMessage `json:"instruments"`
 	Accounts    json.RawMessage `json:"accounts"`
+	Audit       json.RawMessage `json:"audit"`
+	Netseg      json.RawMessage `json:"netseg"`
 }
 
-const fileFields = "engine, risk, instruments, accounts"
+const fileFields = "engine, risk, instruments, accounts, audit, netseg"
 
 type engineJSON struct {
 	MaxOrders    json.RawMessage `json:"max_orders"`

@@ -133,6 +133,14 @@ type LoopConfig struct {
 	// before the order ring in every duty cycle, so a flood of orders can
 	// neither fill it nor delay it by more than one batch.
 	Control *ring.MPSC[Command]
+	// Commands, when set, receives every command in sequence, stamped, before
+	// its events are published: the journal's input (what replay feeds).
+	// Create its consumers before the loop runs.
+	Commands *ring.Ring[Command]
+	// NotBefore is a time (Unix ns) the wall clock's stamps stay above: a
+	// recovering engine gives the last journaled time, so the journal's
+	// times never go back across a restart.
+	NotBefore int64
 	// ProducersStopped, when set, reports whether every producer of the
 	// inbound rings has stopped pushing; the loop's drain after a stop waits
 	// for it, so a command pushed while the stop spreads is still applied.
@@ -159,10 +167,14 @@ type Loop struct {
 	cfg     LoopConfig
 	seq     uint64
 	ctx     context.Context
-	scratch []Event // where events go once publishing has failed
+	scratch []Event   // where events go once publishing has failed
+	cmdWin  []Command // claimed window of LoopConfig.Commands
+	cmdN    int
 	pubErr  error
 	bell    *agent.Doorbell
 	stopped atomic.Bool
+	stamped atomic.Int64 // the last stamp given, once its command and events are published
+	idleAt  int64        // nanotime of the last idle clock refresh
 }
 
 // NewLoop builds the engine for cfg and the loop that feeds it from in (and
@@ -195,6 +207,9 @@ func NewLoop(cfg Config, lc LoopConfig, in *ring.MPSC[Command], out *ring.Ring[E
 		lc.Clock = new(Clock) // the wall clock, with its own counter state
 	}
 	lc.Clock.calibrate()
+	if !lc.Clock.manual {
+		lc.Clock.last = max(lc.Clock.last, lc.NotBefore)
+	}
 	l := &Loop{in: in, ctl: lc.Control, out: out, cfg: lc, seq: lc.FirstSeq - 1, bell: agent.NewDoorbell(),
 		scratch: make([]Event, cfg.EventBatch)}
 	eng, err := New(cfg, nil)
@@ -252,6 +267,12 @@ func (l *Loop) commit(n int) {
 // (the context ended during a stop) events go to a scratch buffer and the
 // loop reports ErrStopped.
 func (l *Loop) claim() []Event {
+	// The journal appends a command's events only after the command: hand on
+	// the commands of this batch before waiting for the journal to make room.
+	if l.cmdN > 0 && l.pubErr == nil {
+		l.cfg.Commands.Commit(l.cmdN)
+		l.cmdWin, l.cmdN = l.cmdWin[l.cmdN:], 0
+	}
 	if l.pubErr == nil {
 		w, err := l.out.Claim(l.ctx, len(l.scratch))
 		if err == nil {
@@ -272,13 +293,85 @@ func (l *Loop) DoWork(ctx context.Context) (int, error) {
 	}
 	n += l.apply(l.in)
 	if n == 0 {
+		// Idle: keep Time fresh, so records stamped with it (the journal's
+		// service records) stay within a fraction of a millisecond of now.
+		if m := nanotime(); m-l.idleAt > idleRefresh && !l.cfg.Clock.manual {
+			l.idleAt = m
+			l.stamped.Store(l.cfg.Clock.Now())
+		}
 		return 0, nil
+	}
+	if l.cmdN > 0 {
+		l.cfg.Commands.Commit(l.cmdN)
+		l.cmdWin, l.cmdN = l.cmdWin[l.cmdN:], 0
 	}
 	l.eng.Flush()
 	if l.pubErr != nil {
 		return n, fmt.Errorf("%w after seq %d: %w", ErrStopped, l.seq, l.pubErr)
 	}
+	l.stamped.Store(l.eng.time)
 	return n, nil
+}
+
+// idleRefresh is how often an idle loop refreshes Time.
+const idleRefresh = 100 * int64(time.Microsecond)
+
+// Time returns the loop's last stamp (Unix ns) whose command and events have
+// all been published: every later command will carry a later time. Safe from
+// any goroutine. A journal stamps records that do not come from the engine
+// with it, so that the log's times never go backwards.
+func (l *Loop) Time() int64 { return l.stamped.Load() }
+
+// journal copies sequenced command c into the commands ring (when there is
+// one), waiting for room; the window is committed with the batch.
+func (l *Loop) journal(c *Command) {
+	r := l.cfg.Commands
+	if r == nil || l.pubErr != nil {
+		return
+	}
+	if l.cmdN == len(l.cmdWin) {
+		if l.cmdN > 0 {
+			r.Commit(l.cmdN)
+			l.cmdN = 0
+		}
+		// The journal releases commands once their events are in: hand on
+		// the events so far before waiting for room.
+		l.eng.Flush()
+		w, err := r.Claim(l.ctx, l.cfg.Batch)
+		if err != nil {
+			l.pubErr = err
+			return
+		}
+		l.cmdWin = w
+	}
+	l.cmdWin[l.cmdN] = *c
+	l.cmdN++
+	if l.cmdN == len(l.cmdWin) { // the window is used up: hand it on at once
+		r.Commit(l.cmdN)
+		l.cmdWin, l.cmdN = l.cmdWin[:0], 0
+	}
+}
+
+// Replay applies a journaled command (Seq and Time as journaled) to the
+// engine before the loop runs, discarding its events (they are in the
+// journal already), and continues the sequence after it. Commands must come
+// in sequence, gapless from LoopConfig.FirstSeq.
+func (l *Loop) Replay(c *Command) error {
+	if c.Seq != l.seq+1 {
+		return fmt.Errorf("%w: replayed command seq %d after %d; the journal has a gap or is out of order (verify it with auditverify)", ErrConfig, c.Seq, l.seq)
+	}
+	e := l.eng
+	commit, claim, buf := e.commit, e.claim, e.buf
+	e.commit, e.claim, e.buf, e.n = nil, nil, l.scratch, 0
+	e.Apply(c)
+	e.n = 0 // discard
+	e.commit, e.claim, e.buf = commit, claim, buf
+	l.seq = c.Seq
+	if !l.cfg.Clock.manual {
+		l.cfg.Clock.last = max(l.cfg.Clock.last, c.Time)
+	}
+	l.stamped.Store(c.Time)
+	return nil
 }
 
 // apply sequences, stamps and applies up to a batch of q's commands in place
@@ -293,6 +386,7 @@ func (l *Loop) apply(q *ring.MPSC[Command]) int {
 		}
 		l.seq++
 		c.Seq, c.Time = l.seq, clock.Now()
+		l.journal(c)
 		l.eng.Apply(c)
 	}
 	q.Advance(k)

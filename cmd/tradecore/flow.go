@@ -34,11 +34,17 @@ type generator struct {
 	interval float64
 	start    int64
 	n        uint64 // commands pushed
+	refBase  uint64 // references continue above it (recovery)
 	pending  core.Command
 	has      bool // pending was built but not yet pushed (ring full)
 	sent     atomic.Uint64
 	stopped  atomic.Bool
 }
+
+// continueAfter makes the generator's client references continue above
+// seq: they are at most the number of commands ever sequenced, so after a
+// recovery they stay above every reference used today.
+func (g *generator) continueAfter(seq uint64) { g.refBase = seq }
 
 // OnStop implements agent.Stopper: the generator has pushed its last command.
 func (g *generator) OnStop() { g.stopped.Store(true) }
@@ -112,7 +118,7 @@ func (g *generator) next(due uint64) core.Command {
 	r := g.rnd
 	in0 := g.insts[r.IntN(len(g.insts))]
 	mid := (in0.BandLow + in0.BandHigh) / 2
-	c := core.Command{Kind: core.CmdNew, Instrument: in0.ID, Account: 1 + uint32(r.IntN(1000)), ClOrdID: g.n + 1,
+	c := core.Command{Kind: core.CmdNew, Instrument: in0.ID, Account: 1 + uint32(r.IntN(1000)), ClOrdID: g.refBase + g.n + 1,
 		Type: core.Limit, TIF: core.DAY, Qty: 1 + r.Int64N(100), Side: core.Side(1 + r.IntN(2)), Tag: due}
 	off := 1 + r.Int64N(200)
 	if r.IntN(100) < 30 {

@@ -2,19 +2,20 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/tradecore/tradecore/audit"
 	"github.com/tradecore/tradecore/config"
 	"github.com/tradecore/tradecore/core"
 	"github.com/tradecore/tradecore/core/agent"
 	"github.com/tradecore/tradecore/core/ring"
-	"github.com/tradecore/tradecore/hsm"
+	"github.com/tradecore/tradecore/netseg"
 	"github.com/tradecore/tradecore/surveil"
 )
 
@@ -50,14 +51,33 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
 		return fmt.Errorf("create the data directory: %w (choose another --data-dir)", err)
 	}
-	signer, closeSigner, err := startSigner(ctx, *dataDir, log)
+	srv, err := startServices(ctx, *dataDir, file, log)
 	if err != nil {
 		return err
 	}
-	defer closeSigner()
+	defer srv.closeAll()
+	signer := srv.svc
 	active := signer.Active()
 	log.Info("signing service ready", "active_key_id", active.ID, "algorithm", active.Algorithm, "expires", active.Expires, "first_key_id", signer.FirstKeyID())
 	fmt.Fprintf(stdout, "key manifest: first key %s (pin it: tradecore keys verify --pinned %s)\n", signer.FirstKeyID(), signer.FirstKeyID())
+	log.Info("audit log ready", "dir", filepath.Join(*dataDir, "audit"), "durability", file.Audit.Durability, "leaves", srv.log.Durable())
+
+	// Segmentation: enforced, or (netseg.required false) reported off.
+	var segOff error
+	err = srv.log.CommitDuring(func() error {
+		seg, err := netseg.StartDaemon(ctx, netseg.DaemonConfig{Config: netseg.Config{Recorder: srv.log, Logger: log},
+			Policy: file.Netseg.Policy, Optional: !file.Netseg.Required})
+		if err == nil {
+			segOff = seg.Off
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if segOff == nil {
+		log.Info("network segmentation enforced")
+	}
 
 	plan, err := file.Engine.Plan()
 	if err != nil {
@@ -78,14 +98,29 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	cons, err := out.NewConsumer()
+	cmdRing, err := ring.NewRing[core.Command](file.Engine.InboundRing, spin)
 	if err != nil {
 		return err
 	}
 	coreCfg := file.Core()
 	recent := new(recentOrders)
 	gen := newGenerator(in, coreCfg.Instruments, *rate, recent)
-	loop, err := core.NewLoop(coreCfg, core.LoopConfig{Control: ctl, ProducersStopped: gen.Stopped}, in, out)
+	loop, err := core.NewLoop(coreCfg, core.LoopConfig{Control: ctl, Commands: cmdRing, ProducersStopped: gen.Stopped}, in, out)
+	if err != nil {
+		return err
+	}
+	// Recovery: the journal is replayed into the engine before anything runs.
+	if _, err := recoverEngine(filepath.Join(*dataDir, "audit"), loop, log, stdout); err != nil {
+		return err
+	}
+	gen.continueAfter(loop.Seq())
+	// The journaler makes commands and events durable; every other consumer
+	// of the events comes after it (the durability gate).
+	journaler, err := audit.NewJournaler(srv.log, cmdRing, out, loop)
+	if err != nil {
+		return err
+	}
+	cons, err := out.NewConsumer(journaler.Events())
 	if err != nil {
 		return err
 	}
@@ -109,9 +144,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"max_orders", coreCfg.MaxOrders, "threading", plan.Mode.String(), "pinned", plan.Pin, "cpus", plan.CPUs,
 		"engine_idle", plan.PrimaryIdle.String(), "others_idle", plan.OthersIdle.String(), "rate", *rate)
 
-	// The generator stops with ctx; the engine then drains the rings and the
-	// sink reads every event the engine published before the runners return.
-	wait, err := agent.Start(ctx, plan, loop, gen, sink)
+	// The generator stops with ctx; the engine then drains the rings, the
+	// journaler makes the rest durable and the sink reads every event before
+	// the runners return.
+	wait, err := agent.Start(ctx, plan, loop, gen, journaler, sink)
 	if err != nil {
 		return err
 	}
@@ -135,40 +171,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if runErr != nil {
 		return runErr
 	}
+	if err := recordStop(context.WithoutCancel(ctx), srv.log, loop); err != nil {
+		return fmt.Errorf("record the engine's final state in the audit log: %w", err)
+	}
 	sent := gen.sent.Load()
-	fmt.Fprintf(stdout, "stopped after %d commands: %d trades, %d open orders, %d surveillance alerts\n",
-		sent, sink.totalTrades, loop.Engine().OpenCount(), rep.alerts)
-	if answered := sink.answered.Load(); answered < sent {
-		return fmt.Errorf("serve: %d commands were sent but only %d answered; the engine stopped early", sent, answered)
+	fmt.Fprintf(stdout, "stopped after %d commands: %d trades, %d open orders, %d surveillance alerts; journal at %d leaves\n",
+		sent, sink.totalTrades, loop.Engine().OpenCount(), rep.alerts, srv.log.Durable())
+	if answered := sink.answered.Load(); answered < loop.Seq() {
+		return fmt.Errorf("serve: the engine applied %d commands but only %d were answered", loop.Seq(), answered)
 	}
-	log.Info("tradecore stopped", "commands", sent, "trades", sink.totalTrades)
+	log.Info("tradecore stopped", "commands", sent, "trades", sink.totalTrades, "seq", loop.Seq())
 	return nil
-}
-
-// startSigner brings up the local default HSM: the SoftHSM2 token under
-// <data-dir>/softhsm (created on first run, PINs generated in the
-// credentials folder outside the data dir: $CREDENTIALS_DIRECTORY, else
-// $TRADECORE_CREDENTIALS_DIR, else ~/.config/tradecore/credentials), the key
-// manifest under <data-dir>/keys (first key generated on first run; a
-// missing manifest beside existing keys is refused, see docs/keys.md), and
-// the signing service, which checks key age hourly and rotates at 90 days.
-func startSigner(ctx context.Context, dataDir string, log *slog.Logger) (*hsm.Service, func() error, error) {
-	sel := tokenSelection{DataDir: dataDir, Token: hsm.DefaultTokenLabel}
-	tok, closeTok, err := sel.open(ctx, log, true)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open the local SoftHSM token: %w", err)
-	}
-	cfg := hsm.ServiceConfig{Dir: sel.keysDir(), Logger: log, CheckInterval: time.Hour}
-	if _, err := hsm.Init(ctx, tok, cfg); err != nil {
-		closeTok()
-		return nil, nil, err
-	}
-	svc, closeSvc, err := hsm.NewService(ctx, tok, cfg)
-	if err != nil {
-		closeTok()
-		return nil, nil, err
-	}
-	return svc, func() error { return errors.Join(closeSvc(), closeTok()) }, nil
 }
 
 // reporter prints the sink's intervals: throughput, due→event latency and a

@@ -322,6 +322,17 @@ func (c *Consumer[T]) Poll() []T {
 	return r.buf[start : start+k : start+k]
 }
 
+// Readable returns how many values the consumer may read now, from the
+// first it has not released, across the ring's end (Poll returns at most up
+// to it). It reloads what the consumer is gated on.
+func (c *Consumer[T]) Readable() uint64 {
+	c.limit = minSeq(c.srcs)
+	if invariants {
+		c.checkLimit()
+	}
+	return c.limit - c.pos
+}
+
 // Release hands the first n polled values back: the producer may reuse their
 // slots once every leaf consumer released them, and consumers gated on c may
 // now read them. One atomic store; n beyond what Poll made readable panics.
