@@ -24,8 +24,8 @@ build: ## build every binary into ./bin
 run: deps build ## start the trading core on its embedded defaults (Ctrl-C stops it)
 	bin/tradecore serve --data-dir $(DATA_DIR)
 
-demo: deps build ## a short run of the core on a generated order flow
-	bin/tradecore serve --data-dir $(DATA_DIR) --duration 5s
+demo: deps build ## a short run on a generated order flow; leaves a verifiable audit log in var/demo and verifies it
+	scripts/demo.sh $(DATA_DIR)
 
 test: deps ## everything CI runs: core and auditverify build without cgo, all tests with -race and invariants
 	CGO_ENABLED=0 $(GO) build ./core/... ./cmd/auditverify/

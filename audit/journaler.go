@@ -21,7 +21,7 @@ type Engine interface {
 // Journaler is the agent (package core/agent, docs/threading.md) that makes
 // the engine's input and output durable: each duty cycle it appends the
 // sequenced commands (from the loop's Commands ring) and their events (from
-// the outbound ring) to the log, in sequence order with each command before
+// the outbound ring; the market-data view excepted, see journaled) to the log, in sequence order with each command before
 // its events, plus the service records that are waiting, commits them
 // (group commit: one write, and one fdatasync at DurabilityFsync), and only
 // then releases the events it made durable. A consumer created after it
@@ -101,8 +101,10 @@ func (j *Journaler) DoWork(context.Context) (int, error) {
 		if j.seq < ev.Seq {
 			break // its command is not visible yet: next cycle
 		}
-		if _, err := j.w.AppendEvent(ev); err != nil {
-			return 0, j.fail(err)
+		if journaled(ev.Kind) {
+			if _, err := j.w.AppendEvent(ev); err != nil {
+				return 0, j.fail(err)
+			}
 		}
 		ne++
 	}
@@ -121,6 +123,16 @@ func (j *Journaler) DoWork(context.Context) (int, error) {
 	j.cmds.Release(nc)
 	j.evs.Release(ne)
 	return nc + ne + 1, nil
+}
+
+// journaled reports whether events of kind k are journaled: every event but
+// the public order-by-order market-data view (book adds, executes, cancels,
+// deletes, replaces and trade prints). Those follow deterministically from
+// the journaled commands — a replay regenerates them exactly — and carry
+// nothing the private events (accepted, executed, cancelled, …) do not; they
+// would double the log. System events (halts) are journaled.
+func journaled(k core.EventKind) bool {
+	return k < core.KindBookAdd || k > core.KindTrade
 }
 
 func (j *Journaler) fail(err error) error {

@@ -22,7 +22,7 @@ type gatedSink struct {
 	cons    *ring.Consumer[core.Event]
 	loop    *core.Loop
 	log     *audit.Log
-	events  int
+	events  int // journaled events seen
 	seqs    int
 	lastSeq uint64
 	bad     atomic.Int64
@@ -39,7 +39,9 @@ func (s *gatedSink) DoWork(context.Context) (int, error) {
 	}
 	durable := s.log.Durable()
 	for i := range w {
-		s.events++
+		if k := w[i].Kind; k < core.KindBookAdd || k > core.KindTrade {
+			s.events++ // the journaled kinds
+		}
 		if w[i].Seq != s.lastSeq {
 			s.lastSeq = w[i].Seq
 			s.seqs++

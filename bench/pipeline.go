@@ -29,6 +29,12 @@ type PipelineConfig struct {
 	// InboundRing and OutboundRing are the ring sizes (defaults 1<<14 and
 	// 1<<15, as serve's).
 	InboundRing, OutboundRing int
+	// Journal, when set, puts a journal in the path as serve does: it is
+	// given the loop's commands ring, the outbound ring and the loop, and
+	// returns the journaler agent, the consumer the latency sink is gated
+	// after (so it reads only what the journal made durable) and a close
+	// function. (cmd/tcbench builds it with package audit.)
+	Journal func(cmds *ring.Ring[core.Command], out *ring.Ring[core.Event], loop *core.Loop) (agent.Agent, *ring.Consumer[core.Event], func() error, error)
 }
 
 // Pipeline runs cmds through the whole path the way tradecore serve runs
@@ -59,17 +65,41 @@ func Pipeline(ctx context.Context, name string, cmds []core.Command, pc Pipeline
 	if err != nil {
 		return Result{}, err
 	}
-	cons, err := out.NewConsumer()
+	var cons *ring.Consumer[core.Event]
+	if pc.Journal == nil {
+		if cons, err = out.NewConsumer(); err != nil {
+			return Result{}, err
+		}
+	}
+	prod := &Producer{In: in, Cmds: cmds, Rate: pc.Rate}
+	lc := core.LoopConfig{ProducersStopped: prod.Stopped}
+	var cmdRing *ring.Ring[core.Command]
+	if pc.Journal != nil {
+		if cmdRing, err = ring.NewRing[core.Command](pc.InboundRing, ring.WaitStrategy{Mode: ring.BusySpin}); err != nil {
+			return Result{}, err
+		}
+		lc.Commands = cmdRing
+	}
+	loop, err := core.NewLoop(EngineConfig(pc.MaxOrders), lc, in, out)
 	if err != nil {
 		return Result{}, err
 	}
-	prod := &Producer{In: in, Cmds: cmds, Rate: pc.Rate}
-	loop, err := core.NewLoop(EngineConfig(pc.MaxOrders), core.LoopConfig{ProducersStopped: prod.Stopped}, in, out)
-	if err != nil {
-		return Result{}, err
+	agents := []agent.Agent{prod}
+	if pc.Journal != nil {
+		j, after, closeJournal, err := pc.Journal(cmdRing, out, loop)
+		if err != nil {
+			return Result{}, err
+		}
+		defer closeJournal()
+		// The sink reads what the journaler made durable.
+		if cons, err = out.NewConsumer(after); err != nil {
+			return Result{}, err
+		}
+		agents = append(agents, j)
 	}
 	res := Result{Name: name, Orders: len(cmds), Latency: NewHistogram()}
 	sink := &LatencySink{Cons: cons, Upstream: loop, Want: uint64(len(cmds)), Hist: res.Latency}
+	agents = append(agents, sink)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -80,7 +110,7 @@ func Pipeline(ctx context.Context, name string, cmds []core.Command, pc Pipeline
 	runtime.ReadMemStats(&before)
 
 	prod.Start = nanotime() + int64(time.Millisecond)
-	wait, err := agent.Start(ctx, pc.Plan, loop, prod, sink)
+	wait, err := agent.Start(ctx, pc.Plan, loop, agents...)
 	if err != nil {
 		return res, err
 	}

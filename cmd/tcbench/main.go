@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"log/slog"
 	"os/exec"
 	"os/signal"
 	"runtime"
@@ -35,9 +36,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tradecore/tradecore/audit"
 	"github.com/tradecore/tradecore/bench"
 	"github.com/tradecore/tradecore/core"
 	"github.com/tradecore/tradecore/core/agent"
+	"github.com/tradecore/tradecore/core/ring"
 )
 
 func main() {
@@ -143,6 +146,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	engineIdle := fs.String("engine-idle", "busy-spin", "engine runner's idle strategy: busy-spin, yield, backoff or sleep")
 	othersIdle := fs.String("others-idle", "backoff", "idle strategy of the producer's and consumer's runner(s), as serve's others_idle")
 	only := fs.String("workloads", "limits,move,pipeline", "which workloads to run: any of limits, move, pipeline")
+	journal := fs.String("journal", "write,fsync", "pipeline variants with the audit journal in the path: any of write, fsync (off: none)")
 	baseline := fs.String("baseline", "", "a tcbench binary built from an earlier commit (make bench builds one): its random-limits and move-heavy throughput passes run alternately with these, and the ratios are reported")
 	format := fs.String("format", "text", "output: text or json")
 	enforce := fs.Bool("enforce", false, "exit 1 when a budget is missed")
@@ -236,23 +240,62 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	slices.SortFunc(rep.Baseline, func(a, b BaselineRow) int { return strings.Compare(a.Workload, b.Workload) })
 	pipeCmds := bench.RandomLimits(1, *orders, 30)
+	// The pipeline without the journal, then with it at each durability
+	// level: the journaler appends every command and event and the sink sees
+	// only what it made durable (the durability gate serve runs).
+	variants := []struct {
+		name string
+		on   bool
+		d    audit.Durability
+	}{{"pipeline", false, 0}}
+	for _, j := range strings.Split(*journal, ",") {
+		switch j = strings.TrimSpace(j); j {
+		case "", "off":
+		case "write", "fsync":
+			d, _ := audit.ParseDurability(j)
+			variants = append(variants, struct {
+				name string
+				on   bool
+				d    audit.Durability
+			}{"pipeline+journal-" + j, true, d})
+		default:
+			return fmt.Errorf("%w: --journal: %q; use off, write or fsync", errUsage, j)
+		}
+	}
+	pass := func(v int, rate float64, cmds []core.Command) (bench.Result, error) {
+		pc := bench.PipelineConfig{Rate: rate, Plan: plan}
+		if variants[v].on {
+			dir, err := os.MkdirTemp("", "tcbench-journal-")
+			if err != nil {
+				return bench.Result{}, err
+			}
+			defer os.RemoveAll(dir)
+			pc.Journal = journalIn(ctx, dir, variants[v].d)
+		}
+		return bench.Pipeline(ctx, variants[v].name, cmds, pc)
+	}
 	for _, rate := range offered {
 		if !want["pipeline"] {
 			break
 		}
 		n := min(len(pipeCmds), max(10_000, int(rate**seconds)))
-		r, err := bench.Pipeline(ctx, "pipeline", pipeCmds[:n], bench.PipelineConfig{Rate: rate, Plan: plan})
-		if err != nil {
-			return err
+		for v := range variants {
+			r, err := pass(v, rate, pipeCmds[:n])
+			if err != nil {
+				return err
+			}
+			rep.Rows = append(rep.Rows, row(variants[v].name, "open-loop", rate, r))
 		}
-		rep.Rows = append(rep.Rows, row("pipeline", "open-loop", rate, r))
 	}
-	if want["pipeline"] {
-		r, err := bench.Pipeline(ctx, "pipeline", pipeCmds, bench.PipelineConfig{Plan: plan})
+	for v := range variants {
+		if !want["pipeline"] {
+			break
+		}
+		r, err := pass(v, 0, pipeCmds)
 		if err != nil {
 			return err
 		}
-		rep.Rows = append(rep.Rows, row("pipeline", "sustained", 0, r))
+		rep.Rows = append(rep.Rows, row(variants[v].name, "sustained", 0, r))
 	}
 	rep.Budgets = budgets(rep.Rows)
 
@@ -273,6 +316,25 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// journalIn returns the pipeline's journal: an audit log in dir at
+// durability d (checkpoints unsigned: no HSM in a benchmark) and its
+// journaler.
+func journalIn(ctx context.Context, dir string, d audit.Durability) func(*ring.Ring[core.Command], *ring.Ring[core.Event], *core.Loop) (agent.Agent, *ring.Consumer[core.Event], func() error, error) {
+	return func(cmds *ring.Ring[core.Command], out *ring.Ring[core.Event], loop *core.Loop) (agent.Agent, *ring.Consumer[core.Event], func() error, error) {
+		alog, closeLog, err := audit.Open(ctx, audit.Config{WriterConfig: audit.WriterConfig{Dir: dir, Durability: d,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, NoCheckpoints: true, ExternalCommit: true})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		j, err := audit.NewJournaler(alog, cmds, out, loop)
+		if err != nil {
+			closeLog()
+			return nil, nil, nil, err
+		}
+		return j, j.Events(), closeLog, nil
+	}
 }
 
 // pipelinePlan is the threading plan of the pipeline passes: the engine on
@@ -371,6 +433,14 @@ func budgets(rows []Row) []Budget {
 	}
 	if r := find("pipeline", "open-loop", 1e5); r.Commands > 0 {
 		add("(3) pipeline p99 at 100k/s offered", 250000, float64(r.P99), "ns", true)
+	}
+	// Audit-log issue: the durability gate at write costs at most 10%.
+	for _, rate := range []float64{1e4, 1e5} {
+		off, on := find("pipeline", "open-loop", rate), find("pipeline+journal-write", "open-loop", rate)
+		if off.Commands > 0 && on.Commands > 0 {
+			add(fmt.Sprintf("(3) journal at write: p50 at %s/s vs none", rateName(rate)), 1.10, float64(on.P50)/float64(off.P50), "ratio", true)
+			add(fmt.Sprintf("(3) journal at write: p99 at %s/s vs none", rateName(rate)), 1.10, float64(on.P99)/float64(off.P99), "ratio", true)
+		}
 	}
 	if sus := find("pipeline", "sustained", 0); tp.PerSecond > 0 && sus.Commands > 0 {
 		add("(3) pipeline sustained / engine in-process", 0.8, sus.PerSecond/tp.PerSecond, "ratio", false)

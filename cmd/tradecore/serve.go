@@ -212,8 +212,8 @@ func (r *reporter) report(iv *interval) {
 		return
 	}
 	secs := float64(iv.end-iv.start) / 1e9
-	fmt.Fprintf(r.out, "%8.0f cmds/s %8d trades  due→event p50 %s p90 %s p99 %s p99.9 %s max %s  rejects %d\n",
+	fmt.Fprintf(r.out, "%8.0f cmds/s %8d trades  due→event p50 %s p90 %s p99 %s p99.9 %s max %s  rejects %d  acked to seq %d\n",
 		float64(iv.cmds)/secs, iv.trades,
 		time.Duration(iv.lat.ValueAtQuantile(50)), time.Duration(iv.lat.ValueAtQuantile(90)), time.Duration(iv.lat.ValueAtQuantile(99)),
-		time.Duration(iv.lat.ValueAtQuantile(99.9)), time.Duration(iv.lat.Max()), iv.rejects)
+		time.Duration(iv.lat.ValueAtQuantile(99.9)), time.Duration(iv.lat.Max()), iv.rejects, iv.lastSeq)
 }
