@@ -9,6 +9,10 @@ type Audit struct {
 	// which survives a crash of the process) or "fsync" (on disk, with group
 	// commit: survives a crash of the machine).
 	Durability string
+	// PostgresDSNFile names a file (mode 0600) holding the connection string
+	// of the PostgreSQL mirror's application role (docs/audit-postgres.md);
+	// empty: no mirror unless $TRADECORE_AUDIT_PG_DSN is set.
+	PostgresDSNFile string
 }
 
 // Netseg configures eBPF network segmentation at daemon start
@@ -24,10 +28,11 @@ type Netseg struct {
 }
 
 type auditJSON struct {
-	Durability json.RawMessage `json:"durability"`
+	Durability      json.RawMessage `json:"durability"`
+	PostgresDSNFile json.RawMessage `json:"postgres_dsn_file"`
 }
 
-const auditFields = "durability"
+const auditFields = "durability, postgres_dsn_file"
 
 type netsegJSON struct {
 	Policy   json.RawMessage `json:"policy"`
@@ -54,6 +59,9 @@ func parseAudit(raw json.RawMessage, a *Audit) error {
 		a.Durability = s
 	default:
 		return invalid("audit.durability", "%q is not a durability level; use \"write\" (the default) or \"fsync\"", truncate(s))
+	}
+	if a.PostgresDSNFile, _, err = decodeString(aj.PostgresDSNFile, "audit.postgres_dsn_file"); err != nil {
+		return err
 	}
 	return nil
 }

@@ -6,13 +6,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tradecore/tradecore/audit"
+	"github.com/tradecore/tradecore/audit/hsmsign"
 	"github.com/tradecore/tradecore/audit/pgstore"
+	"github.com/tradecore/tradecore/hsm"
 )
 
 // The PostgreSQL mirror's operator verbs (docs/audit-postgres.md):
@@ -49,13 +55,27 @@ type auditPG struct {
 	openRecorder func(ctx context.Context, dataDir string) (pgstore.Recorder, func() error, error)
 }
 
-// errNoAuditLog is returned until this build can open the audit log.
-var errNoAuditLog = errors.New("the audit log is not in this build yet: retention export and drop write their own audit record and refuse without one")
-
 // openAuditLog opens the audit log under dataDir as the retention
-// commands' Recorder.
+// commands' Recorder, signed by the local signing service. The log has one
+// writer: while `tradecore serve` runs on this data dir it holds the log, and
+// the retention commands refuse (stop the daemon for a retention run).
 func openAuditLog(ctx context.Context, dataDir string) (pgstore.Recorder, func() error, error) {
-	return nil, nil, fmt.Errorf("%w (data dir %s)", errNoAuditLog, dataDir)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sel := tokenSelection{DataDir: dataDir, Token: hsm.DefaultTokenLabel}
+	svc, closeSvc, err := openService(ctx, sel, log, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the signing service for the audit log: %w", err)
+	}
+	alog, closeLog, err := audit.Open(ctx, audit.Config{WriterConfig: audit.WriterConfig{Dir: filepath.Join(dataDir, "audit"), Logger: log},
+		Signer: hsmsign.New(svc)})
+	if err != nil {
+		closeSvc()
+		if errors.Is(err, audit.ErrLocked) {
+			return nil, nil, fmt.Errorf("the audit log in %s is held by a running tradecore serve: stop it for the retention run: %w", dataDir, err)
+		}
+		return nil, nil, fmt.Errorf("open the audit log: %w", err)
+	}
+	return alog, func() error { return errors.Join(closeLog(), closeSvc()) }, nil
 }
 
 func runAuditPG(ctx context.Context, group string, args []string, stdout, stderr io.Writer) error {

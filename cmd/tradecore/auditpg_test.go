@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tradecore/tradecore/audit/pgstore"
+	"github.com/tradecore/tradecore/hsm"
 	"github.com/tradecore/tradecore/internal/pgtest"
 )
 
@@ -118,11 +119,12 @@ func TestAuditPGCLIEndToEnd(t *testing.T) {
 	assert.Equal(t, 1, r.code)
 	require.ErrorIs(t, r.err, pgstore.ErrNotExported)
 
-	t.Run("without an audit log nothing is exported", func(t *testing.T) {
+	t.Run("without an audit log to record in nothing is exported", func(t *testing.T) {
+		// This data dir has no signing key, so no audit log can be opened.
 		out := t.TempDir()
 		r := runCLI(t, "audit", "retention", "export", "--dsn-file", ownerFile, "--day", day, "--out", out)
 		assert.Equal(t, 1, r.code)
-		require.ErrorIs(t, r.err, errNoAuditLog)
+		require.ErrorIs(t, r.err, hsm.ErrNotInitialized)
 		entries, _ := os.ReadDir(out)
 		assert.Empty(t, entries)
 	})

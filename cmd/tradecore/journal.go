@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/tradecore/tradecore/audit"
 	"github.com/tradecore/tradecore/audit/hsmsign"
+	"github.com/tradecore/tradecore/audit/pgstore"
 	"github.com/tradecore/tradecore/config"
 	"github.com/tradecore/tradecore/core"
 	"github.com/tradecore/tradecore/hsm"
@@ -184,4 +186,68 @@ func recordStop(ctx context.Context, alog *audit.Log, loop *core.Loop) error {
 		_, err := alog.Record(ctx, engineStateRecord, engineState{Seq: loop.Seq(), StateHash: fmt.Sprintf("%x", h)})
 		return err
 	})
+}
+
+// logSource is the local audit log as the PostgreSQL copier reads it: what
+// is durable, read from the segment files.
+type logSource struct {
+	log *audit.Log
+	r   *audit.Reader
+	buf []byte
+}
+
+func (s *logSource) Size(context.Context) (uint64, error) { return s.log.Durable(), nil }
+
+func (s *logSource) Read(_ context.Context, from, to uint64, dst []pgstore.Entry) ([]pgstore.Entry, error) {
+	s.buf = s.buf[:0]
+	var offs []int
+	err := s.r.Read(from, to, func(e *audit.Entry) error {
+		offs = append(offs, len(s.buf))
+		s.buf = append(s.buf, e.Leaf...)
+		dst = append(dst, pgstore.Entry{Index: e.Index, Time: e.Time, Type: e.Type})
+		return nil
+	})
+	// The leaves alias one buffer, valid until the next Read (the copier's
+	// contract); they are sliced once it no longer grows.
+	base := len(dst) - len(offs)
+	for i, off := range offs {
+		end := len(s.buf)
+		if i+1 < len(offs) {
+			end = offs[i+1]
+		}
+		dst[base+i].Leaf = s.buf[off:end:end]
+	}
+	return dst, err
+}
+
+// startMirror runs the PostgreSQL copier of the audit log when a DSN is
+// configured (audit.postgres_dsn_file, or $TRADECORE_AUDIT_PG_DSN): off the
+// engine's path, retrying through outages; trading never waits for it.
+func startMirror(ctx context.Context, file *config.File, alog *audit.Log, dir string, log *slog.Logger) (func(), error) {
+	if file.Audit.PostgresDSNFile == "" && os.Getenv("TRADECORE_AUDIT_PG_DSN") == "" {
+		log.Info("audit: no PostgreSQL mirror configured (audit.postgres_dsn_file); the log stays in local segment files")
+		return func() {}, nil
+	}
+	dsn, err := pgstore.LoadDSN(file.Audit.PostgresDSNFile, "TRADECORE_AUDIT_PG_DSN")
+	if err != nil {
+		return nil, err
+	}
+	r, err := audit.OpenReader(dir)
+	if err != nil {
+		return nil, err
+	}
+	c, err := pgstore.New(pgstore.Config{DSN: dsn, Source: &logSource{log: alog, r: r}, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := c.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("audit: PostgreSQL mirror stopped; the local log is complete, restart to resume the copy", "err", err.Error())
+		}
+	}()
+	log.Info("audit: PostgreSQL mirror running")
+	return func() { cancel(); <-done }, nil
 }
