@@ -146,6 +146,7 @@ type Writer struct {
 	waiting []*pending
 
 	recovered Recovered
+	syncs     sync.WaitGroup // background syncs of full segments (DurabilityWrite)
 }
 
 // inbox carries service records to the journaler.
@@ -365,6 +366,26 @@ func (w *Writer) loadTree() error {
 // tree file: magic "TCAUDTRE", size uint64, count uint32, hashes, CRC-32C of
 // everything before it.
 func writeTree(dir string, r *merkle.Range) error {
+	return writeFileAtomic(filepath.Join(dir, treeFile), treeBytes(r))
+}
+
+// writeTreeNoSync replaces the tree file atomically (rename) without syncing:
+// enough at DurabilityWrite, whose promise is a crash of the process (a
+// machine crash that loses it costs a re-hash of the log at the next open).
+func writeTreeNoSync(dir string, r *merkle.Range) error {
+	path := filepath.Join(dir, treeFile)
+	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
+	if err := os.WriteFile(tmp, treeBytes(r), 0o600); err != nil {
+		return fmt.Errorf("audit: write %s: %w", treeFile, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("audit: write %s: %w", treeFile, err)
+	}
+	return nil
+}
+
+func treeBytes(r *merkle.Range) []byte {
 	b := []byte("TCAUDTRE")
 	b = binary.LittleEndian.AppendUint64(b, r.End())
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.Hashes())))
@@ -372,7 +393,7 @@ func writeTree(dir string, r *merkle.Range) error {
 		b = append(b, h[:]...)
 	}
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	return writeFileAtomic(filepath.Join(dir, treeFile), b)
+	return b
 }
 
 func readTree(dir string) (*merkle.Range, error) {
@@ -443,13 +464,15 @@ func (w *Writer) newSegment(first uint64) error {
 		f.Close()
 		return fmt.Errorf("audit: create segment: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("audit: create segment: %w", err)
-	}
-	if err := syncDir(filepath.Join(w.dir, segDir)); err != nil {
-		f.Close()
-		return err
+	if w.cfg.Durability == DurabilityFsync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("audit: create segment: %w", err)
+		}
+		if err := syncDir(filepath.Join(w.dir, segDir)); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if w.f != nil {
 		w.f.Close()
@@ -506,12 +529,34 @@ func (w *Writer) ready(t int64, need int) error {
 	return nil
 }
 
+// roll starts the next segment. At DurabilityFsync the full one is synced
+// first. At DurabilityWrite, whose promise is survival of a crash of the
+// process (the data is in the kernel already), the full segment is synced and
+// closed in the background, so a roll does not stall the journaler for the
+// tens of milliseconds a 64 MB fdatasync takes.
 func (w *Writer) roll() error {
-	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
-		return fmt.Errorf("audit: sync segment: %w", err)
+	sync := w.cfg.Durability == DurabilityFsync
+	if sync {
+		if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+			return fmt.Errorf("audit: sync segment: %w", err)
+		}
+	} else {
+		old := w.f
+		w.f = nil
+		w.syncs.Add(1)
+		go func() {
+			defer w.syncs.Done()
+			if err := unix.Fdatasync(int(old.Fd())); err != nil {
+				w.log.Warn("audit: background sync of a full segment failed; the data is with the kernel (durability write)", "err", err.Error())
+			}
+			old.Close()
+		}()
 	}
 	if err := w.newSegment(w.next); err != nil {
 		return err
+	}
+	if !sync {
+		return writeTreeNoSync(w.dir, w.tree)
 	}
 	return writeTree(w.dir, w.tree)
 }
@@ -725,6 +770,7 @@ func (w *Writer) Close() error {
 	if e := unix.Fdatasync(int(w.f.Fd())); e != nil && err == nil {
 		err = fmt.Errorf("audit: sync segment: %w", e)
 	}
+	w.syncs.Wait()
 	if e := writeTree(w.dir, w.tree); e != nil && err == nil {
 		err = e
 	}
