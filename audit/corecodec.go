@@ -456,12 +456,18 @@ func (p *parser) integer(signed bool) (uint64, error) {
 		return 0, errors.New("not an integer (floats are not allowed)")
 	}
 	var v uint64
-	for _, c := range digits {
-		d := uint64(c - '0')
-		if v > (1<<64-1-d)/10 {
-			return 0, errors.New("integer out of range")
+	if len(digits) <= 19 { // below 10^19 < 2^64: cannot overflow
+		for _, c := range digits {
+			v = v*10 + uint64(c-'0')
 		}
-		v = v*10 + d
+	} else {
+		for _, c := range digits {
+			d := uint64(c - '0')
+			if v > (1<<64-1-d)/10 {
+				return 0, errors.New("integer out of range")
+			}
+			v = v*10 + d
+		}
 	}
 	if signed {
 		if (!neg && v > 1<<63-1) || (neg && v > 1<<63) {
