@@ -13,9 +13,16 @@ import (
 // snapshot of seq afterSeq) and the state hash comes out as before. c is
 // reused between calls.
 func ReadCommands(r *Reader, afterSeq uint64, fn func(idx uint64, c *core.Command) error) error {
+	return ReadCommandsFrom(r, 0, afterSeq, fn)
+}
+
+// ReadCommandsFrom is ReadCommands reading the log from leaf index from on:
+// recovery starts at a snapshot's record. An "audit.instruments" record (every
+// writer open writes one) must come before the first command read.
+func ReadCommandsFrom(r *Reader, from, afterSeq uint64, fn func(idx uint64, c *core.Command) error) error {
 	scales := Scales{}
 	var c core.Command
-	return r.Read(0, 0, func(e *Entry) error {
+	return r.Read(from, 0, func(e *Entry) error {
 		switch {
 		case e.Type == TypeInstruments:
 			h, err := ParseLeaf(e.Leaf)

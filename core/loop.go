@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"io"
 	"errors"
 	"fmt"
 	"runtime"
@@ -350,6 +351,24 @@ func (l *Loop) journal(c *Command) {
 		r.Commit(l.cmdN)
 		l.cmdWin, l.cmdN = l.cmdWin[:0], 0
 	}
+}
+
+// LoadSnapshot loads the engine's state from a snapshot (Engine.WriteSnapshot)
+// taken after command seq, stamped t, before the loop runs; replay then
+// continues with command seq+1.
+func (l *Loop) LoadSnapshot(r io.Reader, seq uint64, t int64) error {
+	if l.seq != l.cfg.FirstSeq-1 {
+		return fmt.Errorf("%w: LoadSnapshot after commands were applied; load the snapshot first", ErrConfig)
+	}
+	if err := l.eng.ReadSnapshot(r); err != nil {
+		return err
+	}
+	l.seq = seq
+	if !l.cfg.Clock.manual {
+		l.cfg.Clock.last = max(l.cfg.Clock.last, t)
+	}
+	l.stamped.Store(t)
+	return nil
 }
 
 // Replay applies a journaled command (Seq and Time as journaled) to the

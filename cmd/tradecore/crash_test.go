@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,6 +113,45 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	again.Env = env
 	out, err := again.CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	require.Contains(t, string(out), "recovered "+strconv.FormatUint(last, 10)+" commands from the journal")
+	require.Contains(t, string(out), "recovered to seq "+strconv.FormatUint(last, 10)+": snapshot at seq 0, then "+strconv.FormatUint(last, 10)+" commands replayed")
 	require.Regexp(t, `stopped after \d+ commands`, string(out))
+
+	// That clean stop wrote a snapshot: the next start loads it and replays
+	// nothing before it.
+	third := exec.Command(bin, "serve", "--data-dir", data, "--config", cfgPath, "--rate", "5000", "--duration", "300ms", "--report", "100ms")
+	third.Env = env
+	out, err = third.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Regexp(t, `recovered to seq (\d+): snapshot at seq \d+, then 0 commands replayed`, string(out))
+
+	// A damaged snapshot is refused and the journal is replayed instead.
+	snaps, _ := filepath.Glob(filepath.Join(adir, "snapshots", "seq-*.snap"))
+	require.Len(t, snaps, 2, "two clean stops, two snapshots")
+	newest := snaps[len(snaps)-1]
+	good, err := os.ReadFile(newest)
+	require.NoError(t, err)
+	bad := bytes.Clone(good)
+	bad[len(bad)/2] ^= 1
+	require.NoError(t, os.WriteFile(newest, bad, 0o600))
+	run := func() (string, error) {
+		c := exec.Command(bin, "serve", "--data-dir", data, "--config", cfgPath, "--rate", "1000", "--duration", "100ms")
+		c.Env = env
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	o, err := run()
+	require.NoError(t, err, "%s", o)
+	require.Contains(t, o, "engine snapshot unusable")
+	require.Regexp(t, `recovered to seq \d+: snapshot at seq 0, then \d+ commands replayed`, o)
+
+	// A well-formed snapshot that is not the one the log recorded (an older
+	// one put in its place) refuses the start.
+	snaps, _ = filepath.Glob(filepath.Join(adir, "snapshots", "seq-*.snap"))
+	older, err := os.ReadFile(snaps[0])
+	require.NoError(t, err)
+	newest = snaps[len(snaps)-1]
+	require.NoError(t, os.WriteFile(newest, older, 0o600))
+	o, err = run()
+	require.Error(t, err, "%s", o)
+	require.Regexp(t, `not the file the log recorded|missing or not the size`, o)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -143,8 +146,39 @@ func recoverEngine(dir string, loop *core.Loop, log *slog.Logger, out io.Writer)
 		return 0, fmt.Errorf("recovery: open the journal: %w", err)
 	}
 	start := time.Now()
+	var after, from uint64
+	snap, at, snapIdx, err := latestSnapshot(r, dir, log)
+	if err != nil {
+		return 0, fmt.Errorf("recovery: read the journal: %w", err)
+	}
+	if snap != nil {
+		// The file's SHA-256 is checked as it is read: it must be the
+		// snapshot the log recorded, not merely a well-formed one.
+		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(snap.File)))
+		sum := sha256.New()
+		if err == nil {
+			err = loop.LoadSnapshot(io.TeeReader(f, sum), snap.Seq, at)
+			io.Copy(sum, f) // the rest, if the reader stopped short
+			f.Close()
+		}
+		if err == nil && fmt.Sprintf("%x", sum.Sum(nil)) != snap.SHA256 {
+			return 0, fmt.Errorf("recovery: snapshot %s is not the file the log recorded (SHA-256 differs); move it away to recover by full replay", snap.File)
+		}
+		switch {
+		case err == nil && fmt.Sprintf("%x", loop.Engine().StateHash()) == snap.StateHash:
+			after, from = snap.Seq, snapIdx
+			log.Info("engine snapshot loaded", "file", snap.File, "seq", snap.Seq)
+		case err == nil:
+			return 0, fmt.Errorf("recovery: snapshot %s loads to another state hash than its record says; investigate before trading", snap.File)
+		case errors.Is(err, core.ErrSnapshot):
+			log.Warn("engine snapshot unusable by this build or configuration; replaying the journal from the beginning", "file", snap.File, "err", err.Error())
+			// LoadSnapshot refused before changing the engine
+		default:
+			return 0, fmt.Errorf("recovery: load snapshot %s: %w", snap.File, err)
+		}
+	}
 	var n uint64
-	if err := audit.ReadCommands(r, 0, func(_ uint64, c *core.Command) error {
+	if err := audit.ReadCommandsFrom(r, from, after, func(_ uint64, c *core.Command) error {
 		n++
 		return loop.Replay(c)
 	}); err != nil {
@@ -170,22 +204,152 @@ func recoverEngine(dir string, loop *core.Loop, log *slog.Logger, out io.Writer)
 			return n, fmt.Errorf("recovery: state hash after replaying %d commands is %x, the log recorded %s at the last stop: the engine would not be the one that stopped; investigate before trading", loop.Seq(), got, last.StateHash)
 		}
 	}
-	if n > 0 {
-		log.Info("recovered from the journal", "commands", n, "seq", loop.Seq(), "state_hash", fmt.Sprintf("%x", got),
+	if n > 0 || after > 0 {
+		log.Info("recovered from the journal", "snapshot_seq", after, "commands_replayed", n, "seq", loop.Seq(), "state_hash", fmt.Sprintf("%x", got),
 			"checked_against_last_stop", last.Seq == loop.Seq() && last.StateHash != "", "seconds", time.Since(start).Seconds())
-		fmt.Fprintf(out, "recovered %d commands from the journal (seq %d)\n", n, loop.Seq())
+		fmt.Fprintf(out, "recovered to seq %d: snapshot at seq %d, then %d commands replayed from the journal\n", loop.Seq(), after, n)
 	}
 	return n, nil
 }
 
-// recordStop writes the engine's final state hash into the log (no journaler
-// runs any more).
-func recordStop(ctx context.Context, alog *audit.Log, loop *core.Loop) error {
+// recordStop writes a snapshot of the engine to <audit>/snapshots and its
+// record, and the engine's final state hash, into the log (no journaler runs
+// any more), so the next start loads the snapshot instead of replaying the
+// whole day.
+func recordStop(ctx context.Context, alog *audit.Log, dir string, loop *core.Loop, log *slog.Logger) error {
 	h := loop.Engine().StateHash()
+	snap, err := writeSnapshot(dir, loop)
+	if err != nil {
+		// The journal alone still recovers everything; say so and go on.
+		log.Warn("engine snapshot not written; the next start replays the journal from the beginning", "err", err.Error())
+	}
+	if snap != nil {
+		// The journaler has stopped: this goroutine is the log's only writer.
+		w := alog.Writer()
+		t := max(time.Now().UnixNano(), w.Head().Time)
+		idx, err := w.AppendSnapshot(t, snap.Seq, h, snap.sha, snap.File, snap.Size)
+		if err != nil {
+			return err
+		}
+		if err := w.Commit(); err != nil {
+			return err
+		}
+		_ = os.WriteFile(filepath.Join(dir, "snapshots", "latest"), []byte(strconv.FormatUint(idx, 10)+"\n"), 0o600)
+	}
 	return alog.CommitDuring(func() error {
 		_, err := alog.Record(ctx, engineStateRecord, engineState{Seq: loop.Seq(), StateHash: fmt.Sprintf("%x", h)})
 		return err
 	})
+}
+
+// snapshotFile is a written snapshot: its record's fields.
+type snapshotFile struct {
+	Seq  uint64
+	File string
+	Size int64
+	sha  [32]byte
+}
+
+// writeSnapshot writes the engine's snapshot to snapshots/seq-N.snap in the
+// audit folder (synced) and returns its record.
+func writeSnapshot(dir string, loop *core.Loop) (*snapshotFile, error) {
+	rel := filepath.Join("snapshots", fmt.Sprintf("seq-%020d.snap", loop.Seq()))
+	path := filepath.Join(dir, rel)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	hw := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(f, hw)}
+	err = loop.Engine().WriteSnapshot(cw)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return nil, err
+	}
+	sf := &snapshotFile{Seq: loop.Seq(), File: filepath.ToSlash(rel), Size: cw.n}
+	hw.Sum(sf.sha[:0])
+	pruneSnapshots(filepath.Dir(path), keepSnapshots)
+	return sf, nil
+}
+
+// keepSnapshots is how many snapshot files serve keeps (each is a few hundred
+// MB at production capacity). The log keeps every snapshot's record; the
+// verifier counts a pruned file as missing, which only --require-snapshots
+// turns into a failure.
+const keepSnapshots = 3
+
+func pruneSnapshots(dir string, keep int) {
+	names, _ := filepath.Glob(filepath.Join(dir, "seq-*.snap"))
+	for len(names) > keep { // the names sort by sequence number
+		os.Remove(names[0])
+		names = names[1:]
+	}
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// latestSnapshot returns the log's last usable snapshot record and the time
+// of its leaf, or nil.
+func latestSnapshot(r *audit.Reader, dir string, log *slog.Logger) (*audit.SnapshotBody, int64, uint64, error) {
+	var last *audit.SnapshotBody
+	var at int64
+	var idx uint64
+	// snapshots/latest names the leaf of the latest snapshot record, so a
+	// start need not scan the whole log for it; the leaf is read and checked,
+	// and without a good hint the log is scanned.
+	from, to := uint64(0), uint64(0)
+	if b, err := os.ReadFile(filepath.Join(dir, "snapshots", "latest")); err == nil {
+		if i, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			if size, err := r.Size(); err == nil && i < size {
+				from, to = i, size
+			}
+		}
+	}
+	err := r.Read(from, to, func(e *audit.Entry) error {
+		if e.Type != audit.TypeSnapshot {
+			return nil
+		}
+		h, err := audit.ParseLeaf(e.Leaf)
+		if err != nil {
+			return err
+		}
+		var b audit.SnapshotBody
+		if err := json.Unmarshal(h.Body, &b); err != nil {
+			return err
+		}
+		last, at, idx = &b, e.Time, e.Index
+		return nil
+	})
+	if err != nil || last == nil {
+		return nil, 0, 0, err
+	}
+	if fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(last.File))); err != nil || fi.Size() != last.Size {
+		log.Warn("the latest engine snapshot is missing or not the size its record says; replaying the journal from the beginning", "file", last.File)
+		return nil, 0, 0, nil
+	}
+	return last, at, idx, nil
 }
 
 // logSource is the local audit log as the PostgreSQL copier reads it: what

@@ -176,7 +176,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if runErr != nil {
 		return runErr
 	}
-	if err := recordStop(context.WithoutCancel(ctx), srv.log, loop); err != nil {
+	if err := recordStop(context.WithoutCancel(ctx), srv.log, filepath.Join(*dataDir, "audit"), loop, log); err != nil {
 		return fmt.Errorf("record the engine's final state in the audit log: %w", err)
 	}
 	sent := gen.sent.Load()
