@@ -2,9 +2,9 @@ package core
 
 import (
 	"context"
-	"io"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sync/atomic"
 	"time"
