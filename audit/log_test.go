@@ -350,10 +350,28 @@ func TestOpenRepairsTornSegmentHeader(t *testing.T) {
 // TestWriteFailureFailsClosed: once a write fails, the writer refuses every
 // record, Record returns the error (so the caller refuses the action), and
 // the watermark never claims the lost records.
+// TestMappedSegmentFailureFailsClosed: at write durability records are
+// copied into a mapped segment; a failure to trim or roll it is sticky too.
+func TestMappedSegmentFailureFailsClosed(t *testing.T) {
+	w, err := OpenWriter(WriterConfig{Dir: t.TempDir(), Instruments: testInstruments, Logger: quiet()})
+	require.NoError(t, err)
+	require.NotNil(t, w.mm, "write durability maps its segment")
+	c := core.Command{Kind: core.CmdEndOfDay, Seq: 1, Time: time.Now().UnixNano()}
+	_, err = w.AppendCommand(&c)
+	require.NoError(t, err)
+	require.NoError(t, w.Commit())
+	w.f.Close() // the disk goes away under the journaler
+	require.Error(t, w.roll())
+	c.Seq++
+	_, err = w.AppendCommand(&c)
+	require.Error(t, err, "sticky")
+}
+
 func TestWriteFailureFailsClosed(t *testing.T) {
 	dir := t.TempDir()
 	keys := audittest.New("tradecore", time.Now().Add(-time.Hour))
-	l, cls := openTestLog(t, dir, keys)
+	// The write(2) path: fsync durability.
+	l, cls := openTestLog(t, dir, keys, func(c *Config) { c.Durability = DurabilityFsync })
 	defer cls()
 	w := l.Writer()
 	c := core.Command{Kind: core.CmdEndOfDay, Seq: 1, Time: time.Now().UnixNano()}

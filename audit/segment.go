@@ -125,6 +125,11 @@ func (fr *frameReader) next() ([]byte, error) {
 	_ = n
 	size := binary.LittleEndian.Uint32(h[:4])
 	sum := binary.LittleEndian.Uint32(h[4:])
+	if size == 0 && sum == 0 {
+		// A zero header: in the newest segment, the end of what is written
+		// (a mapped segment is zero beyond it); anywhere else, damage.
+		return nil, fmt.Errorf("%w: frame at offset %d is zero", errEnd, fr.off)
+	}
 	if size == 0 || size > MaxLeafSize {
 		// A zero or absurd length at the tail is a torn header (for
 		// example a zero-filled block); the caller decides by whether
@@ -147,6 +152,10 @@ func (fr *frameReader) next() ([]byte, error) {
 	fr.off += frameHeader + int64(size)
 	return leaf, nil
 }
+
+// errEnd is a zero frame header (see frameReader.next); it wraps ErrCorrupt,
+// which it is outside the newest segment.
+var errEnd = fmt.Errorf("%w: zero frame", ErrCorrupt)
 
 // openSegment opens a segment and checks its header.
 func openSegment(path string, first uint64) (*os.File, error) {
@@ -269,6 +278,9 @@ func (r *Reader) read(from, to uint64, fn func(e *Entry, h *LeafHeader, seg uint
 			if err == errTorn {
 				f.Close()
 				return fmt.Errorf("%w: segment %s ends in an incomplete frame at offset %d", ErrCorrupt, segName(segs[i]), fr.off)
+			}
+			if last && errors.Is(err, errEnd) {
+				break // zeros: the end of the records written so far (a mapped segment)
 			}
 			if err != nil {
 				f.Close()

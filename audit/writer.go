@@ -127,6 +127,7 @@ type Writer struct {
 	log  *slog.Logger
 
 	f        *os.File // current segment, opened for append
+	mm       []byte   // DurabilityWrite: the current segment mapped shared (flush copies into it)
 	segFirst uint64
 	segBytes int64
 
@@ -244,6 +245,10 @@ func OpenWriter(cfg WriterConfig) (*Writer, error) {
 }
 
 func (w *Writer) release() {
+	if w.mm != nil {
+		unix.Munmap(w.mm)
+		w.mm = nil
+	}
 	if w.f != nil {
 		w.f.Close()
 	}
@@ -310,11 +315,18 @@ func (w *Writer) recover() error {
 	}
 	f.Close()
 	if fr.off < st.Size() {
+		padding := allZero(path, fr.off, st.Size())
 		w.recovered.TruncatedBytes = st.Size() - fr.off
 		if err := os.Truncate(path, fr.off); err != nil {
 			return fmt.Errorf("audit: truncate torn tail of %s: %w", segName(last), err)
 		}
-		w.log.Warn("audit: truncated a torn write at the tail of the log", "segment", segName(last), "offset", fr.off, "bytes", w.recovered.TruncatedBytes, "entries", n)
+		if padding {
+			// The zeros a mapped segment is extended with (DurabilityWrite):
+			// the process stopped without trimming them. Nothing was lost.
+			w.log.Info("audit: trimmed the unused end of the newest segment", "segment", segName(last), "offset", fr.off, "entries", n)
+		} else {
+			w.log.Warn("audit: truncated a torn write at the tail of the log", "segment", segName(last), "offset", fr.off, "bytes", w.recovered.TruncatedBytes, "entries", n)
+		}
 	}
 	if n == last && last > 0 {
 		// The previous segment ended exactly; its last entry's time comes
@@ -325,13 +337,16 @@ func (w *Writer) recover() error {
 		}
 	}
 	w.next, w.lastTime = n, lastTime
-	if w.f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+	if w.f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0o600); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
 	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
 		return fmt.Errorf("audit: sync %s: %w", segName(last), err)
 	}
 	w.segFirst, w.segBytes = last, fr.off
+	if err := w.mapSegment(); err != nil {
+		return err
+	}
 	if err := w.loadTree(); err != nil {
 		return err
 	}
@@ -456,7 +471,7 @@ func syncDir(dir string) error {
 // newSegment creates the segment that starts at first and makes it current.
 func (w *Writer) newSegment(first uint64) error {
 	path := filepath.Join(w.dir, segDir, segName(first))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("audit: create segment: %w", err)
 	}
@@ -478,6 +493,51 @@ func (w *Writer) newSegment(first uint64) error {
 		w.f.Close()
 	}
 	w.f, w.segFirst, w.segBytes = f, first, segHeaderSize
+	return w.mapSegment()
+}
+
+// mapSize is how far a mapped segment extends: a segment rolls before it
+// passes SegmentSize, and one flush adds at most the buffer.
+func (w *Writer) mapSize() int64 { return w.cfg.SegmentSize + int64(w.cfg.BufferSize) + MaxLeafSize }
+
+// mapSegment maps the current segment at DurabilityWrite: the file is
+// extended (with zeros, which readers and recovery treat as the end) to
+// mapSize and mapped shared. Records are then copied into the mapping — the
+// kernel's page cache — with no system call per commit, which survives a
+// crash of the process as write(2) does; the background sync at a roll and
+// the sync at Close take them to disk.
+func (w *Writer) mapSegment() error {
+	if w.cfg.Durability != DurabilityWrite {
+		return nil
+	}
+	// The blocks are allocated now (fallocate), so a full disk is this clean
+	// error here, not a SIGBUS when a record is copied into a hole later.
+	size := w.mapSize()
+	if err := unix.Fallocate(int(w.f.Fd()), 0, 0, size); err != nil {
+		return fmt.Errorf("audit: reserve %d bytes for the segment: %w (free disk space, or lower WriterConfig.SegmentSize)", size, err)
+	}
+	mm, err := unix.Mmap(int(w.f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("audit: map segment: %w", err)
+	}
+	w.mm = mm
+	return nil
+}
+
+// unmap ends the current segment's mapping and cuts the file back to its
+// records.
+func (w *Writer) unmap() error {
+	if w.mm == nil {
+		return nil
+	}
+	err := unix.Munmap(w.mm)
+	w.mm = nil
+	if err != nil {
+		return w.fail(fmt.Errorf("audit: unmap segment: %w", err))
+	}
+	if err := w.f.Truncate(w.segBytes); err != nil {
+		return w.fail(fmt.Errorf("audit: trim segment: %w", err))
+	}
 	return nil
 }
 
@@ -541,6 +601,9 @@ func (w *Writer) roll() error {
 			return fmt.Errorf("audit: sync segment: %w", err)
 		}
 	} else {
+		if err := w.unmap(); err != nil {
+			return err
+		}
 		old := w.f
 		w.f = nil
 		w.syncs.Add(1)
@@ -650,6 +713,19 @@ func (w *Writer) Commit() error {
 }
 
 func (w *Writer) flush() error {
+	if len(w.buf) > 0 && w.mm != nil {
+		// Into the kernel's page cache through the shared mapping: no system
+		// call, and it survives a crash of the process like write(2) does.
+		// The first frame header goes in last: a reader of the live segment
+		// sees zeros (the end) there until every byte after it is in place
+		// (x86 keeps stores in order; the fence orders them elsewhere).
+		dst := w.mm[w.segBytes:]
+		copy(dst[frameHeader:], w.buf[frameHeader:])
+		fence.Add(1)
+		copy(dst[:frameHeader], w.buf[:frameHeader])
+		w.segBytes += int64(len(w.buf))
+		w.buf = w.buf[:0]
+	}
 	if len(w.buf) > 0 {
 		n, err := w.f.Write(w.buf)
 		w.segBytes += int64(n)
@@ -767,6 +843,9 @@ func (w *Writer) Close() error {
 		w.err = ErrClosed
 	}
 	w.failInbox()
+	if e := w.unmap(); e != nil && err == nil {
+		err = e
+	}
 	if e := unix.Fdatasync(int(w.f.Fd())); e != nil && err == nil {
 		err = fmt.Errorf("audit: sync segment: %w", e)
 	}
@@ -786,4 +865,30 @@ func hexString(b []byte) string {
 		out[2*i], out[2*i+1] = digits[c>>4], digits[c&15]
 	}
 	return string(out)
+}
+
+// fence is written between a flush's records and its first header.
+var fence atomic.Uint32
+
+// allZero reports whether the file's bytes [off, size) are all zero.
+func allZero(path string, off, size int64) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for p := off; p < size; {
+		k, err := f.ReadAt(buf[:min(int64(len(buf)), size-p)], p)
+		for _, c := range buf[:k] {
+			if c != 0 {
+				return false
+			}
+		}
+		p += int64(k)
+		if err != nil {
+			return p >= size
+		}
+	}
+	return true
 }
