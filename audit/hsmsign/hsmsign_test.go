@@ -30,7 +30,7 @@ func TestCheckpointsSignedInSoftHSM(t *testing.T) {
 	t.Setenv(softhsm.EnvConf, os.Getenv(softhsm.EnvConf))
 	ctx := context.Background()
 	base := t.TempDir()
-	st, err := softhsm.Ensure(ctx, softhsm.Config{Dir: filepath.Join(base, "softhsm")})
+	st, err := softhsm.Ensure(ctx, softhsm.Config{Dir: filepath.Join(base, "softhsm"), PINDir: filepath.Join(base, "credentials")})
 	require.NoError(t, err)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tok, closeTok, err := hsm.Open(ctx, hsm.Config{Module: st.Module, TokenLabel: st.Label, PINFile: st.UserPINFile, Logger: log})

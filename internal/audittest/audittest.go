@@ -45,6 +45,9 @@ func (k *Keys) add(ev manifest.Event, at time.Time, rev *manifest.Revocation) {
 		panic(err)
 	}
 	e := manifest.Entry{Seq: uint64(len(k.m.Entries)), Event: ev, Time: at, Key: &mk, Revoked: rev}
+	if ev == manifest.EventInit {
+		e.Policy = &manifest.Policy{Algorithm: manifest.Ed25519, MaxAgeSeconds: uint64(k.maxAge / time.Second)}
+	}
 	if e.Seq > 0 {
 		e.Prev = manifest.EntryHash(&k.m.Entries[e.Seq-1])
 	}
