@@ -22,6 +22,7 @@ import (
 	"github.com/tradecore/tradecore/core"
 	"github.com/tradecore/tradecore/hsm"
 	"github.com/tradecore/tradecore/hsm/manifest"
+	"github.com/tradecore/tradecore/internal/atomicfile"
 )
 
 // engineStateRecord is the record serve writes at a clean stop: the engine's
@@ -258,28 +259,18 @@ func writeSnapshot(dir string, loop *core.Loop) (*snapshotFile, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, err
-	}
 	hw := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(f, hw)}
-	err = loop.Engine().WriteSnapshot(cw)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
+	var n int64
+	err := atomicfile.Write(path, 0o600, func(w io.Writer) error {
+		cw := &countWriter{w: io.MultiWriter(w, hw)}
+		err := loop.Engine().WriteSnapshot(cw)
+		n = cw.n
+		return err
+	})
 	if err != nil {
-		os.Remove(tmp)
 		return nil, err
 	}
-	sf := &snapshotFile{Seq: loop.Seq(), File: filepath.ToSlash(rel), Size: cw.n}
+	sf := &snapshotFile{Seq: loop.Seq(), File: filepath.ToSlash(rel), Size: n}
 	hw.Sum(sf.sha[:0])
 	pruneSnapshots(filepath.Dir(path), keepSnapshots)
 	return sf, nil
