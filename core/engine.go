@@ -369,6 +369,8 @@ func (e *Engine) validateNew(c *Command) (uint16, int32, Reason) {
 	case c.MinQty < 0 || c.MinQty > c.Qty,
 		c.MinQty > 0 && c.Type != Limit && c.Type != Market:
 		return bi, s, RejectInvalidMinQty
+	case c.MinQty > 0 && c.Flags&PostOnly != 0:
+		return bi, s, RejectPostOnlyMinQty
 	case e.open >= e.cfg.MaxOrders:
 		return bi, s, RejectOrderCapacity
 	case c.Flags&PostOnly != 0 && b.crosses(c.Side, c.Price):

@@ -557,6 +557,8 @@ func (m *Model) newOrder() {
 			m.reject(core.RejectInvalidDisplayQty)
 		case c.MinQty < 0 || c.MinQty > c.Qty || c.MinQty > 0 && c.Type != core.Limit && c.Type != core.Market:
 			m.reject(core.RejectInvalidMinQty)
+		case c.MinQty > 0 && c.Flags&core.PostOnly != 0:
+			m.reject(core.RejectPostOnlyMinQty)
 		case len(m.open) >= m.cfg.MaxOrders:
 			m.reject(core.RejectOrderCapacity)
 		case c.Flags&core.PostOnly != 0 && b.wouldTake(c.Side, c.Price):

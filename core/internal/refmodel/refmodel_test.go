@@ -364,6 +364,7 @@ func TestRejects(t *testing.T) {
 		{"stale", func(c *core.Command) { c.ClOrdID = 6 }, core.RejectStaleClOrdID},
 		{"capacity", func(c *core.Command) { c.Account = 3 }, core.RejectOrderCapacity},
 		{"post-only", func(c *core.Command) { c.Account, c.Flags, c.Price = 2, core.PostOnly, 150 }, core.RejectPostOnlyWouldTake},
+		{"post-only-min-qty", func(c *core.Command) { c.Account, c.Flags, c.Price, c.MinQty = 2, core.PostOnly, 150, 1 }, core.RejectPostOnlyMinQty},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := New(cfg)

