@@ -7,7 +7,6 @@ package core_test
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -20,6 +19,13 @@ import (
 // to a fresh engine with one instrument (id 1, band 1..1000) and returns the
 // events of each line. It checks the invariants after every line.
 func script(t *testing.T, lines ...string) [][]core.Event {
+	t.Helper()
+	evs, _ := scriptEngine(t, lines...)
+	return evs
+}
+
+// scriptEngine is script, also returning the engine.
+func scriptEngine(t *testing.T, lines ...string) ([][]core.Event, *core.Engine) {
 	t.Helper()
 	cfg := core.Config{Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1000}}, MaxOrders: 1024}
 	var got []core.Event
@@ -39,7 +45,7 @@ func script(t *testing.T, lines ...string) [][]core.Event {
 		out = append(out, append([]core.Event(nil), got...))
 		require.NoError(t, eng.CheckInvariants(), "after line %d: %s", i+1, line)
 	}
-	return out
+	return out, eng
 }
 
 // story condenses events to what an order's owner sees, one short line per
@@ -120,4 +126,59 @@ func TestPostOnlyMinQty(t *testing.T) {
 	}
 }
 
-var _ = strings.Join
+// TestDisplayQtyAcrossReplace (issue 14, item 4): DisplayQty stays across a
+// replace, also when it equalled the quantity at entry ("show all" of that
+// quantity): a replace to a larger size shows DisplayQty lots and hides the
+// rest, whichever way the replace goes (keeps its price, moves, or crosses
+// and rests the remainder). DisplayQty 0 shows everything, always.
+func TestDisplayQtyAcrossReplace(t *testing.T) {
+	cases := []struct {
+		name  string
+		lines []string
+		feed  []string // market data of the last line
+		open  string   // "shown+hidden" of order 1 after it
+	}{
+		{"equal-then-larger", []string{
+			"new acct=1 cl=1 side=sell px=100 qty=10 display=10 tif=gtc",
+			"replace acct=1 orig=1 cl=2 px=100 qty=20",
+		}, []string{"book-replace oid=1 px=100 qty=10 leaves=10"}, "10+10"},
+		{"equal-then-larger-moved", []string{
+			"new acct=1 cl=1 side=sell px=100 qty=10 display=10 tif=gtc",
+			"replace acct=1 orig=1 cl=2 px=105 qty=30",
+		}, []string{"book-replace oid=1 px=105 qty=10 leaves=10"}, "10+20"},
+		{"equal-then-larger-crossing", []string{
+			"new acct=2 cl=1 side=buy px=99 qty=4",
+			"new acct=1 cl=1 side=sell px=100 qty=10 display=10 tif=gtc",
+			"replace acct=1 orig=1 cl=2 px=99 qty=20",
+		}, []string{
+			"book-delete oid=2 px=100 qty=10 leaves=0",
+			"book-execute oid=1 px=99 qty=4 leaves=0",
+			"book-add oid=2 px=99 qty=10 leaves=10",
+		}, "10+6"},
+		{"equal-then-smaller", []string{
+			"new acct=1 cl=1 side=sell px=100 qty=10 display=10 tif=gtc",
+			"replace acct=1 orig=1 cl=2 px=100 qty=4",
+		}, []string{"book-cancel oid=1 px=100 qty=6 leaves=4"}, "4+0"},
+		{"zero-shows-all", []string{
+			"new acct=1 cl=1 side=sell px=100 qty=10 tif=gtc",
+			"replace acct=1 orig=1 cl=2 px=100 qty=20",
+		}, []string{"book-replace oid=1 px=100 qty=20 leaves=20"}, "20+0"},
+		{"iceberg-then-larger", []string{
+			"new acct=1 cl=1 side=sell px=100 qty=10 display=3 tif=gtc",
+			"replace acct=1 orig=1 cl=2 px=100 qty=20",
+		}, []string{"book-replace oid=1 px=100 qty=3 leaves=3"}, "3+17"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			evs, eng := scriptEngine(t, tc.lines...)
+			require.Equal(t, tc.feed, feed(last(evs)))
+			open := ""
+			for _, o := range eng.OpenOrders() {
+				if o.Account == 1 {
+					open = fmt.Sprintf("%d+%d", o.Shown, o.Hidden)
+				}
+			}
+			require.Equal(t, tc.open, open)
+		})
+	}
+}

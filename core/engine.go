@@ -23,7 +23,7 @@ type order struct {
 // orderCold holds what matching rarely reads.
 type orderCold struct {
 	stopPrice int64
-	display   int64 // iceberg peak; 0 = show all
+	display   int64 // iceberg peak; 0 = show all (as given: DisplayQty = Qty stays the peak across replaces)
 	rp        int64 // risk layer: the price the order is held and valued at; Market/Stop: protective limit
 }
 
@@ -440,11 +440,9 @@ func (e *Engine) newOrder(c *Command) {
 		account: c.Account, stpGroup: group, next: -1, prev: -1, book: bi,
 		side: c.Side, tif: c.TIF, typ: c.Type, stp: c.STP, flags: c.Flags, state: stateTaking,
 	}
-	display := c.DisplayQty
-	if display == c.Qty {
-		display = 0
-	}
-	e.cold[oi] = orderCold{stopPrice: c.StopPrice, display: display, rp: rp}
+	// DisplayQty is the order's peak for its life, also when it equals Qty:
+	// a later replace to a larger size shows DisplayQty lots (docs/engine.md).
+	e.cold[oi] = orderCold{stopPrice: c.StopPrice, display: c.DisplayQty, rp: rp}
 
 	ev := e.emitOrder(KindAccepted, oi)
 	ev.Qty, ev.Leaves = c.Qty, c.Qty

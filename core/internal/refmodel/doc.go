@@ -57,8 +57,8 @@
 //     Market orders that would never rest.
 //  5. PostOnly "crosses the opposite best" ignores STP: crossing the
 //     account's own order is a reject too. The same for a PostOnly replace.
-//  6. Validation precedes normalisation: DisplayQty = Qty on an order that
-//     cannot rest (Market, Stop, IOC, FOK) is invalid-display-qty.
+//  6. DisplayQty = Qty on an order that cannot rest (Market, Stop, IOC, FOK)
+//     is invalid-display-qty, like any other DisplayQty > 0 there.
 //  7. Replace, "same Price and StopPrice and Qty <= open" keeps priority for
 //     waiting stops too (in the stop book); "a waiting stop moves to the back"
 //     applies otherwise.

@@ -25,7 +25,7 @@ type order struct {
 	flags          core.Flags
 	price, stop    int64
 	shown, hidden  int64 // a waiting stop keeps all its open lots in shown
-	display        int64 // normalised: 0 = show all
+	display        int64 // 0 = show all; otherwise the peak, kept across replaces
 	waiting        bool
 }
 
@@ -620,9 +620,6 @@ func (m *Model) accept(b *book) {
 		id: m.orderID, clOrdID: c.ClOrdID, account: c.Account, group: c.STPGroup,
 		inst: c.Instrument, side: c.Side, typ: c.Type, tif: c.TIF, stp: c.STP,
 		flags: c.Flags, price: c.Price, stop: c.StopPrice, display: c.DisplayQty,
-	}
-	if o.display == c.Qty {
-		o.display = 0
 	}
 	m.open[o.id] = o
 	e := orderEvent(core.KindAccepted, o)
