@@ -182,3 +182,103 @@ func TestDisplayQtyAcrossReplace(t *testing.T) {
 		})
 	}
 }
+
+// TestMinQtySTP (issue 14, item 3): the fillable pre-check of MinQty and FOK
+// simulates self-trade prevention as matching applies it: decrement-and-
+// cancel shrinks the order by the lots of the account's own orders it meets
+// and goes on, cancel-oldest skips them, cancel-newest and cancel-both end
+// the walk; an iceberg's hidden lots come after the own order it is ahead of.
+func TestMinQtySTP(t *testing.T) {
+	// asks: account 1 sells 1 at 100 (oid 1), account 2 sells 10 at 100 (oid 2)
+	book := []string{
+		"new acct=1 cl=1 side=sell px=100 qty=1",
+		"new acct=2 cl=1 side=sell px=100 qty=10",
+	}
+	cases := []struct {
+		name  string
+		setup []string
+		order string
+		want  []string
+	}{
+		{"decrement-fills-after-own-order", book, // the issue's case
+			"new acct=1 cl=2 side=buy px=100 qty=6 tif=ioc min=5 stp=decrement", []string{
+				"cancelled oid=1 qty=1 stp-decrement",
+				"reduced oid=3 qty=1 stp-decrement",
+				"executed oid=3 px=100 qty=5",
+			}},
+		{"decrement-short-after-own-order", book,
+			"new acct=1 cl=2 side=buy px=100 qty=6 tif=ioc min=6 stp=decrement", []string{
+				"cancelled oid=3 qty=6 min-qty-not-met",
+			}},
+		{"decrement-market", book,
+			"new acct=1 cl=2 side=buy type=market qty=6 tif=ioc min=5 stp=decrement", []string{
+				"cancelled oid=1 qty=1 stp-decrement",
+				"reduced oid=3 qty=1 stp-decrement",
+				"executed oid=3 px=100 qty=5",
+			}},
+		{"decrement-fok-cannot-fill-whole", book,
+			"new acct=1 cl=2 side=buy px=100 qty=6 tif=fok stp=decrement", []string{
+				"cancelled oid=3 qty=6 fok-not-fillable",
+			}},
+		{"decrement-own-order-larger", []string{
+			"new acct=1 cl=1 side=sell px=100 qty=10",
+			"new acct=2 cl=1 side=sell px=100 qty=10",
+		}, "new acct=1 cl=2 side=buy px=100 qty=6 tif=ioc min=1 stp=decrement", []string{
+			"cancelled oid=3 qty=6 min-qty-not-met",
+		}},
+		{"decrement-iceberg-refills-behind-own-order", []string{
+			"new acct=2 cl=1 side=sell px=100 qty=10 display=2",
+			"new acct=1 cl=1 side=sell px=100 qty=3",
+			"new acct=3 cl=1 side=sell px=101 qty=4",
+		}, "new acct=1 cl=2 side=buy px=101 qty=12 tif=ioc min=9 stp=decrement", []string{
+			"executed oid=4 px=100 qty=2",
+			"cancelled oid=2 qty=3 stp-decrement",
+			"reduced oid=4 qty=3 stp-decrement",
+			"executed oid=4 px=100 qty=2",
+			"executed oid=4 px=100 qty=2",
+			"executed oid=4 px=100 qty=2",
+			"executed oid=4 px=100 qty=1",
+		}},
+		{"decrement-iceberg-short", []string{
+			"new acct=2 cl=1 side=sell px=100 qty=10 display=2",
+			"new acct=1 cl=1 side=sell px=100 qty=3",
+			"new acct=3 cl=1 side=sell px=101 qty=4",
+		}, "new acct=1 cl=2 side=buy px=101 qty=12 tif=ioc min=10 stp=decrement", []string{
+			"cancelled oid=4 qty=12 min-qty-not-met",
+		}},
+		{"decrement-next-level", []string{
+			"new acct=1 cl=1 side=sell px=100 qty=1",
+			"new acct=2 cl=1 side=sell px=100 qty=3",
+			"new acct=3 cl=1 side=sell px=101 qty=5",
+		}, "new acct=1 cl=2 side=buy px=101 qty=8 tif=ioc min=7 stp=decrement", []string{
+			"cancelled oid=1 qty=1 stp-decrement",
+			"reduced oid=4 qty=1 stp-decrement",
+			"executed oid=4 px=100 qty=3",
+			"executed oid=4 px=101 qty=4",
+		}},
+		{"cancel-oldest-skips-own-order", book,
+			"new acct=1 cl=2 side=buy px=100 qty=6 tif=ioc min=6 stp=cancel-oldest", []string{
+				"cancelled oid=1 qty=1 stp-cancel-oldest",
+				"executed oid=3 px=100 qty=6",
+			}},
+		{"cancel-newest-stops-at-own-order", book,
+			"new acct=1 cl=2 side=buy px=100 qty=6 tif=ioc min=1 stp=cancel-newest", []string{
+				"cancelled oid=3 qty=6 min-qty-not-met",
+			}},
+		{"cancel-both-stops-at-own-order", book,
+			"new acct=1 cl=2 side=buy px=100 qty=6 tif=ioc min=1 stp=cancel-both", []string{
+				"cancelled oid=3 qty=6 min-qty-not-met",
+			}},
+		{"stp-off-trades-own-order", book,
+			"new acct=1 cl=2 side=buy px=100 qty=6 tif=ioc min=6 stp=off", []string{
+				"executed oid=3 px=100 qty=1",
+				"executed oid=3 px=100 qty=5",
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := last(script(t, append(append([]string(nil), tc.setup...), tc.order)...))
+			require.Equal(t, tc.want, story(got))
+		})
+	}
+}

@@ -465,7 +465,7 @@ func (e *Engine) enter(b *book, oi int32, qty, minQty int64) {
 	if e.orders[oi].tif == FOK {
 		need, reason = qty, CancelFOKNotFillable
 	}
-	if need > 0 && !e.fillable(b, oi, need) {
+	if need > 0 && !e.fillable(b, oi, qty, need) {
 		e.close(oi, KindCancelled, reason, qty)
 		return
 	}
@@ -690,36 +690,60 @@ func (e *Engine) shrink(b *book, oi int32, newOpen int64) {
 	}
 }
 
-// fillable reports whether taker oi could execute at least need lots on
-// arrival (docs/engine.md, "Fillable quantity").
-func (e *Engine) fillable(b *book, ti int32, need int64) bool {
+// fillable reports whether taker ti with rem lots would execute at least
+// need lots on arrival (docs/engine.md, "Fillable quantity"). It simulates
+// the walk of match without changing anything: at each level the taker first
+// meets every maker's shown lots in queue order, where self-trade prevention
+// acts as it would (cancel-oldest skips the maker, decrement-and-cancel takes
+// the maker's open lots off the taker, the other modes end the walk); then
+// the refills of the icebergs it emptied, which went behind all of those.
+func (e *Engine) fillable(b *book, ti int32, rem, need int64) bool {
 	t := &e.orders[ti]
 	opp := b.ladder(t.side.Opposite())
 	market, limit := e.limitOf(ti)
-	var full int64
+	var done int64
 	for li := opp.best; li >= 0; li = opp.worse(li) {
 		price := b.low + int64(li)
 		if !market && (t.side == Buy && price > limit || t.side == Sell && price < limit) {
 			break
 		}
-		var shown, hidden int64
+		var hidden int64
 		for mi := opp.levels[li].head; mi >= 0; mi = e.orders[mi].next {
 			m := &e.orders[mi]
 			if conflicts(t, m) {
-				if t.stp == STPCancelOldest {
+				switch t.stp {
+				case STPCancelOldest:
 					continue
+				case STPDecrement:
+					// the maker goes (or the taker ends): its lots leave the taker
+					rem -= min(rem, m.shown+m.hidden)
+					if rem == 0 {
+						return false // done < need, or it had returned
+					}
+					continue
+				default:
+					return false
 				}
-				return full+shown >= need
 			}
-			shown += m.shown
-			hidden += m.hidden
-			if full+shown >= need {
+			q := min(rem, m.shown)
+			done += q
+			rem -= q
+			if done >= need {
 				return true
 			}
+			if rem == 0 {
+				return false
+			}
+			hidden += m.hidden
 		}
-		full += shown + hidden
-		if full >= need {
+		q := min(rem, hidden)
+		done += q
+		rem -= q
+		if done >= need {
 			return true
+		}
+		if rem == 0 {
+			return false
 		}
 	}
 	return false

@@ -332,33 +332,27 @@ func conflicts(t, mk *order) bool {
 	return t.account == mk.account || (t.group != 0 && t.group == mk.group)
 }
 
-// fillable is the quantity taker t could execute on arrival (spec: Fillable
-// quantity).
-func fillable(b *book, t *order) int64 {
-	var total int64       // open lots of the makers counted so far
-	var levelHidden int64 // hidden lots of those at the current price level
-	var level int64
-	first := true
+// fillable is the quantity taker t with rem open lots would execute on
+// arrival (spec: Fillable quantity): matching itself, run on a scratch model
+// holding a copy of the opposite side, its events counted and thrown away.
+func fillable(b *book, t *order, rem int64) int64 {
+	sim := &Model{open: map[uint64]*order{}, cmd: &core.Command{}}
+	sb := &book{inst: b.inst}
+	side := sb.side(t.side.Opposite())
 	for _, mk := range *b.side(t.side.Opposite()) {
-		if !crosses(t, mk.price) {
-			break
-		}
-		if first || mk.price != level {
-			level, levelHidden, first = mk.price, 0, false
-		}
-		if t.stp != core.STPOff && conflicts(t, mk) {
-			if t.stp == core.STPCancelOldest {
-				continue // it would be cancelled, not traded
-			}
-			// The walk stops here, and the makers ahead of this one at its
-			// level count with their shown lots only (a refill would go
-			// behind it): take their hidden lots back out.
-			return total - levelHidden
-		}
-		total += mk.open()
-		levelHidden += mk.hidden
+		c := *mk
+		*side = append(*side, &c)
+		sim.open[c.id] = &c
 	}
-	return total
+	taker := *t
+	sim.match(sb, &taker, rem)
+	var done int64
+	for _, e := range sim.out {
+		if e.Kind == core.KindExecuted {
+			done += e.Qty
+		}
+	}
+	return done
 }
 
 // enter runs o (not on any book) as a taker with rem open lots, then applies
@@ -366,7 +360,7 @@ func fillable(b *book, t *order) int64 {
 // MinQty to check (0 = none).
 func (m *Model) enter(b *book, o *order, rem int64, fok bool, minQty int64) {
 	if fok || minQty > 0 {
-		f := fillable(b, o)
+		f := fillable(b, o, rem)
 		switch {
 		case fok && f < rem:
 			m.emitOrder(core.KindCancelled, o, core.CancelFOKNotFillable, rem, 0)

@@ -282,19 +282,26 @@ func TestFillable(t *testing.T) {
 	for _, tc := range []struct {
 		mode  core.STPMode
 		price int64
+		rem   int64
 		want  int64
 	}{
-		{core.STPOff, 101, 12},
-		{core.STPOff, 100, 8},
-		{core.STPCancelOldest, 101, 9}, // order 2 skipped
-		{core.STPCancelNewest, 101, 2}, // stops at order 2; order 1 counts its 2 shown lots
-		{core.STPCancelBoth, 101, 2},
-		{core.STPDecrement, 100, 2},
+		{core.STPOff, 101, 100, 12},
+		{core.STPOff, 100, 100, 8},
+		{core.STPOff, 101, 7, 7},
+		{core.STPCancelOldest, 101, 100, 9}, // order 2 skipped
+		{core.STPCancelNewest, 101, 100, 2}, // stops at order 2; order 1 counts its 2 shown lots
+		{core.STPCancelBoth, 101, 100, 2},
+		// order 1's 2 shown lots, order 2 takes 3 lots off the taker, then
+		// order 1's 3 hidden lots (refilled behind order 2) and order 3's 4
+		{core.STPDecrement, 100, 100, 5},
+		{core.STPDecrement, 101, 100, 9},
+		{core.STPDecrement, 101, 7, 4}, // 2, then 3 decremented, then 2 of the refills
+		{core.STPDecrement, 101, 5, 2}, // 2, then the decrement leaves nothing
 	} {
-		t.Run(fmt.Sprintf("stp%d-px%d", tc.mode, tc.price), func(t *testing.T) {
+		t.Run(fmt.Sprintf("stp%d-px%d-rem%d", tc.mode, tc.price, tc.rem), func(t *testing.T) {
 			m := setup()
 			taker := &order{account: 2, side: core.Buy, typ: core.Limit, price: tc.price, stp: tc.mode}
-			if got := fillable(m.byID[1], taker); got != tc.want {
+			if got := fillable(m.byID[1], taker, tc.rem); got != tc.want {
 				t.Fatalf("fillable = %d, want %d", got, tc.want)
 			}
 		})
