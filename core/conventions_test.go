@@ -282,3 +282,238 @@ func TestMinQtySTP(t *testing.T) {
 		})
 	}
 }
+
+// TestStopsTriggerOnEveryPrint (issue 14, item 1): a stop is elected by any
+// print that reaches it, not only by the last price after the command; the
+// order that printed finishes first, then the elected stops enter.
+func TestStopsTriggerOnEveryPrint(t *testing.T) {
+	// The last trade is at 105; a sell stop at 100 waits (oid 3) and a bid
+	// for 5 rests at 95 (oid 4).
+	at105 := []string{
+		"new acct=1 cl=1 side=sell px=105 qty=1",
+		"new acct=2 cl=1 side=buy px=105 qty=1",
+		"new acct=3 cl=1 side=sell type=stop stop=100 qty=1",
+		"new acct=4 cl=1 side=buy px=95 qty=5",
+	}
+	with := func(lines ...string) []string { return append(append([]string(nil), at105...), lines...) }
+	cases := []struct {
+		name  string
+		lines []string
+		want  []string // the story of the last line
+	}{
+		{"buy-sweep-prints-through-sell-stop", with( // the issue's case
+			"new acct=1 cl=2 side=sell px=99 qty=1",
+			"new acct=1 cl=3 side=sell px=101 qty=1",
+			"new acct=5 cl=1 side=buy px=101 qty=2",
+		), []string{
+			"executed oid=7 px=99 qty=1",
+			"executed oid=7 px=101 qty=1",
+			"triggered oid=3",
+			"executed oid=3 px=95 qty=1",
+		}},
+		{"market-sweep", with(
+			"new acct=1 cl=2 side=sell px=99 qty=1",
+			"new acct=1 cl=3 side=sell px=101 qty=1",
+			"new acct=5 cl=1 side=buy type=market tif=ioc qty=3",
+		), []string{
+			"executed oid=7 px=99 qty=1",
+			"executed oid=7 px=101 qty=1",
+			"cancelled oid=7 qty=1 market-remainder",
+			"triggered oid=3",
+			"executed oid=3 px=95 qty=1",
+		}},
+		{"remainder-rests-before-stop-enters", with(
+			"new acct=1 cl=2 side=sell px=99 qty=1",
+			"new acct=1 cl=3 side=sell px=101 qty=1",
+			"new acct=5 cl=1 side=buy px=101 qty=3",
+		), []string{
+			"executed oid=7 px=99 qty=1",
+			"executed oid=7 px=101 qty=1",
+			"triggered oid=3",
+			"executed oid=3 px=101 qty=1", // the buy's remainder rested at 101: the best bid
+		}},
+		{"crossing-replace-prints-through", with(
+			"new acct=1 cl=2 side=sell px=99 qty=1",
+			"new acct=1 cl=3 side=sell px=101 qty=1",
+			"new acct=5 cl=1 side=buy px=98 qty=2",
+			"replace acct=5 orig=1 cl=2 px=101 qty=2",
+		), []string{
+			"replaced oid=7",
+			"executed oid=7 px=99 qty=1",
+			"executed oid=7 px=101 qty=1",
+			"triggered oid=3",
+			"executed oid=3 px=95 qty=1",
+		}},
+		{"stop-limit-rests-at-its-limit", []string{
+			"new acct=1 cl=1 side=sell px=105 qty=1",
+			"new acct=2 cl=1 side=buy px=105 qty=1",
+			"new acct=3 cl=1 side=sell type=stop-limit stop=100 px=97 qty=1",
+			"new acct=4 cl=1 side=buy px=95 qty=5",
+			"new acct=1 cl=2 side=sell px=99 qty=1",
+			"new acct=1 cl=3 side=sell px=101 qty=1",
+			"new acct=5 cl=1 side=buy px=101 qty=2",
+		}, []string{
+			"executed oid=7 px=99 qty=1",
+			"executed oid=7 px=101 qty=1",
+			"triggered oid=3",
+		}},
+		{"sell-sweep-prints-through-buy-stop", []string{
+			"new acct=1 cl=1 side=buy px=95 qty=1",
+			"new acct=2 cl=1 side=sell px=95 qty=1",
+			"new acct=3 cl=1 side=buy type=stop stop=100 qty=1",
+			"new acct=4 cl=1 side=sell px=105 qty=5",
+			"new acct=1 cl=2 side=buy px=101 qty=1",
+			"new acct=1 cl=3 side=buy px=99 qty=1",
+			"new acct=5 cl=1 side=sell px=99 qty=2",
+		}, []string{
+			"executed oid=7 px=101 qty=1",
+			"executed oid=7 px=99 qty=1",
+			"triggered oid=3",
+			"executed oid=3 px=105 qty=1",
+		}},
+		{"cascade-through-a-second-stop", with(
+			"new acct=6 cl=1 side=sell type=stop stop=96 qty=5",
+			"new acct=1 cl=2 side=sell px=99 qty=1",
+			"new acct=1 cl=3 side=sell px=101 qty=1",
+			"new acct=4 cl=2 side=buy px=90 qty=5",
+			"new acct=5 cl=1 side=buy px=101 qty=2",
+		), []string{
+			"executed oid=9 px=99 qty=1",
+			"executed oid=9 px=101 qty=1",
+			"triggered oid=3",
+			"executed oid=3 px=95 qty=1", // prints 95: elects the stop at 96
+			"triggered oid=5",
+			"executed oid=5 px=95 qty=4",
+			"executed oid=5 px=90 qty=1",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := last(script(t, tc.lines...))
+			require.Equal(t, tc.want, story(got))
+		})
+	}
+}
+
+// TestStopElectionOrder (issue 14, item 2): stops enter in the order they
+// were elected: by print, in print order; among the stops one print elects,
+// the one furthest through the print first (a buy stop's distance is the
+// print minus its stop price, a sell stop's the stop price minus the print);
+// at equal distance the stop on the print's aggressor side first, and oldest
+// first within a stop price. Stops elected while elected stops enter queue
+// behind those elected before them.
+func TestStopElectionOrder(t *testing.T) {
+	// No trade yet: stops on both sides wait. Asks at 110, bids at 90 give the
+	// triggered stops something to trade with.
+	book := func(stops ...string) []string {
+		return append(append([]string(nil), stops...),
+			"new acct=8 cl=1 side=sell px=110 qty=9",
+			"new acct=8 cl=2 side=buy px=90 qty=9",
+			"new acct=9 cl=1 side=sell px=100 qty=1",
+		)
+	}
+	buyAt100 := "new acct=7 cl=1 side=buy px=100 qty=1"
+	cases := []struct {
+		name  string
+		lines []string
+		want  []string
+	}{
+		{"sell-stop-further-through", append(book( // the issue's case: today the buy stop went first and the sell stop never
+			"new acct=1 cl=1 side=buy type=stop stop=98 qty=1",
+			"new acct=2 cl=1 side=sell type=stop stop=105 qty=1",
+		), buyAt100), []string{
+			"executed oid=6 px=100 qty=1",
+			"triggered oid=2",
+			"executed oid=2 px=90 qty=1",
+			"triggered oid=1",
+			"executed oid=1 px=110 qty=1",
+		}},
+		{"buy-stop-further-through", append(book(
+			"new acct=1 cl=1 side=buy type=stop stop=95 qty=1",
+			"new acct=2 cl=1 side=sell type=stop stop=103 qty=1",
+		), buyAt100), []string{
+			"executed oid=6 px=100 qty=1",
+			"triggered oid=1",
+			"executed oid=1 px=110 qty=1",
+			"triggered oid=2",
+			"executed oid=2 px=90 qty=1",
+		}},
+		{"tie-aggressor-buy", append(book(
+			"new acct=2 cl=1 side=sell type=stop stop=102 qty=1",
+			"new acct=1 cl=1 side=buy type=stop stop=98 qty=1",
+		), buyAt100), []string{
+			"executed oid=6 px=100 qty=1",
+			"triggered oid=2",
+			"executed oid=2 px=110 qty=1",
+			"triggered oid=1",
+			"executed oid=1 px=90 qty=1",
+		}},
+		{"tie-aggressor-sell", []string{
+			"new acct=2 cl=1 side=sell type=stop stop=102 qty=1",
+			"new acct=1 cl=1 side=buy type=stop stop=98 qty=1",
+			"new acct=8 cl=1 side=sell px=110 qty=9",
+			"new acct=8 cl=2 side=buy px=90 qty=9",
+			"new acct=9 cl=1 side=buy px=100 qty=1",
+			"new acct=7 cl=1 side=sell px=100 qty=1",
+		}, []string{
+			"executed oid=6 px=100 qty=1",
+			"triggered oid=1",
+			"executed oid=1 px=90 qty=1",
+			"triggered oid=2",
+			"executed oid=2 px=110 qty=1",
+		}},
+		{"same-side-lowest-then-oldest", append(book(
+			"new acct=1 cl=1 side=buy type=stop stop=100 qty=1",
+			"new acct=2 cl=1 side=buy type=stop stop=97 qty=1",
+			"new acct=3 cl=1 side=buy type=stop stop=100 qty=1",
+		), buyAt100), []string{
+			"executed oid=7 px=100 qty=1",
+			"triggered oid=2",
+			"executed oid=2 px=110 qty=1",
+			"triggered oid=1",
+			"executed oid=1 px=110 qty=1",
+			"triggered oid=3",
+			"executed oid=3 px=110 qty=1",
+		}},
+		{"print-order-before-distance", []string{
+			// last 101: a sell stop at 100 and a buy stop at 102 wait
+			"new acct=8 cl=1 side=sell px=101 qty=1",
+			"new acct=6 cl=1 side=buy px=101 qty=1",
+			"new acct=1 cl=1 side=buy type=stop stop=102 qty=1",
+			"new acct=2 cl=1 side=sell type=stop stop=100 qty=1",
+			"new acct=8 cl=2 side=buy px=90 qty=9",
+			"new acct=8 cl=3 side=sell px=99 qty=1",
+			"new acct=8 cl=4 side=sell px=105 qty=1",
+			"new acct=8 cl=5 side=sell px=110 qty=9",
+			// prints 99 (elects the sell stop, 1 through) then 105 (the buy
+			// stop, 3 through): print order decides
+			"new acct=7 cl=1 side=buy px=105 qty=2",
+		}, []string{
+			"executed oid=9 px=99 qty=1",
+			"executed oid=9 px=105 qty=1",
+			"triggered oid=4",
+			"executed oid=4 px=90 qty=1",
+			"triggered oid=3",
+			"executed oid=3 px=110 qty=1",
+		}},
+		{"cascade-queues-behind-earlier-elections", append(book(
+			"new acct=1 cl=1 side=buy type=stop stop=98 qty=1",
+			"new acct=2 cl=1 side=sell type=stop stop=105 qty=1",
+			"new acct=3 cl=1 side=sell type=stop stop=91 qty=1",
+		), buyAt100), []string{
+			"executed oid=7 px=100 qty=1",
+			"triggered oid=2",
+			"executed oid=2 px=90 qty=1", // prints 90: elects the sell stop at 91, behind the buy stop
+			"triggered oid=1",
+			"executed oid=1 px=110 qty=1",
+			"triggered oid=3",
+			"executed oid=3 px=90 qty=1",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := last(script(t, tc.lines...))
+			require.Equal(t, tc.want, story(got))
+		})
+	}
+}

@@ -34,6 +34,7 @@ const (
 	stateTaking             // entering: matching as a taker, not in any ladder
 	stateResting            // in a book ladder
 	stateWaiting            // a stop in the stop ladder
+	stateElected            // a stop a print reached, in the election queue until it enters
 )
 
 // book is one instrument's order book and stop book.
@@ -94,6 +95,11 @@ type Engine struct {
 	nextOrderID uint64 // the last OrderID assigned
 	nextMatchID uint64
 
+	// The election queue (docs/engine.md, "Stops"): stops that prints of the
+	// current command reached, linked through order.next/prev in the order
+	// they enter; -1 when empty, as it is between commands.
+	electHead, electTail int32
+
 	risk risk
 
 	// stamp of the command being applied, copied to its events
@@ -132,6 +138,9 @@ func New(cfg Config, sink func([]Event)) (*Engine, error) {
 		slotMask: uint64(slots - 1),
 		buf:      make([]Event, cfg.EventBatch),
 		sink:     sink,
+
+		electHead: -1,
+		electTail: -1,
 	}
 	maxID := uint32(0)
 	for _, in := range cfg.Instruments {
@@ -448,13 +457,13 @@ func (e *Engine) newOrder(c *Command) {
 	ev.Qty, ev.Leaves = c.Qty, c.Qty
 
 	if c.Type == Stop || c.Type == StopLimit {
-		o.state = stateWaiting
-		b.stops(c.Side).pushBack(e.orders, int32(c.StopPrice-b.low), oi)
-		e.runStops(b)
+		if !e.waitOrElect(b, oi) {
+			e.runStops()
+		}
 		return
 	}
 	e.enter(b, oi, c.Qty, c.MinQty)
-	e.runStops(b)
+	e.runStops()
 }
 
 // enter runs an arriving (or just triggered) order oi with qty lots: a FOK
@@ -589,6 +598,11 @@ func (e *Engine) match(b *book, ti int32, rem int64) (int64, bool) {
 			e.emitBook(KindBookExecute, mi, q, m.shown)
 			tr := e.emit(KindTrade)
 			tr.Instrument, tr.Side, tr.Price, tr.Qty, tr.MatchID = b.inst.ID, t.side, price, q, e.nextMatchID
+			// Every print elects the waiting stops it reaches (they enter
+			// once this command's order is done).
+			if bs, ss := b.buyStops.best, b.sellStops.best; bs >= 0 && bs <= li || ss >= li {
+				e.elect(b, li, t.side)
+			}
 
 			if m.shown == 0 {
 				if m.hidden > 0 {
@@ -756,28 +770,79 @@ func stopTriggered(s Side, stop, last int64) bool {
 	return last <= stop
 }
 
-// runStops triggers waiting stops of book b while the last trade price meets
-// them: buy stops first (lowest stop first), then sell stops (highest first).
-func (e *Engine) runStops(b *book) {
-	for b.last != 0 {
-		var l *ladder
-		switch {
-		case b.buyStops.best >= 0 && stopTriggered(Buy, b.low+int64(b.buyStops.best), b.last):
-			l = &b.buyStops
-		case b.sellStops.best >= 0 && stopTriggered(Sell, b.low+int64(b.sellStops.best), b.last):
-			l = &b.sellStops
-		default:
+// waitOrElect files stop order oi (not in any ladder) in the stop book, or,
+// if the last trade price already reaches its stop price, puts it in the
+// election queue; it reports whether the stop waits. Waiting stops are
+// therefore never reached by the last price: a print elects them first.
+func (e *Engine) waitOrElect(b *book, oi int32) bool {
+	o := &e.orders[oi]
+	stop := e.cold[oi].stopPrice
+	if b.last != 0 && stopTriggered(o.side, stop, b.last) {
+		e.enqueue(oi, oi)
+		return false
+	}
+	o.state = stateWaiting
+	b.stops(o.side).pushBack(e.orders, int32(stop-b.low), oi)
+	return true
+}
+
+// elect moves every waiting stop that a print at level li reaches (buy stops
+// at or below it, sell stops at or above it) to the back of the election
+// queue: the stop furthest through the print first, at equal distance the
+// one on the aggressor's side, oldest first within a stop price. Whole stop
+// levels move at once.
+func (e *Engine) elect(b *book, li int32, aggressor Side) {
+	for {
+		bl, sl := b.buyStops.best, b.sellStops.best
+		buy, sell := bl >= 0 && bl <= li, sl >= 0 && sl >= li
+		if buy && sell { // only at an instrument's first print
+			if d, ds := li-bl, sl-li; d < ds || d == ds && aggressor == Sell {
+				buy = false
+			}
+		} else if !buy && !sell {
 			return
 		}
-		li := l.best
-		oi := l.levels[li].head
-		l.unlink(e.orders, li, oi)
+		l := &b.sellStops
+		if buy {
+			l = &b.buyStops
+		}
+		e.enqueue(l.takeBest())
+	}
+}
+
+// enqueue appends the linked run of stops head..tail, taken out of the stop
+// book, to the election queue.
+func (e *Engine) enqueue(head, tail int32) {
+	for oi := head; oi >= 0; oi = e.orders[oi].next {
+		e.orders[oi].state = stateElected
+	}
+	if e.electTail >= 0 {
+		e.orders[e.electTail].next = head
+		e.orders[head].prev = e.electTail
+	} else {
+		e.electHead = head
+	}
+	e.electTail = tail
+}
+
+// runStops enters the elected stops in queue order, each once the one before
+// it is done; the prints of each may elect more, which queue behind.
+func (e *Engine) runStops() {
+	for e.electHead >= 0 {
+		oi := e.electHead
 		o := &e.orders[oi]
+		e.electHead = o.next
+		if e.electHead >= 0 {
+			e.orders[e.electHead].prev = -1
+		} else {
+			e.electTail = -1
+		}
+		o.next, o.prev = -1, -1
 		o.state = stateTaking
 		open := o.shown
 		ev := e.emitOrder(KindTriggered, oi)
 		ev.Qty, ev.Leaves = open, open
-		e.enter(b, oi, open, 0)
+		e.enter(&e.books[o.book], oi, open, 0)
 	}
 }
 
@@ -863,10 +928,9 @@ func (e *Engine) replace(c *Command) {
 	case keep:
 		e.shrink(b, oi, c.Qty)
 	case o.state == stateWaiting:
-		l := b.stops(o.side)
-		l.unlink(e.orders, int32(cold.stopPrice-b.low), oi)
+		b.stops(o.side).unlink(e.orders, int32(cold.stopPrice-b.low), oi)
 		o.price, o.shown, cold.stopPrice = c.Price, c.Qty, c.StopPrice
-		l.pushBack(e.orders, int32(c.StopPrice-b.low), oi)
+		e.waitOrElect(b, oi)
 	case !b.crosses(o.side, c.Price):
 		e.unrest(b, oi)
 		o.price, o.shown, o.hidden, cold.stopPrice = c.Price, c.Qty, 0, c.StopPrice
@@ -884,7 +948,7 @@ func (e *Engine) replace(c *Command) {
 		o.price, o.state, cold.stopPrice = c.Price, stateTaking, c.StopPrice
 		e.take(b, oi, c.Qty)
 	}
-	e.runStops(b)
+	e.runStops()
 }
 
 // riskReplace runs the pre-trade checks for a replace of open order oi as

@@ -252,6 +252,9 @@ func (e *Engine) CheckInvariants() error {
 			}
 		}
 	}
+	if e.electHead != -1 || e.electTail != -1 {
+		return fail("election queue not empty between commands (%d..%d)", e.electHead, e.electTail)
+	}
 	if seen != e.OpenCount() {
 		return fail("%d orders in books, %d slots in use", seen, e.OpenCount())
 	}
