@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/tradecore/tradecore/audit/merkle"
 	"github.com/tradecore/tradecore/core"
@@ -33,6 +34,9 @@ type VerifyOptions struct {
 	// RequireSnapshots fails verification when a snapshot file a record
 	// references is missing (by default a missing one is only counted).
 	RequireSnapshots bool
+	// KeyRecordGrace is how long after a manifest revocation the log may go
+	// on without recording it (default DefaultKeyRecordGrace).
+	KeyRecordGrace time.Duration
 	// Progress, when set, is called now and then with the leaves verified.
 	Progress func(done uint64)
 }
@@ -50,6 +54,12 @@ type VerifyResult struct {
 	SnapshotsChecked int             `json:"snapshots_checked"`
 	SnapshotsMissing int             `json:"snapshots_missing"`
 	Keys             []string        `json:"keys"` // manifest keys that signed checkpoints
+	// KeyRecords counts the keys.* records, which match the manifest's
+	// entries; UnrecordedKeyEntries are the manifest entries the log does
+	// not record (made after the log's end, or while no daemon recorded
+	// them; docs/auditverify.md).
+	KeyRecords           uint64   `json:"key_records"`
+	UnrecordedKeyEntries []uint64 `json:"unrecorded_key_entries"`
 	FirstTime        int64           `json:"first_time"`
 	LastTime         int64           `json:"last_time"`
 }
@@ -245,7 +255,9 @@ type verifier struct {
 	keys    *manifest.Verified
 	nk      *noteKeys
 	cps     []Checkpoint
-	cpNum   []int // storage number of each checkpoint (1-based); extra ones are negative
+	cpNum   []int        // storage number of each checkpoint (1-based); extra ones are negative
+	cpBy    [][]SignedBy // who signed each checkpoint
+	anchor  *keyAnchor
 	next    int   // next checkpoint to match
 	from    uint64
 	pos     uint64
@@ -279,7 +291,8 @@ func newVerifier(opts VerifyOptions, notes [][]byte, from uint64, left *merkle.R
 	if err != nil {
 		return nil, err
 	}
-	v := &verifier{opts: opts, keys: keys, nk: nk, from: from, pos: from, good: from, scales: Scales{}, used: map[string]bool{}, hasher: merkle.NewLeafHasher()}
+	v := &verifier{opts: opts, keys: keys, nk: nk, from: from, pos: from, good: from, scales: Scales{}, used: map[string]bool{}, hasher: merkle.NewLeafHasher(),
+		anchor: newKeyAnchor(keys, from, opts.KeyRecordGrace)}
 	v.rep.From = from
 	if left != nil {
 		v.rng = left
@@ -307,6 +320,7 @@ func newVerifier(opts VerifyOptions, notes [][]byte, from uint64, left *merkle.R
 		}
 		v.cps = append(v.cps, c)
 		v.cpNum = append(v.cpNum, num)
+		v.cpBy = append(v.cpBy, by)
 		return nil
 	}
 	for i, n := range notes {
@@ -325,7 +339,7 @@ func newVerifier(opts VerifyOptions, notes [][]byte, from uint64, left *merkle.R
 		}
 	}
 	// Match in size order (extra checkpoints interleave with stored ones).
-	sortCheckpoints(v.cps, v.cpNum)
+	sortCheckpoints(v.cps, v.cpNum, v.cpBy)
 	for v.next < len(v.cps) && v.cps[v.next].Size < from {
 		v.next++ // covered by the bundle's left edge: checked through the final root
 	}
@@ -339,11 +353,12 @@ func abs(x int) int {
 	return x
 }
 
-func sortCheckpoints(cps []Checkpoint, nums []int) {
+func sortCheckpoints(cps []Checkpoint, nums []int, by [][]SignedBy) {
 	for i := 1; i < len(cps); i++ {
 		for j := i; j > 0 && cps[j].Size < cps[j-1].Size; j-- {
 			cps[j], cps[j-1] = cps[j-1], cps[j]
 			nums[j], nums[j-1] = nums[j-1], nums[j]
+			by[j], by[j-1] = by[j-1], by[j]
 		}
 	}
 }
@@ -412,6 +427,12 @@ func (v *verifier) checkedLeaf(h *LeafHeader, leaf []byte, lh *merkle.Hash) erro
 		if err := CheckBody(h.Body); err != nil {
 			return v.fail("record body breaks the log's JSON rules", err)
 		}
+		if isKeyRecord(typ) {
+			if reason := v.anchor.record(v.pos, string(typ), h.Body); reason != "" {
+				return v.fail(reason, nil)
+			}
+			v.rep.KeyRecords++
+		}
 		v.rep.Records++
 	}
 	v.rng.AppendLeaf(lh)
@@ -439,6 +460,9 @@ func (v *verifier) matchCheckpoints() error {
 		v.good = c.Size
 		if c.Time < v.prevTime {
 			return &VerifyError{Index: int64(v.pos - 1), Checkpoint: abs(v.cpNum[v.next]), Reason: "checkpoint is timed before the last record it covers"}
+		}
+		if reason := v.anchor.checkpoint(c, v.cpBy[v.next]); reason != "" {
+			return &VerifyError{Index: int64(v.pos - 1), Checkpoint: abs(v.cpNum[v.next]), Reason: reason}
 		}
 		v.next++
 	}
@@ -582,6 +606,9 @@ func (v *verifier) finish(right *merkle.Range) (*VerifyResult, error) {
 		if c.Time < v.prevTime {
 			return nil, &VerifyError{Index: int64(v.pos - 1), Checkpoint: abs(v.cpNum[v.next]), Reason: "checkpoint is timed before the last record it covers"}
 		}
+		if reason := v.anchor.checkpoint(c, v.cpBy[v.next]); reason != "" {
+			return nil, &VerifyError{Index: int64(v.pos - 1), Checkpoint: abs(v.cpNum[v.next]), Reason: reason}
+		}
 		v.next++
 	}
 	if v.next < len(v.cps) {
@@ -597,6 +624,7 @@ func (v *verifier) finish(right *merkle.Range) (*VerifyResult, error) {
 		v.rep.Unsigned = v.pos - last.Size
 	}
 	v.rep.LastTime = v.prevTime
+	v.rep.UnrecordedKeyEntries = v.anchor.unrecorded()
 	for id := range v.used {
 		v.rep.Keys = append(v.rep.Keys, id)
 	}

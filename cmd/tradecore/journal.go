@@ -35,20 +35,40 @@ type engineState struct {
 
 // swapSigner is the signing service the audit log signs checkpoints with,
 // switchable once: the log must be open before the service that records its
-// key entries in it can start, so a plain service serves at first.
-type swapSigner struct{ svc atomic.Pointer[hsm.Service] }
+// key entries in it can start, so a plain service answers Manifest at first.
+// It signs (and rotates) only once the recording service is in: a checkpoint
+// signed before the key entries made while the daemon was down are recorded
+// would commit to a tree that does not show them (auditverify's log-anchored
+// rule, docs/auditverify.md).
+type swapSigner struct {
+	svc   atomic.Pointer[hsm.Service]
+	ready atomic.Bool
+}
+
+// errSignerStarting is what a checkpoint attempted before the recording
+// service is in gets; the checkpointer retries at its next interval.
+var errSignerStarting = errors.New("tradecore: the signing service is starting (key entries not yet recorded in the audit log); the checkpoint is retried")
 
 func (s *swapSigner) cur() *hsm.Service { return s.svc.Load() }
 
 func (s *swapSigner) Sign(ctx context.Context, msg []byte) (hsm.Signature, error) {
+	if !s.ready.Load() {
+		return hsm.Signature{}, errSignerStarting
+	}
 	return s.cur().Sign(ctx, msg)
 }
 func (s *swapSigner) SignWith(ctx context.Context, keyID string, msg []byte) ([]byte, error) {
+	if !s.ready.Load() {
+		return nil, errSignerStarting
+	}
 	return s.cur().SignWith(ctx, keyID, msg)
 }
 func (s *swapSigner) Manifest(ctx context.Context) ([]byte, error) { return s.cur().Manifest(ctx) }
 func (s *swapSigner) Active() manifest.KeyState                    { return s.cur().Active() }
 func (s *swapSigner) Rotate(ctx context.Context) (manifest.KeyState, error) {
+	if !s.ready.Load() {
+		return manifest.KeyState{}, errSignerStarting
+	}
 	return s.cur().Rotate(ctx)
 }
 
@@ -122,6 +142,7 @@ func startServices(ctx context.Context, dataDir string, file *config.File, log *
 		return fail(fmt.Errorf("start the signing service with the audit log: %w", err))
 	}
 	sw.svc.Store(svc)
+	sw.ready.Store(true)
 	_ = closeFirst()
 	// Closing the service may record (a rotation in flight): commit while it stops.
 	closers = append(closers, func() error { return alog.CommitDuring(closeSvc) })
