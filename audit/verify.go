@@ -60,8 +60,8 @@ type VerifyResult struct {
 	// them; docs/auditverify.md).
 	KeyRecords           uint64   `json:"key_records"`
 	UnrecordedKeyEntries []uint64 `json:"unrecorded_key_entries"`
-	FirstTime        int64           `json:"first_time"`
-	LastTime         int64           `json:"last_time"`
+	FirstTime            int64    `json:"first_time"`
+	LastTime             int64    `json:"last_time"`
 }
 
 // CheckpointView is a checkpoint for reports and JSON output.
@@ -258,7 +258,7 @@ type verifier struct {
 	cpNum   []int        // storage number of each checkpoint (1-based); extra ones are negative
 	cpBy    [][]SignedBy // who signed each checkpoint
 	anchor  *keyAnchor
-	next    int   // next checkpoint to match
+	next    int // next checkpoint to match
 	from    uint64
 	pos     uint64
 	rng     *merkle.Range
