@@ -49,6 +49,9 @@ type Config struct {
 	CommitInterval time.Duration
 	// RotationLead: see DefaultRotationLead.
 	RotationLead time.Duration
+	// OutboxInterval is how often the log copies records that other
+	// processes left in its outbox (see Outbox); default 1 s.
+	OutboxInterval time.Duration
 }
 
 // Log is the audit log: the Writer, the checkpointer that signs tree heads,
@@ -62,6 +65,7 @@ type Log struct {
 
 	cpWake  chan struct{}
 	stop    chan struct{}
+	stopOut context.CancelFunc
 	done    sync.WaitGroup
 	closeMu sync.Mutex
 	closed  bool
@@ -93,6 +97,9 @@ func Open(ctx context.Context, cfg Config) (*Log, func() error, error) {
 	}
 	if cfg.RotationLead <= 0 {
 		cfg.RotationLead = DefaultRotationLead
+	}
+	if cfg.OutboxInterval <= 0 {
+		cfg.OutboxInterval = DefaultOutboxInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -150,6 +157,10 @@ func Open(ctx context.Context, cfg Config) (*Log, func() error, error) {
 		l.done.Add(1)
 		go l.committer()
 	}
+	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l.stopOut = cancel
+	l.done.Add(1)
+	go l.outboxer(octx)
 	return l, l.close, nil
 }
 
@@ -325,6 +336,7 @@ func (l *Log) close() error {
 	}
 	l.closed = true
 	close(l.stop)
+	l.stopOut() // an outbox record waiting for a commit that no journaler makes any more
 	l.done.Wait()
 	err := l.w.Commit()
 	if !l.cfg.NoCheckpoints {

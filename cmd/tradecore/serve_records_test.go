@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -146,4 +147,58 @@ func TestServeRecordsKeyChanges(t *testing.T) {
 	for i, s := range seqs {
 		require.Equal(t, uint64(i), s)
 	}
+}
+
+// TestServeRecordsNetsegChanges: `tradecore netseg apply` and `detach`, run
+// while serve holds the audit log, leave their records in the log's outbox;
+// the daemon copies them into the log, and the log verifies.
+func TestServeRecordsNetsegChanges(t *testing.T) {
+	needSoftHSM(t)
+	pin, base := netsegEnv(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "var")
+	cfgPath := filepath.Join(dir, "config.json")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(crashConfig), 0o600))
+	policy := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(policy, []byte(
+		"version: 1\nsegments:\n  - name: pay\n    cgroup: "+base+"/pay\n    allow: [{cidr: 127.0.0.2}]\n"), 0o600))
+	bin := tradecoreBin(t)
+	env := append(os.Environ(), "TRADECORE_CREDENTIALS_DIR="+os.Getenv("TRADECORE_CREDENTIALS_DIR"))
+	netsegCmd := func(args ...string) string {
+		t.Helper()
+		c := exec.Command(bin, append([]string{"netseg"}, append(args, pin, "--data-dir", data)...)...)
+		c.Env = env
+		out, err := c.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return string(out)
+	}
+
+	s := startServe(t, bin, data, cfgPath, env)
+	assert.Contains(t, netsegCmd("apply", "-f", policy), "audit outbox record 0")
+	time.Sleep(1500 * time.Millisecond)
+	netsegCmd("detach")
+	time.Sleep(1500 * time.Millisecond)
+	s.stop(t)
+
+	adir := filepath.Join(data, "audit")
+	r, err := audit.OpenReader(adir)
+	require.NoError(t, err)
+	var got []string
+	require.NoError(t, r.Read(0, 0, func(e *audit.Entry) error {
+		if !strings.HasPrefix(e.Type, "netseg.") {
+			return nil
+		}
+		h, err := audit.ParseLeaf(e.Leaf)
+		require.NoError(t, err)
+		var b audit.OutboxRecord
+		if json.Unmarshal(h.Body, &b) == nil && b.OutboxTime != "" {
+			got = append(got, fmt.Sprintf("%s outbox %d", e.Type, b.OutboxIndex))
+		}
+		return nil
+	}))
+	assert.Equal(t, []string{"netseg.policy.applied outbox 0", "netseg.policy.detached outbox 1"}, got)
+	man, err := os.ReadFile(filepath.Join(data, "keys", "manifest.json"))
+	require.NoError(t, err)
+	_, err = audit.VerifyDir(t.Context(), adir, audit.VerifyOptions{Manifest: man, PinnedFirstKey: s.pin})
+	require.NoError(t, err)
 }
