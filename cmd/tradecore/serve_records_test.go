@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,27 +21,29 @@ import (
 
 	"github.com/tradecore/tradecore/audit"
 	"github.com/tradecore/tradecore/hsm/manifest"
+	"github.com/tradecore/tradecore/netseg"
 )
 
 // serveChild is a `tradecore serve` process of a test.
 type serveChild struct {
-	cmd  *exec.Cmd
-	out  *bufio.Scanner
-	pin  string
-	done chan struct{}
+	cmd    *exec.Cmd
+	out    *bufio.Scanner
+	stderr *syncBuf
+	pin    string
+	done   chan struct{}
 }
 
 // startServe starts serve on data with the crash test's small configuration
 // and waits until it has acknowledged commands.
-func startServe(t *testing.T, bin, data, cfgPath string, env []string) *serveChild {
+func startServe(t *testing.T, bin, data, cfgPath string, env []string, args ...string) *serveChild {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data-dir", data, "--config", cfgPath, "--rate", "2000", "--report", "100ms")
+	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", data, "--config", cfgPath, "--rate", "2000", "--report", "100ms"}, args...)...)
 	cmd.Env = env
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
+	s := &serveChild{cmd: cmd, out: bufio.NewScanner(stdout), stderr: &syncBuf{}, done: make(chan struct{})}
+	cmd.Stderr = io.MultiWriter(os.Stderr, s.stderr)
 	require.NoError(t, cmd.Start())
-	s := &serveChild{cmd: cmd, out: bufio.NewScanner(stdout), done: make(chan struct{})}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-s.done })
 	first := regexp.MustCompile(`first key ([0-9a-f]+)`)
 	for s.out.Scan() {
@@ -151,7 +155,9 @@ func TestServeRecordsKeyChanges(t *testing.T) {
 
 // TestServeRecordsNetsegChanges: `tradecore netseg apply` and `detach`, run
 // while serve holds the audit log, leave their records in the log's outbox;
-// the daemon copies them into the log, and the log verifies.
+// the daemon copies them into the log, and the log verifies. Between the
+// two, a process in the segment is refused a connect, and serve's metrics
+// endpoint counts the denial.
 func TestServeRecordsNetsegChanges(t *testing.T) {
 	needSoftHSM(t)
 	pin, base := netsegEnv(t)
@@ -163,7 +169,8 @@ func TestServeRecordsNetsegChanges(t *testing.T) {
 	require.NoError(t, os.WriteFile(policy, []byte(
 		"version: 1\nsegments:\n  - name: pay\n    cgroup: "+base+"/pay\n    allow: [{cidr: 127.0.0.2}]\n"), 0o600))
 	bin := tradecoreBin(t)
-	env := append(os.Environ(), "TRADECORE_CREDENTIALS_DIR="+os.Getenv("TRADECORE_CREDENTIALS_DIR"))
+	env := append(os.Environ(), "TRADECORE_CREDENTIALS_DIR="+os.Getenv("TRADECORE_CREDENTIALS_DIR"),
+		"TRADECORE_NETSEG_PIN_PATH="+strings.TrimPrefix(pin, "--pin-path="))
 	netsegCmd := func(args ...string) string {
 		t.Helper()
 		c := exec.Command(bin, append([]string{"netseg"}, append(args, pin, "--data-dir", data)...)...)
@@ -173,8 +180,34 @@ func TestServeRecordsNetsegChanges(t *testing.T) {
 		return string(out)
 	}
 
-	s := startServe(t, bin, data, cfgPath, env)
+	s := startServe(t, bin, data, cfgPath, env, "--metrics", "127.0.0.1:0")
 	assert.Contains(t, netsegCmd("apply", "-f", policy), "audit outbox record 0")
+
+	// A process born in the segment is refused 127.0.0.3 (EPERM).
+	ln, err := net.Listen("tcp", "127.0.0.3:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	mount, err := netseg.CgroupMount()
+	require.NoError(t, err)
+	cg, err := os.Open(filepath.Join(mount, base, "pay"))
+	require.NoError(t, err)
+	defer cg.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	c := exec.Command("bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.3/%d", port))
+	c.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+	out, err := c.CombinedOutput()
+	require.Error(t, err, "a connect the policy denies succeeded")
+	assert.Contains(t, string(out), "Operation not permitted")
+	url := regexp.MustCompile(`"url":"(http://[^"]+)"`).FindStringSubmatch(s.stderr.String())
+	require.NotNil(t, url, "serve logged no metrics url")
+	resp, err := http.Get(url[1])
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Contains(t, string(body), "tradecore_netseg_enforced 1")
+	assert.Regexp(t, `tradecore_netseg_denied_total\{hook="connect4",segment="pay"\} [1-9]`, string(body))
+
 	time.Sleep(1500 * time.Millisecond)
 	netsegCmd("detach")
 	time.Sleep(1500 * time.Millisecond)
