@@ -66,6 +66,7 @@ type Log struct {
 	cpWake  chan struct{}
 	stop    chan struct{}
 	stopOut context.CancelFunc
+	outMu   sync.Mutex // one outbox copy at a time
 	done    sync.WaitGroup
 	closeMu sync.Mutex
 	closed  bool

@@ -164,10 +164,15 @@ type outboxState struct {
 	Offset int64  `json:"offset"` // its byte offset
 }
 
-// copyOutbox copies outbox lines not yet in the log into it, each through
-// Record (so each is in the log before the next is read), and saves how far
-// it got after each. It returns the number of records written.
-func (l *Log) copyOutbox(ctx context.Context) (int, error) {
+// CopyOutbox copies outbox lines not yet in the log into it now, each
+// through Record (so each is in the log before the next is read), and saves
+// how far it got after each. It returns the number of records written. The
+// log does this by itself every OutboxInterval; a daemon calls it at start
+// when it must see every record before it goes on (with ExternalCommit,
+// inside CommitDuring).
+func (l *Log) CopyOutbox(ctx context.Context) (int, error) {
+	l.outMu.Lock()
+	defer l.outMu.Unlock()
 	dir := l.cfg.Dir
 	f, err := os.Open(filepath.Join(dir, OutboxFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -229,7 +234,7 @@ func (l *Log) outboxer(ctx context.Context) {
 	t := time.NewTicker(l.cfg.OutboxInterval)
 	defer t.Stop()
 	for {
-		if _, err := l.copyOutbox(ctx); err != nil && ctx.Err() == nil {
+		if _, err := l.CopyOutbox(ctx); err != nil && ctx.Err() == nil {
 			l.log.Error("audit: copying the outbox into the log failed; retrying", "err", err.Error())
 		}
 		select {

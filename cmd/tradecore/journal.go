@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -130,9 +131,14 @@ func startServices(ctx context.Context, dataDir string, file *config.File, log *
 	closers = append(closers, closeLog)
 	// The recording service starts with the log committing its records (no
 	// journaler runs yet): the key entries not yet in the log go in now.
+	// Records other processes left in the outbox (netseg, vault shreds) go
+	// in first: the shreds among them are re-applied below.
 	var svc *hsm.Service
 	var closeSvc func() error
 	err = alog.CommitDuring(func() error {
+		if _, err := alog.CopyOutbox(ctx); err != nil {
+			return fmt.Errorf("copy the audit outbox: %w", err)
+		}
 		var err error
 		svc, closeSvc, err = hsm.NewService(ctx, tok, hsm.ServiceConfig{Dir: sel.keysDir(), Logger: log, CheckInterval: time.Hour, Recorder: alog})
 		return err
@@ -146,7 +152,67 @@ func startServices(ctx context.Context, dataDir string, file *config.File, log *
 	_ = closeFirst()
 	// Closing the service may record (a rotation in flight): commit while it stops.
 	closers = append(closers, func() error { return alog.CommitDuring(closeSvc) })
+	if err := reapplyShreds(ctx, tok, sel.keysDir(), filepath.Join(dataDir, "audit"), alog, log); err != nil {
+		return fail(err)
+	}
 	return &services{svc: svc, log: alog, closeAll: closeAll}, nil
+}
+
+// reapplyShreds makes every crypto-shred recorded in the audit log stick: a
+// restored backup of the token and the data-key store brings shredded
+// subjects' keys back, so at every start the subjects of the log's
+// vault.shredded records are shredded again (docs/keys.md, "Personal data
+// at rest"). Without a data-key store no vault was ever used here and the
+// log is not read.
+func reapplyShreds(ctx context.Context, tok *hsm.Token, keysDir, auditDir string, alog *audit.Log, log *slog.Logger) error {
+	if _, err := os.Stat(filepath.Join(keysDir, hsm.KeyringFile)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	subjects, err := shreddedSubjects(auditDir)
+	if err != nil {
+		return fmt.Errorf("read the audit log's vault.shredded records: %w (the shreds they record must be re-applied before serving)", err)
+	}
+	if len(subjects) == 0 {
+		return nil
+	}
+	_, closeVault, err := hsm.NewVault(ctx, tok, hsm.VaultConfig{Dir: keysDir, Recorder: alog, Shredded: subjects})
+	if err != nil {
+		return fmt.Errorf("re-apply %d recorded crypto-shreds: %w", len(subjects), err)
+	}
+	log.Info("crypto-shreds of the audit log re-applied", "subjects", len(subjects))
+	return closeVault()
+}
+
+// shreddedSubjects returns the subjects of every vault.shredded record of
+// the log in dir.
+func shreddedSubjects(dir string) ([]string, error) {
+	r, err := audit.OpenReader(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	err = r.Read(0, 0, func(e *audit.Entry) error {
+		if e.Type != hsm.RecordVaultShredded {
+			return nil
+		}
+		h, err := audit.ParseLeaf(e.Leaf)
+		if err != nil {
+			return err
+		}
+		var b audit.OutboxRecord // a shred recorded through the outbox
+		if json.Unmarshal(h.Body, &b) == nil && len(b.Body) > 0 {
+			h.Body = b.Body
+		}
+		var rec hsm.ShredRecord
+		if err := json.Unmarshal(h.Body, &rec); err != nil {
+			return fmt.Errorf("leaf %d: %w", e.Index, err)
+		}
+		if rec.Subject != "" {
+			out = append(out, rec.Subject)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // scales are the audit log's decimal scales of the configured instruments.

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tradecore/tradecore/audit"
+	"github.com/tradecore/tradecore/hsm"
 	"github.com/tradecore/tradecore/hsm/manifest"
 	"github.com/tradecore/tradecore/netseg"
 )
@@ -234,4 +237,77 @@ func TestServeRecordsNetsegChanges(t *testing.T) {
 	require.NoError(t, err)
 	_, err = audit.VerifyDir(t.Context(), adir, audit.VerifyOptions{Manifest: man, PinnedFirstKey: s.pin})
 	require.NoError(t, err)
+}
+
+// TestServeReappliesShreds: a subject is crypto-shredded (the shred recorded
+// through the audit outbox, as a process without the log does), then a
+// backup of the token and the data-key store from before the shred is
+// restored, which brings the subject's data back. The next serve re-applies
+// the log's shreds at start: the data is gone again.
+func TestServeReappliesShreds(t *testing.T) {
+	needSoftHSM(t)
+	ctx := t.Context()
+	data := filepath.Join(t.TempDir(), "var")
+	serve := func() string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		err := run(ctx, []string{"serve", "--duration", "300ms", "--rate", "1000", "--data-dir", data}, &out, &errb)
+		require.NoError(t, err, errb.String())
+		return errb.String()
+	}
+	serve()
+	sel := tokenSelection{DataDir: data, Token: hsm.DefaultTokenLabel}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	vault := func() (*hsm.Vault, func()) {
+		tok, closeTok, err := sel.open(ctx, quiet, false)
+		require.NoError(t, err)
+		v, closeV, err := hsm.NewVault(ctx, tok, hsm.VaultConfig{Dir: sel.keysDir(), Recorder: audit.Outbox{Dir: filepath.Join(data, "audit")}})
+		require.NoError(t, err)
+		return v, func() { closeV(); closeTok() }
+	}
+	v, closeV := vault()
+	ct, err := v.Seal(ctx, hsm.ClassTaxID, "subj-7", []byte("a tax id"), nil)
+	require.NoError(t, err)
+	closeV()
+	backup := t.TempDir()
+	require.NoError(t, os.CopyFS(filepath.Join(backup, "tokens"), os.DirFS(filepath.Join(data, "softhsm", "tokens"))))
+	keyring, err := os.ReadFile(filepath.Join(sel.keysDir(), hsm.KeyringFile))
+	require.NoError(t, err)
+
+	v, closeV = vault()
+	require.NoError(t, v.Shred(ctx, "subj-7"))
+	_, err = v.Open(ctx, hsm.ClassTaxID, ct, nil)
+	require.ErrorIs(t, err, hsm.ErrShredded)
+	closeV()
+
+	restore := func() {
+		require.NoError(t, os.RemoveAll(filepath.Join(data, "softhsm", "tokens")))
+		require.NoError(t, os.CopyFS(filepath.Join(data, "softhsm", "tokens"), os.DirFS(filepath.Join(backup, "tokens"))))
+		require.NoError(t, os.WriteFile(filepath.Join(sel.keysDir(), hsm.KeyringFile), keyring, 0o600))
+	}
+	restore()
+	v, closeV = vault()
+	_, err = v.Open(ctx, hsm.ClassTaxID, ct, nil)
+	require.NoError(t, err, "the restored backup undid the shred")
+	closeV()
+
+	// serve copies the shred recorded in the outbox into the log and
+	// re-applies it before it trades.
+	assert.Contains(t, serve(), "crypto-shreds of the audit log re-applied")
+	v, closeV = vault()
+	_, err = v.Open(ctx, hsm.ClassTaxID, ct, nil)
+	require.ErrorIs(t, err, hsm.ErrShredded, "serve did not re-apply the recorded shred")
+	closeV()
+	subjects, err := shreddedSubjects(filepath.Join(data, "audit"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"subj-7"}, subjects)
+
+	// And again after another restore, from the log alone (the outbox is
+	// copied already).
+	restore()
+	assert.Contains(t, serve(), "crypto-shreds of the audit log re-applied")
+	v, closeV = vault()
+	_, err = v.Open(ctx, hsm.ClassTaxID, ct, nil)
+	require.ErrorIs(t, err, hsm.ErrShredded)
+	closeV()
 }
