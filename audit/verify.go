@@ -131,7 +131,7 @@ func VerifyDir(ctx context.Context, dir string, opts VerifyOptions) (*VerifyResu
 	}
 	v.snapDir = dir
 	if !parallelVerify {
-		err = r.read(0, 0, func(e *Entry, h *LeafHeader, _ uint64, _ int64) error {
+		err = r.read(0, 0, false, func(e *Entry, h *LeafHeader, _ uint64, _ int64) error {
 			if e.Index&0xfff == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -157,8 +157,8 @@ func VerifyDir(ctx context.Context, dir string, opts VerifyOptions) (*VerifyResu
 		lh := merkle.NewLeafHasher()
 		b := <-free
 		b.reset()
-		rerr = r.read(0, 0, func(e *Entry, _ *LeafHeader, _ uint64, _ int64) error {
-			b.add(e.Leaf, lh)
+		rerr = r.read(0, 0, false, func(e *Entry, h *LeafHeader, _ uint64, _ int64) error {
+			b.add(e.Leaf, h, lh)
 			if len(b.ends) < batchLeaves {
 				return nil
 			}
@@ -180,13 +180,8 @@ func VerifyDir(ctx context.Context, dir string, opts VerifyOptions) (*VerifyResu
 	var verr error
 	for b := range batches {
 		for i := 0; verr == nil && i < len(b.ends); i++ {
-			leaf := b.leaf(i)
-			h, err := ParseLeaf(leaf)
-			if err != nil {
-				verr = v.fail("not a leaf", err)
-			} else {
-				verr = v.checkedLeaf(&h, leaf, &b.hs[i])
-			}
+			h, leaf := b.header(i)
+			verr = v.checkedLeaf(&h, leaf, &b.hs[i])
 			if verr != nil {
 				cancel()
 			}
@@ -203,11 +198,20 @@ func VerifyDir(ctx context.Context, dir string, opts VerifyOptions) (*VerifyResu
 // benchmark compares it with the one-goroutine loop in the same run).
 var parallelVerify = true
 
-// leafBatch holds copies of consecutive leaves and their hashes.
+// leafBatch holds copies of consecutive leaves, their hashes and their
+// parsed headers (as positions in the copies).
 type leafBatch struct {
 	buf  []byte
 	ends []int
 	hs   []merkle.Hash
+	hdrs []hdrPos
+}
+
+// hdrPos is a LeafHeader with its slices as offsets into the leaf.
+type hdrPos struct {
+	index                   uint64
+	time                    int64
+	typeOff, typeEnd, bodyAt int32
 }
 
 const batchLeaves = 1024
@@ -216,15 +220,26 @@ func (b *leafBatch) reset() {
 	if b.ends == nil {
 		b.ends = make([]int, 0, batchLeaves)
 		b.hs = make([]merkle.Hash, 0, batchLeaves)
+		b.hdrs = make([]hdrPos, 0, batchLeaves)
 		b.buf = make([]byte, 0, batchLeaves*512)
 	}
-	b.buf, b.ends, b.hs = b.buf[:0], b.ends[:0], b.hs[:0]
+	b.buf, b.ends, b.hs, b.hdrs = b.buf[:0], b.ends[:0], b.hs[:0], b.hdrs[:0]
 }
 
-func (b *leafBatch) add(leaf []byte, lh *merkle.LeafHasher) {
+// add copies leaf, whose header the reader parsed into h (slices of leaf).
+func (b *leafBatch) add(leaf []byte, h *LeafHeader, lh *merkle.LeafHasher) {
+	off := func(s []byte) int32 { return int32(cap(leaf) - cap(s)) } // s is a plain slice of leaf
+	b.hdrs = append(b.hdrs, hdrPos{index: h.Index, time: h.Time, typeOff: off(h.Type), typeEnd: off(h.Type) + int32(len(h.Type)), bodyAt: off(h.Body)})
 	b.buf = append(b.buf, leaf...)
 	b.ends = append(b.ends, len(b.buf))
 	b.hs = append(b.hs, lh.Hash(leaf))
+}
+
+// header returns leaf i's header, its slices into the batch's copy.
+func (b *leafBatch) header(i int) (LeafHeader, []byte) {
+	leaf := b.leaf(i)
+	p := &b.hdrs[i]
+	return LeafHeader{Index: p.index, Time: p.time, Type: leaf[p.typeOff:p.typeEnd], Body: leaf[p.bodyAt : len(leaf)-1]}, leaf
 }
 
 func (b *leafBatch) leaf(i int) []byte {
@@ -396,7 +411,7 @@ func (v *verifier) checkedLeaf(h *LeafHeader, leaf []byte, lh *merkle.Hash) erro
 	typ := h.Type
 	switch {
 	case bytes.HasPrefix(typ, []byte("cmd.")):
-		if _, err := DecodeCommand(leaf, &v.cmd, v.scales); err != nil {
+		if err := decodeCommand(h, &v.cmd, v.scales); err != nil {
 			return v.fail("command record is not canonical", err)
 		}
 		if err := v.cmdSeq(v.cmd.Seq); err != nil {
@@ -404,7 +419,7 @@ func (v *verifier) checkedLeaf(h *LeafHeader, leaf []byte, lh *merkle.Hash) erro
 		}
 		v.rep.Commands++
 	case bytes.HasPrefix(typ, []byte("event.")):
-		if _, err := DecodeEvent(leaf, &v.ev, v.scales); err != nil {
+		if err := decodeEvent(h, &v.ev, v.scales); err != nil {
 			return v.fail("event record is not canonical", err)
 		}
 		if err := v.evSeq(v.ev.Seq); err != nil {
