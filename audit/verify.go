@@ -209,8 +209,8 @@ type leafBatch struct {
 
 // hdrPos is a LeafHeader with its slices as offsets into the leaf.
 type hdrPos struct {
-	index                   uint64
-	time                    int64
+	index                    uint64
+	time                     int64
 	typeOff, typeEnd, bodyAt int32
 }
 
