@@ -49,9 +49,6 @@ type Config struct {
 	CommitInterval time.Duration
 	// RotationLead: see DefaultRotationLead.
 	RotationLead time.Duration
-	// OutboxInterval is how often the log copies records that other
-	// processes left in its outbox (see Outbox); default 1 s.
-	OutboxInterval time.Duration
 }
 
 // Log is the audit log: the Writer, the checkpointer that signs tree heads,
@@ -65,8 +62,6 @@ type Log struct {
 
 	cpWake  chan struct{}
 	stop    chan struct{}
-	stopOut context.CancelFunc
-	outMu   sync.Mutex // one outbox copy at a time
 	done    sync.WaitGroup
 	closeMu sync.Mutex
 	closed  bool
@@ -98,9 +93,6 @@ func Open(ctx context.Context, cfg Config) (*Log, func() error, error) {
 	}
 	if cfg.RotationLead <= 0 {
 		cfg.RotationLead = DefaultRotationLead
-	}
-	if cfg.OutboxInterval <= 0 {
-		cfg.OutboxInterval = DefaultOutboxInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -158,10 +150,6 @@ func Open(ctx context.Context, cfg Config) (*Log, func() error, error) {
 		l.done.Add(1)
 		go l.committer()
 	}
-	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	l.stopOut = cancel
-	l.done.Add(1)
-	go l.outboxer(octx)
 	return l, l.close, nil
 }
 
@@ -337,7 +325,6 @@ func (l *Log) close() error {
 	}
 	l.closed = true
 	close(l.stop)
-	l.stopOut() // an outbox record waiting for a commit that no journaler makes any more
 	l.done.Wait()
 	err := l.w.Commit()
 	if !l.cfg.NoCheckpoints {

@@ -23,6 +23,7 @@ import (
 	"github.com/tradecore/tradecore/core"
 	"github.com/tradecore/tradecore/hsm"
 	"github.com/tradecore/tradecore/hsm/manifest"
+	"github.com/tradecore/tradecore/internal/atomicfile"
 )
 
 // engineStateRecord is the record serve writes at a clean stop: the engine's
@@ -131,13 +132,13 @@ func startServices(ctx context.Context, dataDir string, file *config.File, log *
 	closers = append(closers, closeLog)
 	// The recording service starts with the log committing its records (no
 	// journaler runs yet): the key entries not yet in the log go in now.
-	// Records other processes left in the outbox (netseg, vault shreds) go
-	// in first: the shreds among them are re-applied below.
+	// Records other processes queued in the inbox (netseg, attest, vault
+	// shreds) go in first: the shreds among them are re-applied below.
 	var svc *hsm.Service
 	var closeSvc func() error
 	err = alog.CommitDuring(func() error {
-		if _, err := alog.CopyOutbox(ctx); err != nil {
-			return fmt.Errorf("copy the audit outbox: %w", err)
+		if _, err := alog.IngestInbox(ctx); err != nil {
+			return err
 		}
 		var err error
 		svc, closeSvc, err = hsm.NewService(ctx, tok, hsm.ServiceConfig{Dir: sel.keysDir(), Logger: log, CheckInterval: time.Hour, Recorder: alog})
@@ -199,8 +200,8 @@ func shreddedSubjects(dir string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		var b audit.OutboxRecord // a shred recorded through the outbox
-		if json.Unmarshal(h.Body, &b) == nil && len(b.Body) > 0 {
+		var b audit.InboxBody // a shred queued through the inbox
+		if json.Unmarshal(h.Body, &b) == nil && b.InboxID != "" {
 			h.Body = b.Body
 		}
 		var rec hsm.ShredRecord
@@ -345,28 +346,18 @@ func writeSnapshot(dir string, loop *core.Loop) (*snapshotFile, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, err
-	}
 	hw := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(f, hw)}
-	err = loop.Engine().WriteSnapshot(cw)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
+	var n int64
+	err := atomicfile.Write(path, 0o600, func(w io.Writer) error {
+		cw := &countWriter{w: io.MultiWriter(w, hw)}
+		err := loop.Engine().WriteSnapshot(cw)
+		n = cw.n
+		return err
+	})
 	if err != nil {
-		os.Remove(tmp)
 		return nil, err
 	}
-	sf := &snapshotFile{Seq: loop.Seq(), File: filepath.ToSlash(rel), Size: cw.n}
+	sf := &snapshotFile{Seq: loop.Seq(), File: filepath.ToSlash(rel), Size: n}
 	hw.Sum(sf.sha[:0])
 	pruneSnapshots(filepath.Dir(path), keepSnapshots)
 	return sf, nil

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/tradecore/tradecore/audit"
 	"github.com/tradecore/tradecore/netseg"
 )
 
@@ -25,8 +23,8 @@ commands:
   detach             remove every program, link and map: access is open again
 
 Flags: --pin-path (default /sys/fs/bpf/tradecore, env TRADECORE_NETSEG_PIN_PATH),
---data-dir (audit records of apply and detach go to the audit log's outbox,
-<data-dir>/audit/outbox.jsonl, which a running serve copies into the log within 1 s, or the next one at start),
+--data-dir (audit records of apply and detach are queued in <data-dir>/audit/inbox and
+recorded in the log by tradecore serve, or by 'tradecore audit ingest'),
 --format text|json (status, stats). POLICY "-" reads standard input.
 apply, status, stats and detach need root. The policy format is docs/netseg.md.
 Exit codes: 0 success, 1 failure (or, for status, not enforced), 2 usage error.
@@ -89,9 +87,9 @@ func runNetseg(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg := netseg.Config{PinPath: *pin, Logger: cliLogger(stderr)}
 	if cmd == "apply" || cmd == "detach" {
-		// The daemon holds the audit log; the record goes to its outbox
-		// (fsynced before the change), which the log copies in.
-		cfg.Recorder = audit.Outbox{Dir: filepath.Join(*dataDir, "audit")}
+		rec := newInboxRecorder(*dataDir)
+		defer rec.noteQueued(stderr)
+		cfg.Recorder = rec
 	}
 	e, err := netseg.New(cfg)
 	if err != nil {
@@ -107,7 +105,7 @@ func runNetseg(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			fmt.Fprintf(stdout, "unchanged: %s is already in force\n", res.Digest)
 			return nil
 		}
-		fmt.Fprintf(stdout, "applied %s (audit outbox record %d)\n", res.Digest, res.Record)
+		fmt.Fprintf(stdout, "applied %s\n", res.Digest)
 		for _, c := range res.Changes {
 			fmt.Fprintln(stdout, c)
 		}

@@ -130,20 +130,12 @@ func TestNetsegCLIEndToEnd(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "nothing applied")
 
-	b, err := os.ReadFile(filepath.Join(dd, "audit", audit.OutboxFile))
+	queued, err := audit.ReadInbox(filepath.Join(dd, "audit"))
 	require.NoError(t, err)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	require.Len(t, lines, 2)
-	var rec struct {
-		Index uint64
-		Type  string
-		Body  netseg.AppliedRecord
-	}
-	require.NoError(t, json.Unmarshal([]byte(lines[0]), &rec))
-	assert.Equal(t, uint64(0), rec.Index)
-	assert.Equal(t, netseg.RecordApplied, rec.Type)
-	assert.Equal(t, st.Digest, rec.Body.Digest)
-	require.NoError(t, json.Unmarshal([]byte(lines[1]), &rec))
-	assert.Equal(t, uint64(1), rec.Index)
-	assert.Equal(t, netseg.RecordDetached, rec.Type)
+	require.Len(t, queued, 2)
+	assert.Equal(t, netseg.RecordApplied, queued[0].Type)
+	var applied netseg.AppliedRecord
+	require.NoError(t, json.Unmarshal(queued[0].Body, &applied))
+	assert.Equal(t, st.Digest, applied.Digest)
+	assert.Equal(t, netseg.RecordDetached, queued[1].Type)
 }

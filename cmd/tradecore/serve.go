@@ -62,6 +62,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("signing service ready", "active_key_id", active.ID, "algorithm", active.Algorithm, "expires", active.Expires, "first_key_id", signer.FirstKeyID())
 	fmt.Fprintf(stdout, "key manifest: first key %s (pin it: tradecore keys verify --pinned %s)\n", signer.FirstKeyID(), signer.FirstKeyID())
 	log.Info("audit log ready", "dir", filepath.Join(*dataDir, "audit"), "durability", file.Audit.Durability, "leaves", srv.log.Durable())
+	// Records queued by operator commands (attest, netseg) while the
+	// daemon holds the log: ingested now, every second, and at stop.
+	inboxCtx, stopInbox := context.WithCancel(context.WithoutCancel(ctx))
+	inboxDone := make(chan struct{})
+	go func() { defer close(inboxDone); runInbox(inboxCtx, srv.log, log) }()
+	defer func() { stopInbox(); <-inboxDone }()
 	stopMirror, err := startMirror(ctx, file, srv.log, filepath.Join(*dataDir, "audit"), log)
 	if err != nil {
 		return fmt.Errorf("audit: PostgreSQL mirror: %w", err)

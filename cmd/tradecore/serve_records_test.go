@@ -157,7 +157,7 @@ func TestServeRecordsKeyChanges(t *testing.T) {
 }
 
 // TestServeRecordsNetsegChanges: `tradecore netseg apply` and `detach`, run
-// while serve holds the audit log, leave their records in the log's outbox;
+// while serve holds the audit log, queue their records in the log's inbox;
 // the daemon copies them into the log, and the log verifies. Between the
 // two, a process in the segment is refused a connect, and serve's metrics
 // endpoint counts the denial.
@@ -184,7 +184,7 @@ func TestServeRecordsNetsegChanges(t *testing.T) {
 	}
 
 	s := startServe(t, bin, data, cfgPath, env, "--metrics", "127.0.0.1:0")
-	assert.Contains(t, netsegCmd("apply", "-f", policy), "audit outbox record 0")
+	assert.Contains(t, netsegCmd("apply", "-f", policy), "queued in")
 
 	// A process born in the segment is refused 127.0.0.3 (EPERM).
 	ln, err := net.Listen("tcp", "127.0.0.3:0")
@@ -226,13 +226,13 @@ func TestServeRecordsNetsegChanges(t *testing.T) {
 		}
 		h, err := audit.ParseLeaf(e.Leaf)
 		require.NoError(t, err)
-		var b audit.OutboxRecord
-		if json.Unmarshal(h.Body, &b) == nil && b.OutboxTime != "" {
-			got = append(got, fmt.Sprintf("%s outbox %d", e.Type, b.OutboxIndex))
+		var b audit.InboxBody
+		if json.Unmarshal(h.Body, &b) == nil && b.InboxID != "" {
+			got = append(got, e.Type)
 		}
 		return nil
 	}))
-	assert.Equal(t, []string{"netseg.policy.applied outbox 0", "netseg.policy.detached outbox 1"}, got)
+	assert.Equal(t, []string{"netseg.policy.applied", "netseg.policy.detached"}, got)
 	man, err := os.ReadFile(filepath.Join(data, "keys", "manifest.json"))
 	require.NoError(t, err)
 	_, err = audit.VerifyDir(t.Context(), adir, audit.VerifyOptions{Manifest: man, PinnedFirstKey: s.pin})
@@ -240,7 +240,7 @@ func TestServeRecordsNetsegChanges(t *testing.T) {
 }
 
 // TestServeReappliesShreds: a subject is crypto-shredded (the shred recorded
-// through the audit outbox, as a process without the log does), then a
+// through the audit inbox, as a process without the log does), then a
 // backup of the token and the data-key store from before the shred is
 // restored, which brings the subject's data back. The next serve re-applies
 // the log's shreds at start: the data is gone again.
@@ -261,7 +261,7 @@ func TestServeReappliesShreds(t *testing.T) {
 	vault := func() (*hsm.Vault, func()) {
 		tok, closeTok, err := sel.open(ctx, quiet, false)
 		require.NoError(t, err)
-		v, closeV, err := hsm.NewVault(ctx, tok, hsm.VaultConfig{Dir: sel.keysDir(), Recorder: audit.Outbox{Dir: filepath.Join(data, "audit")}})
+		v, closeV, err := hsm.NewVault(ctx, tok, hsm.VaultConfig{Dir: sel.keysDir(), Recorder: newInboxRecorder(data)})
 		require.NoError(t, err)
 		return v, func() { closeV(); closeTok() }
 	}
@@ -291,7 +291,7 @@ func TestServeReappliesShreds(t *testing.T) {
 	require.NoError(t, err, "the restored backup undid the shred")
 	closeV()
 
-	// serve copies the shred recorded in the outbox into the log and
+	// serve ingests the shred queued in the inbox into the log and
 	// re-applies it before it trades.
 	assert.Contains(t, serve(), "crypto-shreds of the audit log re-applied")
 	v, closeV = vault()
@@ -302,8 +302,8 @@ func TestServeReappliesShreds(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"subj-7"}, subjects)
 
-	// And again after another restore, from the log alone (the outbox is
-	// copied already).
+	// And again after another restore, from the log alone (the inbox is
+	// ingested already).
 	restore()
 	assert.Contains(t, serve(), "crypto-shreds of the audit log re-applied")
 	v, closeV = vault()
