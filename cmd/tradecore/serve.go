@@ -159,6 +159,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer cancel()
 	}
 	sink := newEventSink(cons, ctl, loop, mon, *every, recent)
+	sink.post = alertRecorder(srv.log, file, log)
 	log.Info("tradecore serving", "data_dir", *dataDir, "instruments", len(file.Instruments),
 		"max_orders", coreCfg.MaxOrders, "threading", plan.Mode.String(), "pinned", plan.Pin, "cpus", plan.CPUs,
 		"engine_idle", plan.PrimaryIdle.String(), "others_idle", plan.OthersIdle.String(), "rate", *rate)
