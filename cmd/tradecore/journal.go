@@ -273,8 +273,10 @@ func recoverEngine(dir string, loop *core.Loop, log *slog.Logger, out io.Writer)
 		return n, fmt.Errorf("recovery: replay the journal: %w (verify it with auditverify; the engine does not start on a journal it cannot replay)", err)
 	}
 	// The last clean stop's state hash, if the log ends with one for this seq.
+	// A clean stop writes it after its snapshot's record, so with a
+	// snapshot only the log from there on is read.
 	var last engineState
-	if err := r.Read(0, 0, func(e *audit.Entry) error {
+	if err := r.Read(from, 0, func(e *audit.Entry) error {
 		if e.Type != engineStateRecord {
 			return nil
 		}
