@@ -58,7 +58,11 @@ func (r *inboxRecorder) noteQueued(w io.Writer) {
 
 // runInbox ingests the inbox into the log every audit.InboxInterval until
 // ctx ends, then once more; it returns when done. Failures are logged and
-// retried: the entries stay queued.
+// retried: the entries stay queued. Cancel ctx only once the journaler has
+// stopped: the last ingestion commits its records itself (CommitDuring), as
+// no journaler will (before, it waited for that commit forever while holding
+// the inbox lock, so serve hung at stop and so did every operator command
+// queueing a record).
 func runInbox(ctx context.Context, l *audit.Log, log *slog.Logger) {
 	ingest := func(ctx context.Context) {
 		n, err := l.IngestInbox(ctx)
@@ -74,7 +78,7 @@ func runInbox(ctx context.Context, l *audit.Log, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
-			ingest(context.WithoutCancel(ctx))
+			_ = l.CommitDuring(func() error { ingest(context.WithoutCancel(ctx)); return nil })
 			return
 		case <-t.C:
 			ingest(ctx)

@@ -252,6 +252,11 @@ func TestKeysCLIMissingTokenAndWrongPIN(t *testing.T) {
 	assert.Contains(t, r.err.Error(), "SOFTHSM2_CONF is not set")
 	assert.Contains(t, r.err.Error(), "--token")
 	assert.NotContains(t, r.err.Error(), "Config.", "errors name flags, not Go fields")
+	// Set but empty: SoftHSM cannot even initialise; the error says why.
+	t.Setenv(softhsm.EnvConf, "")
+	r = runCLI(t, "keys", "rotate", d, "--module", mod, "--pin-file", bad)
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.err.Error(), "SOFTHSM2_CONF is set but empty")
 
 	// Wrong PIN through --pin-file with the module given explicitly.
 	t.Setenv(softhsm.EnvConf, filepath.Join(dd, "softhsm", "softhsm2.conf"))

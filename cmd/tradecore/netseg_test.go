@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -43,13 +44,17 @@ func TestNetsegCLIUsageAndCheck(t *testing.T) {
 	assert.EqualError(t, r.err, "netseg: policy "+bad+` line 5 segments[0].allow[0].cidr: "10.0.0.1/8" has host bits set; write 10.0.0.0/8`)
 }
 
-func TestNetsegCLIEndToEnd(t *testing.T) {
+// netsegEnv makes a cgroup <base>/pay under the cgroup v2 mount and a bpf
+// filesystem of the test's own, and returns the --pin-path flag for it and
+// base. Both are removed at cleanup.
+func netsegEnv(t *testing.T) (pin, base string) {
+	t.Helper()
 	testenv.NeedRoot(t)
 	err := netseg.Probe()
 	testenv.Need(t, err == nil, fmt.Sprintf("eBPF segmentation unavailable: %v", err))
 	mount, err := netseg.CgroupMount()
 	require.NoError(t, err)
-	base := fmt.Sprintf("/netseg-cli-test-%d", os.Getpid())
+	base = fmt.Sprintf("/netseg-cli-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-"))
 	require.NoError(t, os.MkdirAll(filepath.Join(mount, base, "pay"), 0o755))
 	t.Cleanup(func() {
 		os.Remove(filepath.Join(mount, base, "pay"))
@@ -62,7 +67,11 @@ func TestNetsegCLIEndToEnd(t *testing.T) {
 		_ = unix.Unmount(bpffs, unix.MNT_DETACH)
 		os.Remove(bpffs)
 	})
-	pin := "--pin-path=" + filepath.Join(bpffs, "tc")
+	return "--pin-path=" + filepath.Join(bpffs, "tc"), base
+}
+
+func TestNetsegCLIEndToEnd(t *testing.T) {
+	pin, base := netsegEnv(t)
 	dd := t.TempDir()
 	d := "--data-dir=" + dd
 	policy := filepath.Join(dd, "policy.yaml")
