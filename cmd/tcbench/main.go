@@ -32,6 +32,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -150,8 +151,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	baseline := fs.String("baseline", "", "a tcbench binary built from an earlier commit (make bench builds one): its random-limits and move-heavy throughput passes run alternately with these, and the ratios are reported")
 	format := fs.String("format", "text", "output: text or json")
 	enforce := fs.Bool("enforce", false, "exit 1 when a budget is missed")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it): what limits each workload next")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	plan, err := pipelinePlan(*mode, *engineIdle, *othersIdle, *cpu)
 	if err != nil {
