@@ -158,7 +158,12 @@ type Producer struct {
 	i       int
 	first   int64
 	stopped atomic.Bool
+	stage   [producerBatch]core.Command // what one duty cycle pushes, claimed with one CAS
 }
+
+// producerBatch is the most a Producer pushes per duty cycle: a gateway
+// session that decoded one read's worth of frames pushes them the same way.
+const producerBatch = 256
 
 // OnStop implements agent.Stopper.
 func (p *Producer) OnStop() { p.stopped.Store(true) }
@@ -191,22 +196,25 @@ func (p *Producer) DoWork(context.Context) (int, error) {
 	if p.Rate > 0 {
 		interval = 1e9 / p.Rate
 	}
+	// Stage no more than the ring has room for (a snapshot: the push may
+	// still take fewer), so a full ring costs no copying.
+	room := min(producerBatch, p.In.Cap()-p.In.Len())
 	n := 0
-	for p.i < len(p.Cmds) && n < 256 {
+	for p.i+n < len(p.Cmds) && n < room {
 		due := now
 		if interval > 0 {
-			if due = p.Start + int64(float64(p.i)*interval); due > now {
+			if due = p.Start + int64(float64(p.i+n)*interval); due > now {
 				break
 			}
 		}
-		c := p.Cmds[p.i]
-		c.Tag = uint64(due)
-		if !p.In.TryPush(&c) {
-			break
-		}
-		p.i++
+		p.stage[n] = p.Cmds[p.i+n]
+		p.stage[n].Tag = uint64(due)
 		n++
 	}
+	// Whatever does not fit waits for the next duty cycle, due times kept:
+	// the delay shows in the latency of every command behind.
+	n = p.In.TryPushBatch(p.stage[:n])
+	p.i += n
 	return n, nil
 }
 
