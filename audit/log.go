@@ -304,15 +304,43 @@ func (l *Log) checkpoint(ctx context.Context, rotate bool) (Checkpoint, error) {
 	if h.Size == 0 && !handover {
 		return l.lastCP, nil
 	}
-	c := Checkpoint{Origin: l.origin, Size: h.Size, Root: h.Root, Time: max(now.UnixNano(), h.Time, l.lastCP.Time)}
-	text := c.Text()
-	n := Note{Text: text}
-	sig, oldID, err := signNote(ctx, l.cfg.Signer, &l.keys, text)
-	if err != nil {
-		l.cpErr = err
-		return l.lastCP, err
+	var (
+		c     Checkpoint
+		text  []byte
+		n     Note
+		oldID string
+	)
+	// The time a checkpoint claims is fixed before it is signed. When the
+	// key lifecycle changes in between (another process rotates or revokes),
+	// the signature can be by a key that is not valid at that time — the old
+	// key after a revocation stamped earlier, or the new key before its
+	// activation — and the verifier would refuse it. So the signature is
+	// checked against the signer's manifest and, if the key is not valid at
+	// the claimed time, the checkpoint is made again at a later time.
+	for attempt := 0; ; attempt++ {
+		c = Checkpoint{Origin: l.origin, Size: h.Size, Root: h.Root, Time: max(now.UnixNano(), h.Time, l.lastCP.Time)}
+		text = c.Text()
+		n = Note{Text: text}
+		sig, id, err := signNote(ctx, l.cfg.Signer, &l.keys, text)
+		if err != nil {
+			l.cpErr = err
+			return l.lastCP, err
+		}
+		ok, err := l.signerKeyValidAt(ctx, id, time.Unix(0, c.Time))
+		if err != nil {
+			l.cpErr = err
+			return l.lastCP, err
+		}
+		if ok {
+			n.Sigs, oldID = append(n.Sigs, sig), id
+			break
+		}
+		if attempt == 3 {
+			l.cpErr = fmt.Errorf("%w: the signer's key %s is not valid at the checkpoint's time after %d attempts (its key manifest keeps changing); retried at the next interval", ErrCheckpoint, id, attempt+1)
+			return l.lastCP, l.cpErr
+		}
+		h, now = l.w.Head(), l.cfg.Now()
 	}
-	n.Sigs = append(n.Sigs, sig)
 	if handover {
 		if err := rot.Rotate(ctx); err != nil {
 			l.cpErr = fmt.Errorf("audit: key handover: rotate: %w", err)
@@ -336,6 +364,28 @@ func (l *Log) checkpoint(ctx context.Context, rotate bool) (Checkpoint, error) {
 	}
 	l.lastCP, l.cpErr = c, nil
 	return c, nil
+}
+
+// signerKeyValidAt reports whether the signer's manifest, as it stands now,
+// makes key id valid at t (manifest.KeyState.ValidAt).
+func (l *Log) signerKeyValidAt(ctx context.Context, id string, t time.Time) (bool, error) {
+	data, err := l.cfg.Signer.Manifest(ctx)
+	if err != nil {
+		return false, fmt.Errorf("audit: signer manifest: %w", err)
+	}
+	m, err := manifest.Parse(data)
+	if err != nil {
+		return false, fmt.Errorf("audit: signer manifest: %w", err)
+	}
+	if len(m.Entries) == 0 || m.Entries[0].Key == nil {
+		return false, fmt.Errorf("%w: signer manifest has no keys", ErrCheckpoint)
+	}
+	v, err := manifest.VerifyManifest(m, m.Entries[0].Key.ID)
+	if err != nil {
+		return false, fmt.Errorf("audit: signer manifest: %w", err)
+	}
+	k := v.Key(id)
+	return k != nil && k.ValidAt(t), nil
 }
 
 func (l *Log) close() error {

@@ -44,6 +44,10 @@ var (
 	// subject's sealed values can never be opened again. Expected after an
 	// erasure request.
 	ErrShredded = errors.New("hsm: subject key destroyed")
+	// ErrBusy means the key manifest kept changing while a signature waited
+	// for a stable view of it (another process rotating or revoking keys in
+	// a loop). Retry the signature.
+	ErrBusy = errors.New("hsm: key manifest busy")
 	// ErrNotInitialized means the key lifecycle has no manifest yet. Run
 	// `tradecore keys init`.
 	ErrNotInitialized = errors.New("hsm: keys not initialised")

@@ -30,12 +30,24 @@ func LockManifest(ctx context.Context, dir string) (func(), error) {
 // process exclude each other as two processes do. The returned function
 // releases it.
 func lockFile(ctx context.Context, path string) (func(), error) {
+	return flockFile(ctx, path, unix.LOCK_EX)
+}
+
+// lockFileShared takes a shared flock(2) on path: many holders at once, none
+// while an exclusive holder (a manifest change) has it. Each call opens its
+// own descriptor, so concurrent holders in one process do not release each
+// other's lock.
+func lockFileShared(ctx context.Context, path string) (func(), error) {
+	return flockFile(ctx, path, unix.LOCK_SH)
+}
+
+func flockFile(ctx context.Context, path string, how int) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("hsm: open lock %s: %w", path, err)
 	}
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
 		if err == nil {
 			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
 		}

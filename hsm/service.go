@@ -651,16 +651,35 @@ func (s *Service) Sign(ctx context.Context, msg []byte) (Signature, error) {
 				return Signature{}, err
 			}
 		}
+		// The signature happens under a shared lock on the manifest, which
+		// every change (in any process) holds exclusively from the time it
+		// stamps on its entry until its new manifest is in place and the keys
+		// it retires are destroyed. So no signature falls between a
+		// revocation's time and the moment signers can see it: a signature is
+		// made either before the change began or with the manifest it wrote.
+		unlock, err := lockFileShared(ctx, s.lockPath)
+		if err != nil {
+			return Signature{}, err
+		}
+		if id, err := statID(s.path); err != nil || !s.current(id) {
+			unlock() // changed since Refresh: read it again
+			if attempt > 8 {
+				return Signature{}, fmt.Errorf("hsm: the key manifest keeps changing under the signature; retry: %w", ErrBusy)
+			}
+			continue
+		}
 		// Holding the read lock while signing means a change in this process
 		// (write lock) waits for in-flight signatures.
 		s.mu.RLock()
 		k, err := s.signable()
 		if err != nil {
 			s.mu.RUnlock()
+			unlock()
 			return Signature{}, err
 		}
 		sig, err := manifest.SignMessage(ctxSigner{ctx, k}, msg)
 		s.mu.RUnlock()
+		unlock()
 		if err != nil && attempt == 0 && keyGone(err) {
 			// Another process retired the key and destroyed its private object
 			// between our check and C_Sign: re-read and sign with the new key.
@@ -672,6 +691,13 @@ func (s *Service) Sign(ctx context.Context, msg []byte) (Signature, error) {
 		}
 		return Signature{KeyID: k.id, Algorithm: k.alg, Sig: sig}, nil
 	}
+}
+
+// current reports whether id is the manifest file this service has loaded.
+func (s *Service) current(id fileID) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return id == s.id && s.bad == nil
 }
 
 func (s *Service) forceReload(ctx context.Context) {
@@ -689,6 +715,16 @@ func keyGone(err error) bool {
 func (s *Service) SignWith(ctx context.Context, keyID string, msg []byte) ([]byte, error) {
 	if err := s.Refresh(ctx); err != nil {
 		return nil, err
+	}
+	// Under the manifest's shared lock, as Sign: a change in flight is
+	// either complete and seen, or not begun.
+	unlock, err := lockFileShared(ctx, s.lockPath)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if id, err := statID(s.path); err != nil || !s.current(id) {
+		return nil, fmt.Errorf("hsm: the key manifest changed under the signature; retry: %w", ErrBusy)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()

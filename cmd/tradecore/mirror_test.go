@@ -111,8 +111,12 @@ func TestServeTradesThroughPostgresOutage(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
 	out, errb := &syncBuf{}, &syncBuf{}
 	done := make(chan error, 1)
+	// serve runs until the copier has resumed (a fixed --duration could end
+	// before PostgreSQL is back on a loaded machine).
+	serveCtx, stopServe := context.WithCancel(ctx)
+	defer stopServe()
 	go func() {
-		done <- run(ctx, []string{"serve", "--data-dir", data, "--config", cfgPath, "--rate", "5000", "--duration", "6s", "--report", "100ms"}, out, errb)
+		done <- run(serveCtx, []string{"serve", "--data-dir", data, "--config", cfgPath, "--rate", "5000", "--report", "100ms"}, out, errb)
 	}()
 	acked := regexp.MustCompile(`acked to seq (\d+)`)
 	lastAck := func() uint64 {
@@ -146,7 +150,8 @@ func TestServeTradesThroughPostgresOutage(t *testing.T) {
 	require.NoError(t, srv.Start(ctx))
 	c2 := conn()
 	atRestart := count(c2)
-	require.Eventually(t, func() bool { return count(c2) > atRestart }, 20*time.Second, 100*time.Millisecond, "the copier did not resume after the outage")
+	require.Eventually(t, func() bool { return count(c2) > atRestart }, 60*time.Second, 100*time.Millisecond, "the copier did not resume after the outage")
+	stopServe()
 	require.NoError(t, <-done, errb.String())
 	require.Contains(t, errb.String(), "PostgreSQL mirror running")
 
