@@ -21,9 +21,9 @@ func TestLoginRefusals(t *testing.T) {
 	data := h.addKey("d", apikey.CreateRequest{User: "u-d", Scopes: []apikey.Scope{apikey.ScopeData}})
 	fenced := h.addKey("f", apikey.CreateRequest{User: "u-f", Account: 2, Scopes: []apikey.Scope{apikey.ScopeTrade}, Allow: []string{"10.0.0.0/8"}})
 	revoked := h.trader("r", 3)
-	_, err := h.store.Revoke(context.Background(), revoked.id, "test")
+	_, err := h.store.Revoke(context.Background(), revoked.ID, "test")
 	require.NoError(t, err)
-	unknown := key{id: "aaaaaaaaaaaaaaaa", secret: make([]byte, 32), account: 1}
+	unknown := key{ID: "aaaaaaaaaaaaaaaa", Secret: make([]byte, 32), Account: 1}
 
 	tests := []struct {
 		name   string
@@ -33,7 +33,7 @@ func TestLoginRefusals(t *testing.T) {
 		want   core.Reason
 	}{
 		{"unknown key", "oe", unknown, nil, proto.ReasonUnknownKey},
-		{"forged MAC", "oe", key{id: trader.id, secret: make([]byte, 32)}, nil, proto.ReasonBadMAC},
+		{"forged MAC", "oe", key{ID: trader.ID, Secret: make([]byte, 32)}, nil, proto.ReasonBadMAC},
 		{"revoked key", "oe", revoked, nil, proto.ReasonRevokedKey},
 		{"data key on order entry", "oe", data, nil, proto.ReasonNoScope},
 		{"trade key on market data", "md", trader, nil, proto.ReasonNoScope},
@@ -82,8 +82,8 @@ func TestLoginRefusals(t *testing.T) {
 
 	t.Run("expired key", func(t *testing.T) {
 		k := h.trader("e", 4)
-		h.clock.shift(91 * 24 * time.Hour)
-		defer h.clock.shift(-91 * 24 * time.Hour)
+		h.clock.Shift(91 * 24 * time.Hour)
+		defer h.clock.Shift(-91 * 24 * time.Hour)
 		c := dialRaw(t, h.oe, nil)
 		require.Equal(t, proto.ReasonExpiredKey, isReason(c.login(k, 0, func(l *proto.Login) { l.Timestamp += int64(91 * 24 * time.Hour) })))
 	})
@@ -107,7 +107,7 @@ func TestLoginRefusals(t *testing.T) {
 		c, la := h.session(trader, 0)
 		require.Equal(t, uint32(1), la.Account)
 		require.Equal(t, uint32(1000), la.HeartbeatMs)
-		h.waitRecord("gateway.login", "key_id", trader.id)
+		h.waitRecord("gateway.login", "key_id", trader.ID)
 		c.send(&proto.LogoutRequest{})
 		c.closed()
 	})

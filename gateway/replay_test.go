@@ -90,8 +90,7 @@ func TestReconnectReplays(t *testing.T) {
 				h.restart()
 				b, _ = h.session(kb, 0)
 			}
-			c := dialRaw(t, h.oe, nil)
-			la := c.login(ka, rec.last+1).(*proto.LoginAccepted)
+			c, la := h.relogin(ka, rec.last+1)
 			require.Equal(t, rec.last+1, la.ReplayFrom)
 			require.Greater(t, la.NextSeq, la.ReplayFrom, "there is something to replay")
 			for rec.last+1 < la.NextSeq {
@@ -111,8 +110,7 @@ func TestReconnectReplays(t *testing.T) {
 
 	// Everything from the start, byte for byte as first sent; then nothing
 	// more than the stream holds.
-	c := dialRaw(t, h.oe, nil)
-	la = c.login(ka, 1).(*proto.LoginAccepted)
+	c, la := h.relogin(ka, 1)
 	require.Equal(t, uint64(1), la.ReplayFrom)
 	full := &received{t: t, byNo: rec.byNo}
 	for full.last+1 < la.NextSeq {
