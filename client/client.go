@@ -116,6 +116,8 @@ type Client struct {
 
 	// Receiver-owned.
 	fr      *proto.FrameReader
+	rconn   net.Conn // the connection fr reads
+	rdl     bool     // a read deadline is set on rconn
 	lastSeq uint64
 	expect  uint64 // the Seq the next sequenced message must carry
 	msgs    [256]proto.Message
@@ -233,7 +235,7 @@ func (c *Client) connect(ctx context.Context, next uint64) error {
 				break
 			}
 		}
-		c.fr = fr
+		c.fr, c.rconn, c.rdl = fr, conn, false
 		c.wmu.Lock()
 		c.conn = conn
 		c.wmu.Unlock()
@@ -335,9 +337,12 @@ func (c *Client) QueryReference() error { return c.Send(&proto.ReferenceQuery{})
 // server ever breaks the sequence.
 func (c *Client) Recv(ctx context.Context) (proto.Message, error) {
 	for {
-		m, err := c.recv()
+		m, err := c.recvCtx(ctx)
 		if err == nil {
 			return m, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
 		if c.closed.Load() || !c.cfg.Reconnect || errors.Is(err, ErrGap) {
 			return nil, err
@@ -352,13 +357,58 @@ func (c *Client) Recv(ctx context.Context) (proto.Message, error) {
 	}
 }
 
-func (c *Client) recv() (proto.Message, error) {
+// recvCtx is recv bounded by ctx: its deadline becomes the read deadline,
+// its cancellation ends the read. A read that ctx ended leaves the
+// connection as it was.
+func (c *Client) recvCtx(ctx context.Context) (proto.Message, error) {
+	if c.rconn != nil {
+		d, hasDL := ctx.Deadline()
+		switch {
+		case hasDL:
+			_ = c.rconn.SetReadDeadline(d)
+			c.rdl = true
+		case c.rdl:
+			_ = c.rconn.SetReadDeadline(time.Time{})
+			c.rdl = false
+		}
+		if !hasDL && ctx.Done() != nil {
+			// Cancellation without a deadline ends the read by moving the
+			// deadline; wait for that to finish before returning, so it
+			// never touches a later read.
+			rc := c.rconn
+			var mu sync.Mutex
+			stop := context.AfterFunc(ctx, func() {
+				mu.Lock()
+				_ = rc.SetReadDeadline(time.Unix(1, 0))
+				mu.Unlock()
+			})
+			defer func() {
+				if !stop() {
+					mu.Lock()
+					mu.Unlock() //nolint:staticcheck // waits for the deadline change
+					c.rdl = true
+				}
+			}()
+		}
+	}
+	return c.recv(ctx)
+}
+
+func (c *Client) recv(ctx context.Context) (proto.Message, error) {
 	if c.fr == nil {
 		return nil, ErrDisconnected
 	}
 	for {
 		f, err := c.fr.Next()
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if c.rdl && errors.Is(err, os.ErrDeadlineExceeded) {
+				// The read deadline came from ctx, whose own timer may not
+				// have fired yet: the connection is fine.
+				return nil, context.DeadlineExceeded
+			}
 			c.markDown()
 			return nil, fmt.Errorf("%w: %w", ErrDisconnected, err)
 		}
@@ -466,7 +516,9 @@ func (c *Client) Close() error {
 	defer c.wmu.Unlock()
 	c.down.Store(true)
 	if c.conn != nil {
-		return c.conn.Close()
+		if err := c.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
 	}
 	return nil
 }

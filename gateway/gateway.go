@@ -453,7 +453,7 @@ func (g *Gateway) admit(s *session) core.Reason {
 	if g.closed {
 		return proto.ReasonShutdown
 	}
-	if old := g.active[id]; old != nil && old.state.Load() < stClosing {
+	if old := g.active[id]; old != nil && !old.ending() {
 		return proto.ReasonSessionActive
 	}
 	g.active[id] = s
@@ -567,11 +567,17 @@ func (g *Gateway) sendLogin(s *session, res attachResult) bool {
 
 var errOverflow = errors.New("gateway: outbound queue overflowed")
 
+// reasonPeerGone marks a session whose client went away (not a protocol
+// code: it is never sent).
+const reasonPeerGone core.Reason = 1
+
 // recordClose writes the gateway.session_closed audit record of s.
 func (g *Gateway) recordClose(s *session) {
 	r := core.Reason(s.reason.Load())
 	name := "peer-closed"
-	if r != 0 {
+	if r == reasonPeerGone {
+		r = 0
+	} else if r != 0 {
 		name = proto.ReasonName(r)
 	}
 	g.record(context.Background(), "gateway.session_closed", loginRecord{Port: s.port.String(), Addr: s.addr.String(),
@@ -630,7 +636,9 @@ func (g *Gateway) read(ctx context.Context, s *session, fr *proto.FrameReader) {
 
 // end asks the publisher to end s with reason (0: the peer went away).
 func (g *Gateway) end(s *session, pb *pubBase, r core.Reason) {
-	if r != 0 {
+	if r == 0 {
+		s.reason.CompareAndSwap(0, uint32(reasonPeerGone))
+	} else {
 		s.reason.CompareAndSwap(0, uint32(r))
 		if r != proto.ReasonLogoutByUser {
 			g.m.disconnect(r)

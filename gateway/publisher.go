@@ -335,7 +335,7 @@ func (p *publisher) handle(m *ctlMsg, now int64) {
 	switch m.op {
 	case opAttach:
 		res := attachResult{}
-		if old := p.sessions[s.account]; old != nil && old.state.Load() < stClosing {
+		if old := p.sessions[s.account]; old != nil && !old.ending() {
 			res.reason = proto.ReasonSessionActive
 		} else {
 			res.nextSeq = 1

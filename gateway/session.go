@@ -106,6 +106,11 @@ func newSession(g *Gateway, p port, c net.Conn) *session {
 	return s
 }
 
+// ending reports whether the session is closing, or has been asked to
+// (a logout request, a protocol error, a lost connection): a new login of
+// its account may take over.
+func (s *session) ending() bool { return s.state.Load() >= stClosing || s.reason.Load() != 0 }
+
 // direct reports whether the publisher writes to the socket itself.
 func (s *session) direct() bool { return s.raw != nil }
 
