@@ -376,16 +376,14 @@ func (c *Client) recvCtx(ctx context.Context) (proto.Message, error) {
 			// deadline; wait for that to finish before returning, so it
 			// never touches a later read.
 			rc := c.rconn
-			var mu sync.Mutex
+			moved := make(chan struct{})
 			stop := context.AfterFunc(ctx, func() {
-				mu.Lock()
 				_ = rc.SetReadDeadline(time.Unix(1, 0))
-				mu.Unlock()
+				close(moved)
 			})
 			defer func() {
 				if !stop() {
-					mu.Lock()
-					mu.Unlock() //nolint:staticcheck // waits for the deadline change
+					<-moved
 					c.rdl = true
 				}
 			}()

@@ -59,6 +59,7 @@ var _ hsm.Signer = (*swapSigner)(nil)
 type services struct {
 	svc      *hsm.Service
 	log      *audit.Log
+	tok      *hsm.Token
 	closeAll func() error
 }
 
@@ -125,7 +126,7 @@ func startServices(ctx context.Context, dataDir string, file *config.File, log *
 	_ = closeFirst()
 	// Closing the service may record (a rotation in flight): commit while it stops.
 	closers = append(closers, func() error { return alog.CommitDuring(closeSvc) })
-	return &services{svc: svc, log: alog, closeAll: closeAll}, nil
+	return &services{svc: svc, log: alog, tok: tok, closeAll: closeAll}, nil
 }
 
 // scales are the audit log's decimal scales of the configured instruments.
