@@ -33,15 +33,20 @@ type Engine interface {
 // then, and otherwise with the time of the last leaf: either way no later
 // engine record carries an earlier time, so the log's times never go back.
 type Journaler struct {
-	log  *Log
-	w    *Writer
-	cmds *ring.Consumer[core.Command]
-	evs  *ring.Consumer[core.Event]
-	eng  Engine
-	safe int64  // the time service records of this cycle may carry
-	seq  uint64 // the last command appended
-	err  error
+	log   *Log
+	w     *Writer
+	cmds  *ring.Consumer[core.Command]
+	evs   *ring.Consumer[core.Event]
+	eng   Engine
+	safe  int64  // the time service records of this cycle may carry
+	seq   uint64 // the last command appended
+	err   error
+	marks *SeqMarks
 }
+
+// SetMarks makes the journaler record every marks.Every-th command's leaf
+// index in marks. Call it before the journaler runs.
+func (j *Journaler) SetMarks(marks *SeqMarks) { j.marks = marks }
 
 // NewJournaler returns the journaler of l (opened with ExternalCommit) for
 // the loop's commands ring and outbound ring, creating its consumers there.
@@ -92,8 +97,12 @@ func (j *Journaler) DoWork(context.Context) (int, error) {
 	for ne < len(ew) {
 		ev := &ew[ne]
 		for nc < len(cw) && cw[nc].Seq <= ev.Seq {
-			if _, err := j.w.AppendCommand(&cw[nc]); err != nil {
+			idx, err := j.w.AppendCommand(&cw[nc])
+			if err != nil {
 				return 0, j.fail(err)
+			}
+			if j.marks != nil && j.marks.Want(cw[nc].Seq) {
+				j.marks.Add(cw[nc].Seq, idx)
 			}
 			j.seq = cw[nc].Seq
 			nc++

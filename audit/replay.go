@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"strings"
 
 	"github.com/tradecore/tradecore/core"
 )
@@ -98,4 +99,41 @@ func ReadCommandsFrom(r *Reader, from, afterSeq uint64, fn func(idx uint64, c *c
 		return ferr
 	}
 	return rerr
+}
+
+// ReadCoreFrom calls fn, in log order from leaf index from on, for every
+// command (c set, ev nil) and every journaled event (ev set, c nil), decoded
+// with sc until an "audit.instruments" record replaces it, and for every
+// instruments record (c and ev nil, sc the new scales); fn receives the
+// scales in force. A reader that starts in the middle of the log passes the
+// scales in force there (those of the last instruments record before from).
+// c and ev are reused between calls. fn may stop the read by returning an
+// error, which ReadCoreFrom returns.
+func ReadCoreFrom(r *Reader, from uint64, sc Scales, fn func(idx uint64, c *core.Command, ev *core.Event, sc Scales) error) error {
+	var c core.Command
+	var ev core.Event
+	return r.Read(from, 0, func(e *Entry) error {
+		switch {
+		case e.Type == TypeInstruments:
+			h, err := ParseLeaf(e.Leaf)
+			if err != nil {
+				return err
+			}
+			if sc, err = parseInstruments(h.Body); err != nil {
+				return err
+			}
+			return fn(e.Index, nil, nil, sc)
+		case strings.HasPrefix(e.Type, "cmd."):
+			if _, err := DecodeCommand(e.Leaf, &c, sc); err != nil {
+				return err
+			}
+			return fn(e.Index, &c, nil, sc)
+		case strings.HasPrefix(e.Type, "event."):
+			if _, err := DecodeEvent(e.Leaf, &ev, sc); err != nil {
+				return err
+			}
+			return fn(e.Index, nil, &ev, sc)
+		}
+		return nil
+	})
 }

@@ -30,10 +30,14 @@ const (
 	ClassAccountNumber DataClass = "account-number"
 	ClassTaxID         DataClass = "tax-id"
 	ClassBankDetails   DataClass = "bank-details"
+	// ClassAPIKeySecret holds the order-entry gateway's API key secrets
+	// (gateway/apikey): HMAC keys, not personal data, sealed all the same so
+	// that no secret is ever stored in plain text.
+	ClassAPIKeySecret DataClass = "api-key-secret"
 )
 
 // DataClasses lists the classes a Vault accepts.
-var DataClasses = []DataClass{ClassAccountNumber, ClassTaxID, ClassBankDetails}
+var DataClasses = []DataClass{ClassAccountNumber, ClassTaxID, ClassBankDetails, ClassAPIKeySecret}
 
 // KeyringFile is the wrapped data keys' file inside VaultConfig.Dir.
 const KeyringFile = "datakeys.json"

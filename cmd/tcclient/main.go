@@ -1,7 +1,17 @@
 // Command tcclient is tradecore's trading client. Each capability is a
 // subcommand:
 //
-//	tcclient attest   prove this host's TPM state to the venue (docs/attestation.md)
+//	tcclient place | cancel | reduce | replace | mass-cancel | kill   send one order message, print the answers
+//	tcclient next-ref   the next client reference to use (after a reconnect)
+//	tcclient events     the account's messages from a sequence number (replayed from the journal), --follow for live
+//	tcclient shell      one session, commands from stdin
+//	tcclient attest     prove this host's TPM state to the venue (docs/attestation.md)
+//
+// The trading commands log in with an API key file (--key-file, default
+// $TRADECORE_DATA_DIR/demo-key.json, which `make run` writes), over TLS with
+// the pin the key file carries, and print every message, as text or, with
+// --format json, one JSON object per line (prices and quantities as decimal
+// strings of the instrument's units, docs/protocol.md for the fields).
 //
 // Exit codes: 0 success, 1 failure, 2 usage error.
 package main

@@ -298,7 +298,7 @@ func TestMissingManifestIsNotANewRoot(t *testing.T) {
 	r := runCLI(t, "keys", "init", d)
 	require.Equal(t, 0, r.code, "err: %v", r.err)
 	require.NoError(t, os.Remove(filepath.Join(dd, "keys", "manifest.json")))
-	for _, args := range [][]string{{"keys", "init", d}, {"serve", d, "--duration", "100ms"}} {
+	for _, args := range [][]string{{"keys", "init", d}, {"serve", d, "--duration", "100ms", "--order-entry", "127.0.0.1:0", "--market-data", "127.0.0.1:0", "--metrics", "-"}} {
 		r = runCLI(t, args...)
 		assert.Equal(t, 1, r.code, "%v", args)
 		require.ErrorIs(t, r.err, hsm.ErrManifestMissing, "%v", args)

@@ -2,6 +2,7 @@
 //
 //	tradecore serve   run the engine (for now on a generated order flow)
 //	tradecore keys    HSM signing keys and their lifecycle (docs/keys.md)
+//	tradecore apikeys API keys of the order-entry and market-data ports (docs/protocol.md)
 //	tradecore signer  the signing service on a unix socket
 //	tradecore netseg  eBPF network segmentation (docs/netseg.md)
 //	tradecore attest  TPM device enrolment and attestation (docs/attestation.md)
@@ -47,6 +48,7 @@ const usage = `usage: tradecore <verb> [flags]
 verbs:
   serve    run the trading core on the embedded defaults or --config
   keys     HSM signing keys: init | list | rotate | revoke ID --reason R | export | status | verify
+  apikeys  API keys of the gateway: create | list | rotate ID | revoke ID --reason R
   signer   serve the signing service on a unix socket (--socket PATH)
   netseg   eBPF network segmentation: check | apply -f POLICY | status | stats | detach
   attest   TPM devices: enroll | activate | approve | revoke | list | policy | challenge | verify
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, rest, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, rest, stdout, stderr)
+	case "apikeys":
+		return runAPIKeys(ctx, rest, stdout, stderr)
 	case "signer":
 		return runSigner(ctx, rest, stdout, stderr)
 	case "netseg":

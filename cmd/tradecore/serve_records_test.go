@@ -251,7 +251,7 @@ func TestServeReappliesShreds(t *testing.T) {
 	serve := func() string {
 		t.Helper()
 		var out, errb bytes.Buffer
-		err := run(ctx, []string{"serve", "--duration", "300ms", "--rate", "1000", "--data-dir", data}, &out, &errb)
+		err := run(ctx, []string{"serve", "--duration", "300ms", "--rate", "1000", "--data-dir", data, "--order-entry", "127.0.0.1:0", "--market-data", "127.0.0.1:0", "--metrics", "-"}, &out, &errb)
 		require.NoError(t, err, errb.String())
 		return errb.String()
 	}
@@ -325,7 +325,7 @@ func TestServeStopsWithRecordsQueued(t *testing.T) {
 	done := make(chan error, 1)
 	var out, errb syncBuf
 	go func() {
-		done <- run(t.Context(), []string{"serve", "--duration", "1500ms", "--rate", "1000", "--data-dir", dir}, &out, &errb)
+		done <- run(t.Context(), []string{"serve", "--duration", "1500ms", "--rate", "1000", "--data-dir", dir, "--order-entry", "127.0.0.1:0", "--market-data", "127.0.0.1:0", "--metrics", "-"}, &out, &errb)
 	}()
 	var ids []string
 	var err error

@@ -44,3 +44,18 @@ func (d *Doorbell) wait(gen uint32, ns int64) {
 	futexWait(&d.word, gen, ns)
 	d.sleeping.Store(0)
 }
+
+// Arm, Disarm and Wait let a goroutine that is not a runner wait for work
+// handed to it through the doorbell (a gateway session's writer), the way a
+// runner parks: gen := d.Arm(); check for work once more; if there is some,
+// d.Disarm(), else d.Wait(gen, ns). The goroutine waits in the kernel on a
+// futex, holding its thread, so the ringer's wake-up does not go through the
+// Go scheduler's run queues.
+func (d *Doorbell) Arm() uint32 { return d.arm() }
+
+// Disarm cancels an Arm whose recheck found work.
+func (d *Doorbell) Disarm() { d.disarm() }
+
+// Wait parks the calling thread until the doorbell rings or ns nanoseconds
+// pass (and returns at once if it rang since Arm returned gen).
+func (d *Doorbell) Wait(gen uint32, ns int64) { d.wait(gen, ns) }
