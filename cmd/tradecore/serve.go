@@ -326,7 +326,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fl != nil {
 		fmt.Fprintf(stdout, "generated flow: %d orders sent, %d accepted, %d send errors\n", fl.sent.Load(), fl.acked.Load(), fl.errs.Load())
 	}
-	if answered := sink.answered.Load(); answered < loop.Seq() {
+	// answered is the last sequence number the sink saw; a run that applied
+	// nothing (loop.Seq() still the recovered one) has nothing to answer.
+	if answered := max(sink.answered.Load(), startSeq); answered < loop.Seq() {
 		return fmt.Errorf("serve: the engine applied %d commands but only %d were answered", loop.Seq(), answered)
 	}
 	log.Info("tradecore stopped", "commands", sent, "trades", sink.totalTrades, "seq", loop.Seq())

@@ -29,11 +29,12 @@ import (
 
 // serveChild is a `tradecore serve` process of a test.
 type serveChild struct {
-	cmd    *exec.Cmd
-	out    *bufio.Scanner
-	stderr *syncBuf
-	pin    string
-	done   chan struct{}
+	cmd        *exec.Cmd
+	out        *bufio.Scanner
+	stderr     *syncBuf
+	pin        string
+	metricsURL string // from "metrics on URL", when serve serves metrics
+	done       chan struct{}
 }
 
 // startServe starts serve on data with the crash test's small configuration
@@ -49,9 +50,13 @@ func startServe(t *testing.T, bin, data, cfgPath string, env []string, args ...s
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-s.done })
 	first := regexp.MustCompile(`first key ([0-9a-f]+)`)
+	metrics := regexp.MustCompile(`metrics on (http://\S+)`)
 	for s.out.Scan() {
 		if m := first.FindStringSubmatch(s.out.Text()); m != nil {
 			s.pin = m[1]
+		}
+		if m := metrics.FindStringSubmatch(s.out.Text()); m != nil {
+			s.metricsURL = m[1]
 		}
 		if strings.Contains(s.out.Text(), "acked to seq") {
 			break
@@ -201,9 +206,8 @@ func TestServeRecordsNetsegChanges(t *testing.T) {
 	out, err := c.CombinedOutput()
 	require.Error(t, err, "a connect the policy denies succeeded")
 	assert.Contains(t, string(out), "Operation not permitted")
-	url := regexp.MustCompile(`"url":"(http://[^"]+)"`).FindStringSubmatch(s.stderr.String())
-	require.NotNil(t, url, "serve logged no metrics url")
-	resp, err := http.Get(url[1])
+	require.NotEmpty(t, s.metricsURL, "serve printed no metrics url")
+	resp, err := http.Get(s.metricsURL)
 	require.NoError(t, err)
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
