@@ -138,10 +138,10 @@ type Writer struct {
 	// instruments is a new log's instrument-table record, appended before
 	// the first record with that record's time.
 	instruments []byte
-	tree     *merkle.Range
-	hasher   *merkle.LeafHasher
-	scales   Scales
-	err      error // sticky: once a write fails the writer refuses everything
+	tree        *merkle.Range
+	hasher      *merkle.LeafHasher
+	scales      Scales
+	err         error // sticky: once a write fails the writer refuses everything
 
 	durable atomic.Uint64
 	head    atomic.Pointer[TreeHead]
