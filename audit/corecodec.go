@@ -315,15 +315,20 @@ func DecodeCommand(leaf []byte, c *core.Command, sc Scales) (LeafHeader, error) 
 	if err != nil {
 		return h, err
 	}
+	return h, decodeCommand(&h, c, sc)
+}
+
+// decodeCommand is DecodeCommand on a leaf whose header is parsed.
+func decodeCommand(h *LeafHeader, c *core.Command, sc Scales) error {
 	k, ok := typeToCmd[string(h.Type)]
 	if !ok {
-		return h, fmt.Errorf("%w: type %q is not a command", ErrLeaf, h.Type)
+		return fmt.Errorf("%w: type %q is not a command", ErrLeaf, h.Type)
 	}
 	*c = core.Command{Kind: k, Time: h.Time}
 	if err := decodeBody(h.Body, c, cmdResolved[k].slots, sc, func(c *core.Command) uint32 { return c.Instrument }); err != nil {
-		return h, fmt.Errorf("%w: index %d %s: %w", ErrLeaf, h.Index, h.Type, err)
+		return fmt.Errorf("%w: index %d %s: %w", ErrLeaf, h.Index, h.Type, err)
 	}
-	return h, nil
+	return nil
 }
 
 // DecodeEvent parses an event leaf into ev, accepting only the canonical
@@ -333,15 +338,20 @@ func DecodeEvent(leaf []byte, ev *core.Event, sc Scales) (LeafHeader, error) {
 	if err != nil {
 		return h, err
 	}
+	return h, decodeEvent(&h, ev, sc)
+}
+
+// decodeEvent is DecodeEvent on a leaf whose header is parsed.
+func decodeEvent(h *LeafHeader, ev *core.Event, sc Scales) error {
 	k, ok := typeToEv[string(h.Type)]
 	if !ok {
-		return h, fmt.Errorf("%w: type %q is not an event", ErrLeaf, h.Type)
+		return fmt.Errorf("%w: type %q is not an event", ErrLeaf, h.Type)
 	}
 	*ev = core.Event{Kind: k, Time: h.Time}
 	if err := decodeBody(h.Body, ev, evResolved[k].slots, sc, func(e *core.Event) uint32 { return e.Instrument }); err != nil {
-		return h, fmt.Errorf("%w: index %d %s: %w", ErrLeaf, h.Index, h.Type, err)
+		return fmt.Errorf("%w: index %d %s: %w", ErrLeaf, h.Index, h.Type, err)
 	}
-	return h, nil
+	return nil
 }
 
 func decodeBody[T any](b []byte, v *T, slots []slot[T], sc Scales, inst func(*T) uint32) error {
@@ -351,6 +361,9 @@ func decodeBody[T any](b []byte, v *T, slots []slot[T], sc Scales, inst func(*T)
 	}
 	j := 0
 	first := true
+	// The scale of the record's instrument, looked up when the instrument
+	// field is known (it precedes the prices and quantities).
+	lastInst, scale := ^uint32(0), Scale{}
 	for !p.peek('}') {
 		if !first && !p.byte(',') {
 			return fmt.Errorf("want ',' at body offset %d", p.i)
@@ -371,7 +384,12 @@ func decodeBody[T any](b []byte, v *T, slots []slot[T], sc Scales, inst func(*T)
 		}
 		sl := &slots[j]
 		j++
-		x, err := p.value(sl.codec, sc.of(inst(v)))
+		if sl.codec == cPrice || sl.codec == cQty {
+			if id := inst(v); id != lastInst {
+				lastInst, scale = id, sc.of(id)
+			}
+		}
+		x, err := p.value(sl.codec, scale)
 		if err != nil {
 			return fmt.Errorf("field %q: %w", sl.name, err)
 		}

@@ -141,7 +141,7 @@ func (ix *Index) Update(ctx context.Context) (uint64, error) {
 			posts = append(posts, kind<<56|id&keyMask, idx)
 		}
 	}
-	err = ix.r.read(st.Indexed, 0, func(e *Entry, _ *LeafHeader, _ uint64, off int64) error {
+	err = ix.r.read(st.Indexed, 0, true, func(e *Entry, _ *LeafHeader, _ uint64, off int64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

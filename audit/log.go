@@ -200,6 +200,27 @@ func (l *Log) Record(ctx context.Context, typ string, body any) (uint64, error) 
 	}
 }
 
+// Post queues one audit record like Record, but returns once it is queued,
+// without waiting for it to be durable: for producers that must not block
+// (an agent's duty cycle) and whose records follow from what the log already
+// holds — surveillance alerts, which a replay of the journal through the
+// detectors regenerates. The record is in the log after the journaler's
+// next commit; one posted just before a crash may be missing. Post fails only
+// when the record breaks the rules or the log is closed or failed.
+func (l *Log) Post(typ string, body any) error {
+	if err := checkServiceType(typ); err != nil {
+		return err
+	}
+	b, err := EncodeBody(body)
+	if err != nil {
+		return fmt.Errorf("record %s: %w", typ, err)
+	}
+	if len(b)+len(typ)+64 > MaxLeafSize {
+		return fmt.Errorf("%w: record %s: body of %d bytes is over the %d-byte limit", ErrRecord, typ, len(b), MaxLeafSize)
+	}
+	return l.w.enqueue(&pending{typ: typ, body: b, done: make(chan struct{})})
+}
+
 func (l *Log) committer() {
 	defer l.done.Done()
 	t := time.NewTicker(l.cfg.CommitInterval)

@@ -26,10 +26,8 @@ func TestLogRoundTripAndVerify(t *testing.T) {
 	}
 	ch := make(chan res, 1)
 	go func() {
-		idx, err := el.log.Record(context.Background(), "keys.rotated", struct {
-			KeyID  string `json:"key_id"`
-			Reason string `json:"reason"`
-		}{"abc", "scheduled"})
+		typ, body := el.keys.Record(0)
+		idx, err := el.log.Record(context.Background(), typ, body)
 		ch <- res{idx, err}
 	}()
 	for !el.log.Writer().Pending() {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"hash/crc32"
 	"io"
 	"io/fs"
@@ -94,12 +95,60 @@ func appendFrame(dst, leaf []byte) []byte {
 	return append(dst, leaf...)
 }
 
-// frameReader reads frames from one segment.
+// frameReader reads frames from one segment: through a buffered reader, or
+// from mm, the whole file mapped (a full segment, which no writer changes
+// any more), where the leaves it returns are slices of the mapping.
 type frameReader struct {
 	r   *bufio.Reader
+	mm  []byte
 	off int64 // offset of the next frame
 	buf []byte
 	hdr [frameHeader]byte
+}
+
+// nextMapped is next reading from the mapping.
+func (fr *frameReader) nextMapped() ([]byte, error) {
+	rest := fr.mm[fr.off:]
+	switch {
+	case len(rest) == 0:
+		return nil, io.EOF
+	case len(rest) < frameHeader:
+		return nil, errTorn
+	}
+	size := binary.LittleEndian.Uint32(rest)
+	sum := binary.LittleEndian.Uint32(rest[4:])
+	if size == 0 && sum == 0 {
+		return nil, fmt.Errorf("%w: frame at offset %d is zero", errEnd, fr.off)
+	}
+	if size == 0 || size > MaxLeafSize {
+		return nil, fmt.Errorf("%w: frame at offset %d has length %d", ErrCorrupt, fr.off, size)
+	}
+	if len(rest)-frameHeader < int(size) {
+		return nil, errTorn
+	}
+	leaf := rest[frameHeader : frameHeader+int(size) : frameHeader+int(size)]
+	if crc32.Checksum(leaf, castagnoli) != sum {
+		return nil, fmt.Errorf("%w: frame at offset %d fails its checksum", ErrCorrupt, fr.off)
+	}
+	fr.off += frameHeader + int64(size)
+	return leaf, nil
+}
+
+// mapFull maps a full segment for reading, or returns nil (then it is read
+// through a buffer). Only segments before the newest are mapped: a writer
+// never changes them again, so the mapping cannot lose its pages under the
+// reader (the newest may be truncated by a writer, which would fault).
+func mapFull(f *os.File) []byte {
+	st, err := f.Stat()
+	if err != nil || st.Size() <= segHeaderSize || st.Size() > 1<<40 {
+		return nil
+	}
+	mm, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil
+	}
+	_ = unix.Madvise(mm, unix.MADV_SEQUENTIAL)
+	return mm
 }
 
 // errShortHeader: a segment shorter than its header.
@@ -111,6 +160,9 @@ var errTorn = errors.New("incomplete frame")
 // next returns the next leaf, io.EOF at a clean end, errTorn for an
 // incomplete last frame, or an error wrapping ErrCorrupt.
 func (fr *frameReader) next() ([]byte, error) {
+	if fr.mm != nil {
+		return fr.nextMapped()
+	}
 	h := fr.hdr[:]
 	n, err := io.ReadFull(fr.r, h)
 	if err == io.EOF {
@@ -222,11 +274,14 @@ func (r *Reader) intern(b []byte) string {
 // the end, a segment is missing (a gap), or a leaf's index does not match its
 // position; and stops at the first error fn returns.
 func (r *Reader) Read(from, to uint64, fn func(*Entry) error) error {
-	return r.read(from, to, func(e *Entry, _ *LeafHeader, _ uint64, _ int64) error { return fn(e) })
+	return r.read(from, to, true, func(e *Entry, _ *LeafHeader, _ uint64, _ int64) error { return fn(e) })
 }
 
 // read is Read that also passes each entry's segment and frame offset.
-func (r *Reader) read(from, to uint64, fn func(e *Entry, h *LeafHeader, seg uint64, off int64) error) error {
+// read calls fn for the entries [from, to) with their parsed headers; with
+// typed false it leaves Entry.Type empty (callers that use the header's
+// Type save a map lookup per leaf).
+func (r *Reader) read(from, to uint64, typed bool, fn func(e *Entry, h *LeafHeader, seg uint64, off int64) error) error {
 	segs, err := listSegments(r.dir)
 	if err != nil {
 		return err
@@ -261,10 +316,23 @@ func (r *Reader) read(from, to uint64, fn func(e *Entry, h *LeafHeader, seg uint
 			}
 			return err
 		}
-		fr := frameReader{r: bufio.NewReaderSize(f, 1<<20), off: segHeaderSize}
+		fr := frameReader{off: segHeaderSize}
+		if !last {
+			fr.mm = mapFull(f)
+		}
+		if fr.mm == nil {
+			fr.r = bufio.NewReaderSize(f, 1<<20)
+		}
+		closeSeg := func() {
+			if fr.mm != nil {
+				_ = unix.Munmap(fr.mm)
+				fr.mm = nil
+			}
+			f.Close()
+		}
 		for {
 			if to != 0 && next >= to {
-				f.Close()
+				closeSeg()
 				return nil
 			}
 			off := fr.off
@@ -276,14 +344,14 @@ func (r *Reader) read(from, to uint64, fn func(e *Entry, h *LeafHeader, seg uint
 				break // a write in progress or a torn tail
 			}
 			if err == errTorn {
-				f.Close()
+				closeSeg()
 				return fmt.Errorf("%w: segment %s ends in an incomplete frame at offset %d", ErrCorrupt, segName(segs[i]), fr.off)
 			}
 			if last && errors.Is(err, errEnd) {
 				break // zeros: the end of the records written so far (a mapped segment)
 			}
 			if err != nil {
-				f.Close()
+				closeSeg()
 				if last && errors.Is(err, ErrCorrupt) && r.tornTail(f, fr.off) {
 					break
 				}
@@ -291,23 +359,26 @@ func (r *Reader) read(from, to uint64, fn func(e *Entry, h *LeafHeader, seg uint
 			}
 			h, err = ParseLeaf(leaf)
 			if err != nil {
-				f.Close()
+				closeSeg()
 				return fmt.Errorf("%w: index %d: %w", ErrCorrupt, next, err)
 			}
 			if h.Index != next {
-				f.Close()
+				closeSeg()
 				return fmt.Errorf("%w: position %d holds leaf index %d", ErrCorrupt, next, h.Index)
 			}
 			if next >= from {
-				e.Index, e.Time, e.Type, e.Leaf = h.Index, h.Time, r.intern(h.Type), leaf
+				e.Index, e.Time, e.Leaf = h.Index, h.Time, leaf
+				if typed {
+					e.Type = r.intern(h.Type)
+				}
 				if err := fn(&e, &h, segs[i], off); err != nil {
-					f.Close()
+					closeSeg()
 					return err
 				}
 			}
 			next++
 		}
-		f.Close()
+		closeSeg()
 	}
 	return nil
 }

@@ -48,10 +48,19 @@ func expectFail(t *testing.T, dir string, opts VerifyOptions, what string) {
 }
 
 // TestTamperDetected alters a verified log in every way the issue lists, at
-// many random positions, and checks the verifier catches each one.
+// many random positions, and checks the verifier catches each one: in a log
+// of one segment (read through a buffer, as the newest segment always is)
+// and in the first of several (a full segment, read from a mapping).
 func TestTamperDetected(t *testing.T) {
+	t.Run("one-segment", func(t *testing.T) { tamperDetected(t) })
+	t.Run("full-segment", func(t *testing.T) {
+		tamperDetected(t, func(c *Config) { c.SegmentSize = 64 << 10; c.BufferSize = 128 << 10 })
+	})
+}
+
+func tamperDetected(t *testing.T, mut ...func(*Config)) {
 	base := t.TempDir()
-	el := writeEngineLog(t, base, 300, 25)
+	el := writeEngineLog(t, base, 300, 25, mut...)
 	el.close(t)
 	opts := el.opts()
 	_, err := VerifyDir(context.Background(), base, opts)

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/tradecore/tradecore/audit/merkle"
 	"github.com/tradecore/tradecore/core"
@@ -33,6 +34,9 @@ type VerifyOptions struct {
 	// RequireSnapshots fails verification when a snapshot file a record
 	// references is missing (by default a missing one is only counted).
 	RequireSnapshots bool
+	// KeyRecordGrace is how long after a manifest revocation the log may go
+	// on without recording it (default DefaultKeyRecordGrace).
+	KeyRecordGrace time.Duration
 	// Progress, when set, is called now and then with the leaves verified.
 	Progress func(done uint64)
 }
@@ -50,8 +54,14 @@ type VerifyResult struct {
 	SnapshotsChecked int             `json:"snapshots_checked"`
 	SnapshotsMissing int             `json:"snapshots_missing"`
 	Keys             []string        `json:"keys"` // manifest keys that signed checkpoints
-	FirstTime        int64           `json:"first_time"`
-	LastTime         int64           `json:"last_time"`
+	// KeyRecords counts the keys.* records, which match the manifest's
+	// entries; UnrecordedKeyEntries are the manifest entries the log does
+	// not record (made after the log's end, or while no daemon recorded
+	// them; docs/auditverify.md).
+	KeyRecords           uint64   `json:"key_records"`
+	UnrecordedKeyEntries []uint64 `json:"unrecorded_key_entries"`
+	FirstTime            int64    `json:"first_time"`
+	LastTime             int64    `json:"last_time"`
 }
 
 // CheckpointView is a checkpoint for reports and JSON output.
@@ -121,7 +131,7 @@ func VerifyDir(ctx context.Context, dir string, opts VerifyOptions) (*VerifyResu
 	}
 	v.snapDir = dir
 	if !parallelVerify {
-		err = r.read(0, 0, func(e *Entry, h *LeafHeader, _ uint64, _ int64) error {
+		err = r.read(0, 0, false, func(e *Entry, h *LeafHeader, _ uint64, _ int64) error {
 			if e.Index&0xfff == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -147,8 +157,8 @@ func VerifyDir(ctx context.Context, dir string, opts VerifyOptions) (*VerifyResu
 		lh := merkle.NewLeafHasher()
 		b := <-free
 		b.reset()
-		rerr = r.read(0, 0, func(e *Entry, _ *LeafHeader, _ uint64, _ int64) error {
-			b.add(e.Leaf, lh)
+		rerr = r.read(0, 0, false, func(e *Entry, h *LeafHeader, _ uint64, _ int64) error {
+			b.add(e.Leaf, h, lh)
 			if len(b.ends) < batchLeaves {
 				return nil
 			}
@@ -170,13 +180,8 @@ func VerifyDir(ctx context.Context, dir string, opts VerifyOptions) (*VerifyResu
 	var verr error
 	for b := range batches {
 		for i := 0; verr == nil && i < len(b.ends); i++ {
-			leaf := b.leaf(i)
-			h, err := ParseLeaf(leaf)
-			if err != nil {
-				verr = v.fail("not a leaf", err)
-			} else {
-				verr = v.checkedLeaf(&h, leaf, &b.hs[i])
-			}
+			h, leaf := b.header(i)
+			verr = v.checkedLeaf(&h, leaf, &b.hs[i])
 			if verr != nil {
 				cancel()
 			}
@@ -193,11 +198,20 @@ func VerifyDir(ctx context.Context, dir string, opts VerifyOptions) (*VerifyResu
 // benchmark compares it with the one-goroutine loop in the same run).
 var parallelVerify = true
 
-// leafBatch holds copies of consecutive leaves and their hashes.
+// leafBatch holds copies of consecutive leaves, their hashes and their
+// parsed headers (as positions in the copies).
 type leafBatch struct {
 	buf  []byte
 	ends []int
 	hs   []merkle.Hash
+	hdrs []hdrPos
+}
+
+// hdrPos is a LeafHeader with its slices as offsets into the leaf.
+type hdrPos struct {
+	index                    uint64
+	time                     int64
+	typeOff, typeEnd, bodyAt int32
 }
 
 const batchLeaves = 1024
@@ -206,15 +220,26 @@ func (b *leafBatch) reset() {
 	if b.ends == nil {
 		b.ends = make([]int, 0, batchLeaves)
 		b.hs = make([]merkle.Hash, 0, batchLeaves)
+		b.hdrs = make([]hdrPos, 0, batchLeaves)
 		b.buf = make([]byte, 0, batchLeaves*512)
 	}
-	b.buf, b.ends, b.hs = b.buf[:0], b.ends[:0], b.hs[:0]
+	b.buf, b.ends, b.hs, b.hdrs = b.buf[:0], b.ends[:0], b.hs[:0], b.hdrs[:0]
 }
 
-func (b *leafBatch) add(leaf []byte, lh *merkle.LeafHasher) {
+// add copies leaf, whose header the reader parsed into h (slices of leaf).
+func (b *leafBatch) add(leaf []byte, h *LeafHeader, lh *merkle.LeafHasher) {
+	off := func(s []byte) int32 { return int32(cap(leaf) - cap(s)) } // s is a plain slice of leaf
+	b.hdrs = append(b.hdrs, hdrPos{index: h.Index, time: h.Time, typeOff: off(h.Type), typeEnd: off(h.Type) + int32(len(h.Type)), bodyAt: off(h.Body)})
 	b.buf = append(b.buf, leaf...)
 	b.ends = append(b.ends, len(b.buf))
 	b.hs = append(b.hs, lh.Hash(leaf))
+}
+
+// header returns leaf i's header, its slices into the batch's copy.
+func (b *leafBatch) header(i int) (LeafHeader, []byte) {
+	leaf := b.leaf(i)
+	p := &b.hdrs[i]
+	return LeafHeader{Index: p.index, Time: p.time, Type: leaf[p.typeOff:p.typeEnd], Body: leaf[p.bodyAt : len(leaf)-1]}, leaf
 }
 
 func (b *leafBatch) leaf(i int) []byte {
@@ -245,8 +270,10 @@ type verifier struct {
 	keys    *manifest.Verified
 	nk      *noteKeys
 	cps     []Checkpoint
-	cpNum   []int // storage number of each checkpoint (1-based); extra ones are negative
-	next    int   // next checkpoint to match
+	cpNum   []int        // storage number of each checkpoint (1-based); extra ones are negative
+	cpBy    [][]SignedBy // who signed each checkpoint
+	anchor  *keyAnchor
+	next    int // next checkpoint to match
 	from    uint64
 	pos     uint64
 	rng     *merkle.Range
@@ -279,7 +306,8 @@ func newVerifier(opts VerifyOptions, notes [][]byte, from uint64, left *merkle.R
 	if err != nil {
 		return nil, err
 	}
-	v := &verifier{opts: opts, keys: keys, nk: nk, from: from, pos: from, good: from, scales: Scales{}, used: map[string]bool{}, hasher: merkle.NewLeafHasher()}
+	v := &verifier{opts: opts, keys: keys, nk: nk, from: from, pos: from, good: from, scales: Scales{}, used: map[string]bool{}, hasher: merkle.NewLeafHasher(),
+		anchor: newKeyAnchor(keys, from, opts.KeyRecordGrace)}
 	v.rep.From = from
 	if left != nil {
 		v.rng = left
@@ -307,6 +335,7 @@ func newVerifier(opts VerifyOptions, notes [][]byte, from uint64, left *merkle.R
 		}
 		v.cps = append(v.cps, c)
 		v.cpNum = append(v.cpNum, num)
+		v.cpBy = append(v.cpBy, by)
 		return nil
 	}
 	for i, n := range notes {
@@ -325,7 +354,7 @@ func newVerifier(opts VerifyOptions, notes [][]byte, from uint64, left *merkle.R
 		}
 	}
 	// Match in size order (extra checkpoints interleave with stored ones).
-	sortCheckpoints(v.cps, v.cpNum)
+	sortCheckpoints(v.cps, v.cpNum, v.cpBy)
 	for v.next < len(v.cps) && v.cps[v.next].Size < from {
 		v.next++ // covered by the bundle's left edge: checked through the final root
 	}
@@ -339,11 +368,12 @@ func abs(x int) int {
 	return x
 }
 
-func sortCheckpoints(cps []Checkpoint, nums []int) {
+func sortCheckpoints(cps []Checkpoint, nums []int, by [][]SignedBy) {
 	for i := 1; i < len(cps); i++ {
 		for j := i; j > 0 && cps[j].Size < cps[j-1].Size; j-- {
 			cps[j], cps[j-1] = cps[j-1], cps[j]
 			nums[j], nums[j-1] = nums[j-1], nums[j]
+			by[j], by[j-1] = by[j-1], by[j]
 		}
 	}
 }
@@ -381,7 +411,7 @@ func (v *verifier) checkedLeaf(h *LeafHeader, leaf []byte, lh *merkle.Hash) erro
 	typ := h.Type
 	switch {
 	case bytes.HasPrefix(typ, []byte("cmd.")):
-		if _, err := DecodeCommand(leaf, &v.cmd, v.scales); err != nil {
+		if err := decodeCommand(h, &v.cmd, v.scales); err != nil {
 			return v.fail("command record is not canonical", err)
 		}
 		if err := v.cmdSeq(v.cmd.Seq); err != nil {
@@ -389,7 +419,7 @@ func (v *verifier) checkedLeaf(h *LeafHeader, leaf []byte, lh *merkle.Hash) erro
 		}
 		v.rep.Commands++
 	case bytes.HasPrefix(typ, []byte("event.")):
-		if _, err := DecodeEvent(leaf, &v.ev, v.scales); err != nil {
+		if err := decodeEvent(h, &v.ev, v.scales); err != nil {
 			return v.fail("event record is not canonical", err)
 		}
 		if err := v.evSeq(v.ev.Seq); err != nil {
@@ -411,6 +441,12 @@ func (v *verifier) checkedLeaf(h *LeafHeader, leaf []byte, lh *merkle.Hash) erro
 	default:
 		if err := CheckBody(h.Body); err != nil {
 			return v.fail("record body breaks the log's JSON rules", err)
+		}
+		if isKeyRecord(typ) {
+			if reason := v.anchor.record(v.pos, string(typ), h.Body); reason != "" {
+				return v.fail(reason, nil)
+			}
+			v.rep.KeyRecords++
 		}
 		v.rep.Records++
 	}
@@ -439,6 +475,9 @@ func (v *verifier) matchCheckpoints() error {
 		v.good = c.Size
 		if c.Time < v.prevTime {
 			return &VerifyError{Index: int64(v.pos - 1), Checkpoint: abs(v.cpNum[v.next]), Reason: "checkpoint is timed before the last record it covers"}
+		}
+		if reason := v.anchor.checkpoint(c, v.cpBy[v.next]); reason != "" {
+			return &VerifyError{Index: int64(v.pos - 1), Checkpoint: abs(v.cpNum[v.next]), Reason: reason}
 		}
 		v.next++
 	}
@@ -582,6 +621,9 @@ func (v *verifier) finish(right *merkle.Range) (*VerifyResult, error) {
 		if c.Time < v.prevTime {
 			return nil, &VerifyError{Index: int64(v.pos - 1), Checkpoint: abs(v.cpNum[v.next]), Reason: "checkpoint is timed before the last record it covers"}
 		}
+		if reason := v.anchor.checkpoint(c, v.cpBy[v.next]); reason != "" {
+			return nil, &VerifyError{Index: int64(v.pos - 1), Checkpoint: abs(v.cpNum[v.next]), Reason: reason}
+		}
 		v.next++
 	}
 	if v.next < len(v.cps) {
@@ -597,6 +639,7 @@ func (v *verifier) finish(right *merkle.Range) (*VerifyResult, error) {
 		v.rep.Unsigned = v.pos - last.Size
 	}
 	v.rep.LastTime = v.prevTime
+	v.rep.UnrecordedKeyEntries = v.anchor.unrecorded()
 	for id := range v.used {
 		v.rep.Keys = append(v.rep.Keys, id)
 	}

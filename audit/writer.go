@@ -19,6 +19,7 @@ import (
 
 	"github.com/tradecore/tradecore/audit/merkle"
 	"github.com/tradecore/tradecore/core"
+	"github.com/tradecore/tradecore/internal/atomicfile"
 )
 
 // Durability is how far Commit takes appended records before it counts them
@@ -435,35 +436,17 @@ func readTree(dir string) (*merkle.Range, error) {
 	return merkle.RangeFromHashes(0, size, hs)
 }
 
-// writeFileAtomic replaces path: temp file, fsync, rename, fsync folder.
+// writeFileAtomic replaces path (mode 0600), durably.
 func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("audit: write %s: %w", filepath.Base(path), err)
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("audit: %w", err)
 	}
-	f, err := os.Open(tmp)
-	if err == nil {
-		err = f.Sync()
-		f.Close()
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("audit: write %s: %w", filepath.Base(path), err)
-	}
-	return syncDir(filepath.Dir(path))
+	return nil
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("audit: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("audit: sync %s: %w", dir, err)
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return fmt.Errorf("audit: %w", err)
 	}
 	return nil
 }

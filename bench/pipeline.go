@@ -32,8 +32,9 @@ type PipelineConfig struct {
 	// Journal, when set, puts a journal in the path as serve does: it is
 	// given the loop's commands ring, the outbound ring and the loop, and
 	// returns the journaler agent, the consumer the latency sink is gated
-	// after (so it reads only what the journal made durable) and a close
-	// function. (cmd/tcbench builds it with package audit.)
+	// after (so it reads only what the journal made durable; nil: the sink
+	// reads beside the journaler) and a close function. (cmd/tcbench builds
+	// it with package audit.)
 	Journal func(cmds *ring.Ring[core.Command], out *ring.Ring[core.Event], loop *core.Loop) (agent.Agent, *ring.Consumer[core.Event], func() error, error)
 }
 
@@ -91,8 +92,13 @@ func Pipeline(ctx context.Context, name string, cmds []core.Command, pc Pipeline
 			return Result{}, err
 		}
 		defer closeJournal()
-		// The sink reads what the journaler made durable.
-		if cons, err = out.NewConsumer(after); err != nil {
+		// The sink reads what the journaler made durable (after nil: beside
+		// the journaler, ungated).
+		var gates []*ring.Consumer[core.Event]
+		if after != nil {
+			gates = append(gates, after)
+		}
+		if cons, err = out.NewConsumer(gates...); err != nil {
 			return Result{}, err
 		}
 		agents = append(agents, j)

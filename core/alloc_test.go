@@ -10,19 +10,20 @@ import (
 
 // allocEngine returns an engine with a standing book on instrument 1: bids
 // 900..999 and asks 1001..1100, ten orders a level, some icebergs, plus
-// waiting stops, and a non-allocating sink.
+// waiting stops, and a non-allocating sink. Instrument 2 starts empty.
 func allocEngine(t *testing.T, risk bool) (*core.Engine, *driver) {
 	t.Helper()
 	d := &driver{}
 	cfg := core.Config{
-		Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 4000}},
+		Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 4000}, {ID: 2, BandLow: 1, BandHigh: 200}},
 		MaxOrders:   1 << 16,
 	}
 	if risk { // every check on, none binding
 		cfg.Instruments[0].TickValue, cfg.Instruments[0].RefPrice, cfg.Instruments[0].CollarBps = 10, 1000, 5000
+		cfg.Instruments[1].TickValue, cfg.Instruments[1].RefPrice, cfg.Instruments[1].CollarBps = 10, 100, 5000
 		for id := uint32(1); id <= 100; id++ {
 			cfg.Accounts = append(cfg.Accounts, core.Account{ID: id, Cash: 1 << 50,
-				Positions: []core.Position{{Instrument: 1, Lots: 1 << 30}},
+				Positions: []core.Position{{Instrument: 1, Lots: 1 << 30}, {Instrument: 2, Lots: 1 << 30}},
 				Limits: core.Limits{MaxOrderQty: 1 << 20, MaxOrderNotional: 1 << 50, MaxPosition: 1 << 40,
 					DailyCredit: 1 << 60, OrdersPerSec: 1 << 40, CancelsPerSec: 1 << 40}})
 		}
@@ -124,6 +125,33 @@ func testNoAllocations(t *testing.T, risk bool) {
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 65, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.IOC, Price: 1001, Qty: 1})
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 64, ClOrdID: cl, Side: core.Sell, Type: core.Limit, TIF: core.GTC, Price: 1001, Qty: 2})
+		}, []core.EventKind{core.KindTriggered}},
+		{"sweep-elects-stops-and-cascades", func() {
+			// On instrument 2: the last trade at 100; asks at 101..105; buy
+			// stop-limits at 102 and 103 (limit 104) and at 104 (limit 105).
+			// A buy for 3 at 103 prints 101, 102 (electing the first) and 103
+			// (the second); they buy at 104, which elects the third.
+			sellAt := func(px, qty int64) {
+				cl++
+				d.apply(&core.Command{Kind: core.CmdNew, Instrument: 2, Account: 70, ClOrdID: cl, Side: core.Sell, Type: core.Limit, TIF: core.GTC, Price: px, Qty: qty})
+			}
+			stopAt := func(acct uint32, stop, px int64) {
+				cl++
+				d.apply(&core.Command{Kind: core.CmdNew, Instrument: 2, Account: acct, ClOrdID: cl, Side: core.Buy, Type: core.StopLimit, TIF: core.DAY, StopPrice: stop, Price: px, Qty: 1})
+			}
+			sellAt(100, 1)
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 2, Account: 71, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.IOC, Price: 100, Qty: 1})
+			for px := int64(101); px <= 103; px++ {
+				sellAt(px, 1)
+			}
+			sellAt(104, 2)
+			sellAt(105, 1)
+			stopAt(61, 102, 104)
+			stopAt(62, 103, 104)
+			stopAt(63, 104, 105)
+			cl++
+			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 2, Account: 64, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.IOC, Price: 103, Qty: 3})
 		}, []core.EventKind{core.KindTriggered}},
 		{"admin", func() {
 			if !risk {

@@ -5,9 +5,11 @@ package core_test
 // every command (events, open orders, CheckInvariants), plus properties any
 // venue must hold, checked from the engine's events alone.
 //
-// Reproduce a failure with the seed and command count it prints:
+// TestDiffStops does the same on stop-heavy streams. Reproduce a failure with
+// the test, seed and command count it prints:
 //
 //	go test ./core -run 'TestDiff$' -diff.seed=N -diff.ops=M
+//	go test ./core -run 'TestDiffStops' -diff.seed=N -diff.ops=M
 
 import (
 	"errors"
@@ -18,6 +20,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,14 +64,23 @@ func TestDiff(t *testing.T) {
 }
 
 func runDiff(t *testing.T, seed uint64, ops int) {
-	g := newCmdGen(seed)
+	runDiffGen(t, newCmdGen(seed), seed, ops, "TestDiff$", nil)
+}
+
+// runDiffGen runs ops commands of g through the harness; test names the test
+// that reproduces a failure, and st, if not nil, gathers stop statistics.
+func runDiffGen(t *testing.T, g *cmdGen, seed uint64, ops int, test string, st *stopStats) {
 	h, err := newDiffHarness(g.cfg)
 	if err != nil {
 		t.Fatalf("seed %d: %v", seed, err)
 	}
 	for i := range ops {
 		c := g.next(h.open)
-		if err := h.step(c); err != nil {
+		err := h.step(c)
+		if err == nil && st != nil {
+			st.add(h.got)
+		}
+		if err != nil {
 			var b strings.Builder
 			fmt.Fprintf(&b, "seed %d, command %d of %d: %v\n", seed, i+1, ops, err)
 			fmt.Fprintf(&b, "config: %s\n", fmtConfig(g.cfg))
@@ -76,7 +88,7 @@ func runDiff(t *testing.T, seed uint64, ops int) {
 			for j := max(0, len(h.cmds)-10); j < len(h.cmds); j++ {
 				fmt.Fprintf(&b, "  #%d %s\n", j+1, fmtCmd(h.cmds[j]))
 			}
-			fmt.Fprintf(&b, "reproduce: go test ./core -run 'TestDiff$' -diff.seed=%d -diff.ops=%d\n", seed, i+1)
+			fmt.Fprintf(&b, "reproduce: go test ./core -run '%s' -diff.seed=%d -diff.ops=%d\n", test, seed, i+1)
 			if *diffShrink > 0 {
 				small, merr := shrinkCmds(g.cfg, h.cmds, err, *diffShrink)
 				fmt.Fprintf(&b, "minimised to %d commands (Seq and Time renumbered from 1), failing with: %v\n", len(small), merr)
@@ -86,6 +98,9 @@ func runDiff(t *testing.T, seed uint64, ops int) {
 			}
 			t.Fatal(b.String())
 		}
+	}
+	if ops < 1000 {
+		return // short streams: too many to log
 	}
 	v := h.v
 	t.Logf("seed %d: %d commands, %d events, %d trades, open orders mean %.1f max %d",
@@ -122,6 +137,203 @@ func runDiff(t *testing.T, seed uint64, ops int) {
 	}
 }
 
+// TestDiffStops runs the differential test on stop-heavy streams (newStopGen):
+// long ones, with sweeps through ladders of stops and the cascades they set
+// off, and many short ones that start quiet, so that stops of both sides
+// wait for the instrument's first print, the only print that can elect both.
+// Seeds from firstPrintSeeds up are short streams.
+func TestDiffStops(t *testing.T) {
+	longOps, shortStreams := 100_000, 1000
+	if testing.Short() {
+		longOps, shortStreams = 3_000, 20
+	}
+	seeds := []uint64{201, 202, 203, 204}
+	for i := range shortStreams {
+		seeds = append(seeds, firstPrintSeeds+uint64(i))
+	}
+	if *diffSeed != 0 {
+		seeds = []uint64{*diffSeed}
+	}
+	var (
+		mu    sync.Mutex
+		total stopStats
+	)
+	run := func(t *testing.T, seed uint64) {
+		ops, quiet := longOps, 0
+		if seed >= firstPrintSeeds {
+			ops, quiet = 150, 40
+		}
+		if *diffOps > 0 {
+			ops = *diffOps
+		}
+		var st stopStats
+		runDiffGen(t, newStopGen(seed, quiet), seed, ops, "TestDiffStops", &st)
+		mu.Lock()
+		total.merge(&st)
+		mu.Unlock()
+	}
+	t.Run("streams", func(t *testing.T) {
+		for _, seed := range seeds {
+			if seed >= firstPrintSeeds {
+				continue
+			}
+			t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+				t.Parallel()
+				run(t, seed)
+			})
+		}
+		t.Run("first-print", func(t *testing.T) {
+			t.Parallel()
+			for _, seed := range seeds {
+				if seed >= firstPrintSeeds {
+					run(t, seed)
+				}
+			}
+		})
+	})
+	t.Logf("stops: %s", total.String())
+	if testing.Short() || *diffSeed != 0 || *diffOps != 0 {
+		return
+	}
+	// The streams must do what they are for, or they prove less than claimed.
+	for _, c := range []struct {
+		name   string
+		n, min int
+	}{
+		{"stops triggered", total.triggered, 20_000},
+		{"commands triggering 3 or more stops", total.multi, 1500},
+		{"cascades", total.cascades, 2500},
+		{"stops elected by a print the last price no longer reaches", total.passed, 1500},
+		{"commands triggering stops of both sides", total.bothSides, 1000},
+		{"first prints electing stops of both sides", total.firstPrint, 200},
+		{"first prints electing a buy and a sell stop equally far through", total.ties, 50},
+	} {
+		if c.n < c.min {
+			t.Errorf("%s: %d, want at least %d; the stop-heavy generator needs a look", c.name, c.n, c.min)
+		}
+	}
+}
+
+const firstPrintSeeds = 10_000
+
+// stopStats counts, from the engine's events, what the stop-heavy streams
+// exercised.
+type stopStats struct {
+	commands   int
+	triggered  int
+	multi      int // commands that triggered 3 or more stops
+	cascades   int // stops elected by the print of a triggered stop
+	passed     int // stops elected by a print their command's last price no longer reaches
+	bothSides  int // commands that triggered stops of both sides
+	firstPrint int // of those, commands with the instrument's first print
+	ties       int // first prints electing a buy and a sell stop equally far through
+	traded     map[uint32]bool
+}
+
+func (s *stopStats) merge(o *stopStats) {
+	s.commands += o.commands
+	s.triggered += o.triggered
+	s.multi += o.multi
+	s.cascades += o.cascades
+	s.passed += o.passed
+	s.bothSides += o.bothSides
+	s.firstPrint += o.firstPrint
+	s.ties += o.ties
+}
+
+func (s *stopStats) String() string {
+	return fmt.Sprintf("%d commands, %d triggered, %d commands with 3 or more, %d cascades, %d passed through, %d commands with both sides, %d of them at a first print (%d ties)",
+		s.commands, s.triggered, s.multi, s.cascades, s.passed, s.bothSides, s.firstPrint, s.ties)
+}
+
+func reachedBy(side core.Side, stop, price int64) bool {
+	if side == core.Buy {
+		return price >= stop
+	}
+	return price <= stop
+}
+
+// add counts one command's events.
+func (s *stopStats) add(es []core.Event) {
+	if s.traded == nil {
+		s.traded = map[uint32]bool{}
+	}
+	s.commands++
+	type print struct {
+		price     int64
+		byTrigger bool // the taker was a triggered stop
+	}
+	var (
+		prints    []print
+		triggered = map[uint64]bool{}
+		stops     []core.Event // the Triggered events
+		lastTaker uint64
+		sides     [3]bool
+		first     bool
+		inst      uint32
+	)
+	for _, e := range es {
+		switch e.Kind {
+		case core.KindExecuted:
+			lastTaker = e.OrderID
+		case core.KindTrade:
+			prints = append(prints, print{e.Price, triggered[lastTaker]})
+			if !s.traded[e.Instrument] {
+				s.traded[e.Instrument], first, inst = true, true, e.Instrument
+			}
+		case core.KindTriggered:
+			triggered[e.OrderID] = true
+			stops = append(stops, e)
+			sides[e.Side%3] = true
+			// the print that elected it: the first so far that reaches it
+			for _, p := range prints {
+				if reachedBy(e.Side, e.StopPrice, p.price) {
+					if p.byTrigger {
+						s.cascades++
+					}
+					break
+				}
+			}
+		}
+	}
+	s.triggered += len(stops)
+	if len(stops) >= 3 {
+		s.multi++
+	}
+	if len(prints) > 0 {
+		final := prints[len(prints)-1].price
+		for _, e := range stops {
+			if !reachedBy(e.Side, e.StopPrice, final) {
+				s.passed++
+			}
+		}
+	}
+	if sides[core.Buy] && sides[core.Sell] {
+		s.bothSides++
+		if first && len(prints) > 0 {
+			s.firstPrint++
+			p := prints[0].price
+			var db, ds []int64
+			for _, e := range stops {
+				if e.Instrument != inst || !reachedBy(e.Side, e.StopPrice, p) {
+					continue
+				}
+				if e.Side == core.Buy {
+					db = append(db, p-e.StopPrice)
+				} else {
+					ds = append(ds, e.StopPrice-p)
+				}
+			}
+			for _, x := range db {
+				if slices.Contains(ds, x) {
+					s.ties++
+					break
+				}
+			}
+		}
+	}
+}
+
 // TestDiffDeterminism runs the same stream on two fresh engines and requires
 // the same events after every command and the same StateHash. It does not
 // compare with the model (TestDiff does); the model only aims the generator.
@@ -130,10 +342,13 @@ func TestDiffDeterminism(t *testing.T) {
 	if testing.Short() {
 		ops = 2_000
 	}
-	for _, seed := range []uint64{101, 102} {
+	for _, seed := range []uint64{101, 102, 301} {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel()
 			g := newCmdGen(seed)
+			if seed > 300 { // a stop-heavy stream: elections and cascades
+				g = newStopGen(seed, 40)
+			}
 			m := refmodel.New(g.cfg)
 			var got [2][]core.Event
 			var engs [2]*core.Engine
@@ -658,6 +873,12 @@ type cmdGen struct {
 	byAcct [][]core.OrderState
 	open   []core.OrderState
 	maxOID uint64 // the highest OrderID seen open
+
+	// Stop-heavy streams (newStopGen): many stops spread through the book,
+	// sweeps through several levels, and a quiet start in which nothing
+	// crosses, so stops of both sides wait for the first print.
+	stopHeavy bool
+	quiet     int // new orders left that must not cross
 }
 
 func newCmdGen(seed uint64) *cmdGen {
@@ -701,6 +922,17 @@ func newCmdGen(seed uint64) *cmdGen {
 	}
 	g.nextCl = make([]uint64, g.nAcc+1)
 	g.byAcct = make([][]core.OrderState, g.nAcc+1)
+	return g
+}
+
+// newStopGen is newCmdGen with a stop-heavy profile: 40-60% of new orders
+// are stops, spread up to 10 ticks from the market on both sides; 12% are
+// sweeps; the first quiet new orders never cross.
+func newStopGen(seed uint64, quiet int) *cmdGen {
+	g := newCmdGen(seed)
+	g.stopHeavy = true
+	g.pStops = 40 + g.r.IntN(21)
+	g.quiet = quiet
 	return g
 }
 
@@ -844,6 +1076,9 @@ func (g *cmdGen) stopPrice(i int, s core.Side, last int64) int64 {
 		last = g.mid[i]
 	}
 	d := g.r.Int64N(7) - 2 // mostly away from the market, sometimes already met
+	if g.stopHeavy {
+		d = g.r.Int64N(14) - 3 // ladders of stops up to 10 ticks away
+	}
 	if s == core.Buy {
 		return g.clamp(i, last+d)
 	}
@@ -919,10 +1154,14 @@ func (g *cmdGen) newOrder() core.Command {
 	default:
 		c.TIF = core.FOK
 	}
+	quiet := g.quiet > 0
+	if quiet {
+		g.quiet--
+	}
 	switch q := g.r.IntN(100); {
-	case q < 90-g.pStops:
+	case q < 90-g.pStops || quiet && q < 100-g.pStops:
 		c.Type = core.Limit
-		c.Price = g.limitPrice(i, c.Side, g.chance(g.pCross))
+		c.Price = g.limitPrice(i, c.Side, !quiet && g.chance(g.pCross))
 	case q < 100-g.pStops:
 		c.Type = core.Market
 	case q < 100-g.pStops/2:
@@ -936,6 +1175,22 @@ func (g *cmdGen) newOrder() core.Command {
 			d = -d
 		}
 		c.Price = g.clamp(i, c.StopPrice+d)
+	}
+	if g.stopHeavy && !quiet && g.chance(12) {
+		// A sweep: a large market or deep limit order through several
+		// levels, and through the stops waiting behind them.
+		c.Qty = min(20+g.r.Int64N(60), g.maxQty)
+		c.StopPrice = 0
+		if g.chance(40) {
+			c.Type, c.Price = core.Market, 0
+		} else {
+			c.Type = core.Limit
+			off := 6 + g.r.Int64N(10)
+			if c.Side == core.Sell {
+				off = -off
+			}
+			c.Price = g.clamp(i, g.mid[i]+off)
+		}
 	}
 	canRest := (c.Type == core.Limit || c.Type == core.StopLimit) && (c.TIF == core.DAY || c.TIF == core.GTC)
 	if canRest && g.chance(g.pIce) {

@@ -23,7 +23,7 @@ type order struct {
 // orderCold holds what matching rarely reads.
 type orderCold struct {
 	stopPrice int64
-	display   int64 // iceberg peak; 0 = show all
+	display   int64 // iceberg peak; 0 = show all (as given: DisplayQty = Qty stays the peak across replaces)
 	rp        int64 // risk layer: the price the order is held and valued at; Market/Stop: protective limit
 }
 
@@ -34,6 +34,7 @@ const (
 	stateTaking             // entering: matching as a taker, not in any ladder
 	stateResting            // in a book ladder
 	stateWaiting            // a stop in the stop ladder
+	stateElected            // a stop a print reached, in the election queue until it enters
 )
 
 // book is one instrument's order book and stop book.
@@ -94,6 +95,11 @@ type Engine struct {
 	nextOrderID uint64 // the last OrderID assigned
 	nextMatchID uint64
 
+	// The election queue (docs/engine.md, "Stops"): stops that prints of the
+	// current command reached, linked through order.next/prev in the order
+	// they enter; -1 when empty, as it is between commands.
+	electHead, electTail int32
+
 	risk risk
 
 	// stamp of the command being applied, copied to its events
@@ -132,6 +138,9 @@ func New(cfg Config, sink func([]Event)) (*Engine, error) {
 		slotMask: uint64(slots - 1),
 		buf:      make([]Event, cfg.EventBatch),
 		sink:     sink,
+
+		electHead: -1,
+		electTail: -1,
 	}
 	maxID := uint32(0)
 	for _, in := range cfg.Instruments {
@@ -369,6 +378,8 @@ func (e *Engine) validateNew(c *Command) (uint16, int32, Reason) {
 	case c.MinQty < 0 || c.MinQty > c.Qty,
 		c.MinQty > 0 && c.Type != Limit && c.Type != Market:
 		return bi, s, RejectInvalidMinQty
+	case c.MinQty > 0 && c.Flags&PostOnly != 0:
+		return bi, s, RejectPostOnlyMinQty
 	case e.open >= e.cfg.MaxOrders:
 		return bi, s, RejectOrderCapacity
 	case c.Flags&PostOnly != 0 && b.crosses(c.Side, c.Price):
@@ -438,23 +449,21 @@ func (e *Engine) newOrder(c *Command) {
 		account: c.Account, stpGroup: group, next: -1, prev: -1, book: bi,
 		side: c.Side, tif: c.TIF, typ: c.Type, stp: c.STP, flags: c.Flags, state: stateTaking,
 	}
-	display := c.DisplayQty
-	if display == c.Qty {
-		display = 0
-	}
-	e.cold[oi] = orderCold{stopPrice: c.StopPrice, display: display, rp: rp}
+	// DisplayQty is the order's peak for its life, also when it equals Qty:
+	// a later replace to a larger size shows DisplayQty lots (docs/engine.md).
+	e.cold[oi] = orderCold{stopPrice: c.StopPrice, display: c.DisplayQty, rp: rp}
 
 	ev := e.emitOrder(KindAccepted, oi)
 	ev.Qty, ev.Leaves = c.Qty, c.Qty
 
 	if c.Type == Stop || c.Type == StopLimit {
-		o.state = stateWaiting
-		b.stops(c.Side).pushBack(e.orders, int32(c.StopPrice-b.low), oi)
-		e.runStops(b)
+		if !e.waitOrElect(b, oi) {
+			e.runStops()
+		}
 		return
 	}
 	e.enter(b, oi, c.Qty, c.MinQty)
-	e.runStops(b)
+	e.runStops()
 }
 
 // enter runs an arriving (or just triggered) order oi with qty lots: a FOK
@@ -465,7 +474,7 @@ func (e *Engine) enter(b *book, oi int32, qty, minQty int64) {
 	if e.orders[oi].tif == FOK {
 		need, reason = qty, CancelFOKNotFillable
 	}
-	if need > 0 && !e.fillable(b, oi, need) {
+	if need > 0 && !e.fillable(b, oi, qty, need) {
 		e.close(oi, KindCancelled, reason, qty)
 		return
 	}
@@ -589,6 +598,11 @@ func (e *Engine) match(b *book, ti int32, rem int64) (int64, bool) {
 			e.emitBook(KindBookExecute, mi, q, m.shown)
 			tr := e.emit(KindTrade)
 			tr.Instrument, tr.Side, tr.Price, tr.Qty, tr.MatchID = b.inst.ID, t.side, price, q, e.nextMatchID
+			// Every print elects the waiting stops it reaches (they enter
+			// once this command's order is done).
+			if bs, ss := b.buyStops.best, b.sellStops.best; bs >= 0 && bs <= li || ss >= li {
+				e.elect(b, li, t.side)
+			}
 
 			if m.shown == 0 {
 				if m.hidden > 0 {
@@ -690,36 +704,60 @@ func (e *Engine) shrink(b *book, oi int32, newOpen int64) {
 	}
 }
 
-// fillable reports whether taker oi could execute at least need lots on
-// arrival (docs/engine.md, "Fillable quantity").
-func (e *Engine) fillable(b *book, ti int32, need int64) bool {
+// fillable reports whether taker ti with rem lots would execute at least
+// need lots on arrival (docs/engine.md, "Fillable quantity"). It simulates
+// the walk of match without changing anything: at each level the taker first
+// meets every maker's shown lots in queue order, where self-trade prevention
+// acts as it would (cancel-oldest skips the maker, decrement-and-cancel takes
+// the maker's open lots off the taker, the other modes end the walk); then
+// the refills of the icebergs it emptied, which went behind all of those.
+func (e *Engine) fillable(b *book, ti int32, rem, need int64) bool {
 	t := &e.orders[ti]
 	opp := b.ladder(t.side.Opposite())
 	market, limit := e.limitOf(ti)
-	var full int64
+	var done int64
 	for li := opp.best; li >= 0; li = opp.worse(li) {
 		price := b.low + int64(li)
 		if !market && (t.side == Buy && price > limit || t.side == Sell && price < limit) {
 			break
 		}
-		var shown, hidden int64
+		var hidden int64
 		for mi := opp.levels[li].head; mi >= 0; mi = e.orders[mi].next {
 			m := &e.orders[mi]
 			if conflicts(t, m) {
-				if t.stp == STPCancelOldest {
+				switch t.stp {
+				case STPCancelOldest:
 					continue
+				case STPDecrement:
+					// the maker goes (or the taker ends): its lots leave the taker
+					rem -= min(rem, m.shown+m.hidden)
+					if rem == 0 {
+						return false // done < need, or it had returned
+					}
+					continue
+				default:
+					return false
 				}
-				return full+shown >= need
 			}
-			shown += m.shown
-			hidden += m.hidden
-			if full+shown >= need {
+			q := min(rem, m.shown)
+			done += q
+			rem -= q
+			if done >= need {
 				return true
 			}
+			if rem == 0 {
+				return false
+			}
+			hidden += m.hidden
 		}
-		full += shown + hidden
-		if full >= need {
+		q := min(rem, hidden)
+		done += q
+		rem -= q
+		if done >= need {
 			return true
+		}
+		if rem == 0 {
+			return false
 		}
 	}
 	return false
@@ -732,28 +770,79 @@ func stopTriggered(s Side, stop, last int64) bool {
 	return last <= stop
 }
 
-// runStops triggers waiting stops of book b while the last trade price meets
-// them: buy stops first (lowest stop first), then sell stops (highest first).
-func (e *Engine) runStops(b *book) {
-	for b.last != 0 {
-		var l *ladder
-		switch {
-		case b.buyStops.best >= 0 && stopTriggered(Buy, b.low+int64(b.buyStops.best), b.last):
-			l = &b.buyStops
-		case b.sellStops.best >= 0 && stopTriggered(Sell, b.low+int64(b.sellStops.best), b.last):
-			l = &b.sellStops
-		default:
+// waitOrElect files stop order oi (not in any ladder) in the stop book, or,
+// if the last trade price already reaches its stop price, puts it in the
+// election queue; it reports whether the stop waits. Waiting stops are
+// therefore never reached by the last price: a print elects them first.
+func (e *Engine) waitOrElect(b *book, oi int32) bool {
+	o := &e.orders[oi]
+	stop := e.cold[oi].stopPrice
+	if b.last != 0 && stopTriggered(o.side, stop, b.last) {
+		e.enqueue(oi, oi)
+		return false
+	}
+	o.state = stateWaiting
+	b.stops(o.side).pushBack(e.orders, int32(stop-b.low), oi)
+	return true
+}
+
+// elect moves every waiting stop that a print at level li reaches (buy stops
+// at or below it, sell stops at or above it) to the back of the election
+// queue: the stop furthest through the print first, at equal distance the
+// one on the aggressor's side, oldest first within a stop price. Whole stop
+// levels move at once.
+func (e *Engine) elect(b *book, li int32, aggressor Side) {
+	for {
+		bl, sl := b.buyStops.best, b.sellStops.best
+		buy, sell := bl >= 0 && bl <= li, sl >= 0 && sl >= li
+		if buy && sell { // only at an instrument's first print
+			if d, ds := li-bl, sl-li; d < ds || d == ds && aggressor == Sell {
+				buy = false
+			}
+		} else if !buy && !sell {
 			return
 		}
-		li := l.best
-		oi := l.levels[li].head
-		l.unlink(e.orders, li, oi)
+		l := &b.sellStops
+		if buy {
+			l = &b.buyStops
+		}
+		e.enqueue(l.takeBest())
+	}
+}
+
+// enqueue appends the linked run of stops head..tail, taken out of the stop
+// book, to the election queue.
+func (e *Engine) enqueue(head, tail int32) {
+	for oi := head; oi >= 0; oi = e.orders[oi].next {
+		e.orders[oi].state = stateElected
+	}
+	if e.electTail >= 0 {
+		e.orders[e.electTail].next = head
+		e.orders[head].prev = e.electTail
+	} else {
+		e.electHead = head
+	}
+	e.electTail = tail
+}
+
+// runStops enters the elected stops in queue order, each once the one before
+// it is done; the prints of each may elect more, which queue behind.
+func (e *Engine) runStops() {
+	for e.electHead >= 0 {
+		oi := e.electHead
 		o := &e.orders[oi]
+		e.electHead = o.next
+		if e.electHead >= 0 {
+			e.orders[e.electHead].prev = -1
+		} else {
+			e.electTail = -1
+		}
+		o.next, o.prev = -1, -1
 		o.state = stateTaking
 		open := o.shown
 		ev := e.emitOrder(KindTriggered, oi)
 		ev.Qty, ev.Leaves = open, open
-		e.enter(b, oi, open, 0)
+		e.enter(&e.books[o.book], oi, open, 0)
 	}
 }
 
@@ -839,10 +928,9 @@ func (e *Engine) replace(c *Command) {
 	case keep:
 		e.shrink(b, oi, c.Qty)
 	case o.state == stateWaiting:
-		l := b.stops(o.side)
-		l.unlink(e.orders, int32(cold.stopPrice-b.low), oi)
+		b.stops(o.side).unlink(e.orders, int32(cold.stopPrice-b.low), oi)
 		o.price, o.shown, cold.stopPrice = c.Price, c.Qty, c.StopPrice
-		l.pushBack(e.orders, int32(c.StopPrice-b.low), oi)
+		e.waitOrElect(b, oi)
 	case !b.crosses(o.side, c.Price):
 		e.unrest(b, oi)
 		o.price, o.shown, o.hidden, cold.stopPrice = c.Price, c.Qty, 0, c.StopPrice
@@ -860,7 +948,7 @@ func (e *Engine) replace(c *Command) {
 		o.price, o.state, cold.stopPrice = c.Price, stateTaking, c.StopPrice
 		e.take(b, oi, c.Qty)
 	}
-	e.runStops(b)
+	e.runStops()
 }
 
 // riskReplace runs the pre-trade checks for a replace of open order oi as

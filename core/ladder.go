@@ -165,6 +165,18 @@ func (l *ladder) unlink(orders []order, li, oi int32) {
 	}
 }
 
+// takeBest detaches the whole FIFO of the best level, which it leaves empty,
+// and returns its first and last order (linked through next/prev).
+func (l *ladder) takeBest() (head, tail int32) {
+	li := l.best
+	lv := &l.levels[li]
+	head, tail = lv.head, lv.tail
+	lv.head, lv.tail, lv.n = -1, -1, 0
+	l.bits.clear(li)
+	l.best = l.worse(li)
+	return head, tail
+}
+
 // moveBack moves order oi to the back of its level li (losing time priority).
 func (l *ladder) moveBack(orders []order, li, oi int32) {
 	if l.levels[li].tail == oi {

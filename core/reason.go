@@ -36,6 +36,7 @@ const (
 	RejectInvalidFlags      Reason = 112 // unknown flags, or PostOnly on an order that cannot rest
 	RejectInvalidSTP        Reason = 113 // STP is not a known mode
 	RejectInvalidClOrdID    Reason = 114 // ClOrdID is zero
+	RejectPostOnlyMinQty    Reason = 115 // PostOnly with a MinQty: a post-only order never executes on arrival
 
 	RejectDuplicateClOrdID   Reason = 200 // ClOrdID equals the highest reference the account used today (a resend)
 	RejectUnknownOrder       Reason = 201 // OrderID is not an open order of the account with current reference OrigClOrdID
@@ -114,6 +115,7 @@ var reasonNames = map[Reason]string{
 	RejectInvalidFlags:       "invalid-flags",
 	RejectInvalidSTP:         "invalid-stp",
 	RejectInvalidClOrdID:     "invalid-clordid",
+	RejectPostOnlyMinQty:     "post-only-min-qty",
 	RejectDuplicateClOrdID:   "duplicate-clordid",
 	RejectStaleClOrdID:       "stale-clordid",
 	RejectAccountCapacity:    "account-capacity",

@@ -38,11 +38,12 @@ var ErrSnapshot = errors.New("core: snapshot unusable")
 const snapMagic = "TCSNAP01"
 
 // snapshotSkip names the Engine fields a snapshot leaves out: configuration
-// (rebuilt from Config), the event buffer and the sinks (the loop's), and
-// the per-command scratch set at the start of every Apply.
+// (rebuilt from Config), the event buffer and the sinks (the loop's), the
+// per-command scratch set at the start of every Apply, and the election
+// queue, empty (-1, as New leaves it) between commands.
 var snapshotSkip = map[string]bool{
 	"cfg": true, "buf": true, "n": true, "sink": true, "commit": true, "claim": true,
-	"seq": true, "time": true, "tag": true, "inst": true,
+	"seq": true, "time": true, "tag": true, "inst": true, "electHead": true, "electTail": true,
 }
 
 // WriteSnapshot writes the engine's state to w.

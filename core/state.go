@@ -23,7 +23,7 @@ type OrderState struct {
 	Flags                         Flags
 	Price, StopPrice              int64
 	Shown, Hidden                 int64 // open lots = Shown + Hidden; a waiting stop shows all its open lots
-	DisplayQty                    int64 // iceberg peak; 0 = show all
+	DisplayQty                    int64 // iceberg peak, as entered; 0 = show all
 	RiskPrice                     int64 // risk layer on: the price the order is held and valued at (0 when off)
 	Waiting                       bool  // a stop order not yet triggered
 }
@@ -251,6 +251,9 @@ func (e *Engine) CheckInvariants() error {
 				return fail("book %d: best level %d, cached %d", b.inst.ID, best, l.best)
 			}
 		}
+	}
+	if e.electHead != -1 || e.electTail != -1 {
+		return fail("election queue not empty between commands (%d..%d)", e.electHead, e.electTail)
 	}
 	if seen != e.OpenCount() {
 		return fail("%d orders in books, %d slots in use", seen, e.OpenCount())

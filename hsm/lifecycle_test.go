@@ -12,10 +12,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/tradecore/tradecore/hsm"
 	"github.com/tradecore/tradecore/hsm/internal/hsmtest"
 	"github.com/tradecore/tradecore/hsm/manifest"
-	"golang.org/x/mod/sumdb/note"
+	"github.com/tradecore/tradecore/internal/atomicfile"
 )
 
 // fakeLog captures audit records; fail makes Record fail.
@@ -249,7 +251,7 @@ func TestServiceRefusesAnOlderManifest(t *testing.T) {
 	require.NoError(t, err)
 	_, err = svc.Rotate(ctx)
 	require.NoError(t, err)
-	require.NoError(t, hsm.WriteFileAtomic(path, old, 0o644))
+	require.NoError(t, atomicfile.WriteFile(path, old, 0o644))
 	_, err = svc.Sign(ctx, []byte("m"))
 	require.ErrorIs(t, err, manifest.ErrStale)
 	_, err = svc.Rotate(ctx)
@@ -389,7 +391,7 @@ func TestRestartOnAnOlderManifestIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, closeSvc())
 
-	require.NoError(t, hsm.WriteFileAtomic(path, old, 0o644))
+	require.NoError(t, atomicfile.WriteFile(path, old, 0o644))
 	_, _, err = hsm.NewService(ctx, tok, cfg)
 	require.Error(t, err, "restart on an older manifest")
 	cfg.Recorder = nil

@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/miekg/pkcs11"
+
 	"github.com/tradecore/tradecore/hsm/manifest"
+	"github.com/tradecore/tradecore/internal/atomicfile"
 )
 
 // Lifecycle defaults.
@@ -550,8 +552,8 @@ func (s *Service) appendLocked(ctx context.Context, e manifest.Entry, k *Key) (e
 	if err != nil {
 		return fmt.Errorf("hsm: new manifest does not verify: %w", err)
 	}
-	if err := WriteFileAtomic(s.path, data, 0o644); err != nil {
-		return err
+	if err := atomicfile.WriteFile(s.path, data, 0o644); err != nil {
+		return fmt.Errorf("hsm: manifest: %w", err)
 	}
 	id, _ := statID(s.path)
 	s.raw, s.v, s.id, s.bad = data, v, id, nil
@@ -590,8 +592,8 @@ func (s *Service) recordLocked(ctx context.Context) error {
 				ErrNotRecorded, i, typ, err)
 		}
 		b, _ := json.Marshal(auditState{Seq: uint64(i), EntryHash: s.v.EntryHash(int(i))})
-		if err := WriteFileAtomic(s.auditPath, append(b, '\n'), 0o644); err != nil {
-			return err
+		if err := atomicfile.WriteFile(s.auditPath, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("hsm: audit state: %w", err)
 		}
 		s.recorded = i
 	}
@@ -826,48 +828,6 @@ func (s *Service) Revoke(ctx context.Context, id string, at time.Time, reason st
 		return manifest.KeyState{}, err
 	}
 	return active, err
-}
-
-// WriteFileAtomic replaces path with data: temp file in the same folder,
-// fsync, rename, fsync of the folder.
-func WriteFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("hsm: write %s: %w", filepath.Base(path), err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("hsm: write %s: %w", filepath.Base(path), err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("hsm: write %s: %w", filepath.Base(path), err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("hsm: write %s: %w", filepath.Base(path), err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("hsm: sync dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("hsm: sync dir: %w", err)
-	}
-	return nil
 }
 
 // ctxSigner passes a context to Key.SignContext through crypto.Signer.

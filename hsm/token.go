@@ -188,6 +188,10 @@ func classifyOpen(err error, cfg Config) error {
 		return fmt.Errorf("%w: label %q%s", ErrTokenMissing, cfg.TokenLabel, softHSMHint(cfg.Module))
 	case strings.Contains(msg, "failed to open module"):
 		return fmt.Errorf("%w: %s", ErrModuleMissing, cfg.Module)
+	case strings.Contains(msg, "failed to initialize module"):
+		// SoftHSM fails C_Initialize when its configuration file is
+		// unreadable (SOFTHSM2_CONF empty, missing or naming a bad file).
+		return fmt.Errorf("hsm: open token %q: %w%s", cfg.TokenLabel, err, softHSMHint(cfg.Module))
 	}
 	return fmt.Errorf("hsm: open token %q: %w", cfg.TokenLabel, err)
 }
@@ -199,7 +203,9 @@ func softHSMHint(module string) string {
 	if !strings.Contains(strings.ToLower(module), "softhsm") {
 		return ""
 	}
-	if conf := os.Getenv("SOFTHSM2_CONF"); conf != "" {
+	if conf, set := os.LookupEnv("SOFTHSM2_CONF"); set && conf == "" {
+		return " (SOFTHSM2_CONF is set but empty: set it to the token's configuration, SOFTHSM2_CONF=<data-dir>/softhsm/softhsm2.conf for the local token, or unset it)"
+	} else if conf != "" {
 		return fmt.Sprintf(" (SoftHSM reads its tokens from the folder named in SOFTHSM2_CONF=%s: check it is the token's configuration)", conf)
 	}
 	return " (SOFTHSM2_CONF is not set, so SoftHSM looks in its system folder: set SOFTHSM2_CONF=<data-dir>/softhsm/softhsm2.conf for the local token)"

@@ -17,6 +17,8 @@ import (
 	"sync"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/tradecore/tradecore/internal/atomicfile"
 )
 
 // DataClass names a class of personal data; each class has its own
@@ -532,7 +534,10 @@ func (v *Vault) save() error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(v.path, append(data, '\n'), 0o600)
+	if err := atomicfile.WriteFile(v.path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("hsm: data-key store: %w", err)
+	}
+	return nil
 }
 
 // secretKey finds the AES key with CKA_ID id, or creates it when create is

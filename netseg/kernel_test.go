@@ -219,6 +219,8 @@ func TestKernelEnforcement(t *testing.T) {
 			{Kind: "tcp", Addr: "127.0.0.3", Port: tg.tcp4b},
 			{Kind: "udp", Addr: "127.0.0.3", Port: tg.udp4b},
 			{Kind: "tcp", Addr: "::ffff:127.0.0.3", Port: tg.tcp4b},
+			{Kind: "udpconn", Addr: "127.0.0.3", Port: tg.udp4b}, // connect() on a datagram socket
+			{Kind: "raw", Addr: "127.0.0.3", Port: tg.udp4b},     // the egress backstop
 		} {
 			cmd := env.child(t, pay, "moved", a)
 			stdin, err := cmd.StdinPipe()

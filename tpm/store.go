@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tradecore/tradecore/internal/atomicfile"
 )
 
 // Layout of the state folder (Config.Dir, by default <data-dir>/tpm):
@@ -172,7 +174,7 @@ func (s *store) saveDevice(d *deviceRecord) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.devicePath(d.ID), append(b, '\n'))
+	return atomicfile.WriteFile(s.devicePath(d.ID), append(b, '\n'), 0o600)
 }
 
 func (s *store) listDevices() ([]*deviceRecord, error) {
@@ -229,7 +231,7 @@ func (s *store) savePolicy(p Policy) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.policyPath(p.Name), b)
+	return atomicfile.WriteFile(s.policyPath(p.Name), b, 0o600)
 }
 
 func (s *store) listPolicies() ([]Policy, error) {
@@ -252,38 +254,4 @@ func (s *store) listPolicies() ([]Policy, error) {
 		}
 	}
 	return out, nil
-}
-
-// writeFileAtomic replaces path with data: temporary file in the same
-// folder, fsync, rename, fsync of the folder.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("tpm: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("tpm: write %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("tpm: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("tpm: sync %s: %w", dir, err)
-	}
-	return nil
 }

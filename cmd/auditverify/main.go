@@ -212,6 +212,10 @@ func (p *printer) result(res *audit.VerifyResult, err error, took time.Duration,
 	if res.Leaves > 0 {
 		fmt.Fprintf(p.w, "  records from %s to %s\n", time.Unix(0, res.FirstTime).UTC().Format(time.RFC3339Nano), time.Unix(0, res.LastTime).UTC().Format(time.RFC3339Nano))
 	}
+	fmt.Fprintf(p.w, "  key records: %d keys.* records match the manifest\n", res.KeyRecords)
+	if n := len(res.UnrecordedKeyEntries); n > 0 {
+		fmt.Fprintf(p.w, "  note: %d manifest entries are not recorded in this log: %v (made after its end, or while no daemon recorded them)\n", n, res.UnrecordedKeyEntries)
+	}
 	if res.Unsigned > 0 {
 		fmt.Fprintf(p.w, "  note: the last %d leaves are not yet covered by a signed checkpoint\n", res.Unsigned)
 	}

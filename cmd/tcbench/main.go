@@ -32,6 +32,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -146,12 +147,24 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	engineIdle := fs.String("engine-idle", "busy-spin", "engine runner's idle strategy: busy-spin, yield, backoff or sleep")
 	othersIdle := fs.String("others-idle", "backoff", "idle strategy of the producer's and consumer's runner(s), as serve's others_idle")
 	only := fs.String("workloads", "limits,move,pipeline", "which workloads to run: any of limits, move, pipeline")
-	journal := fs.String("journal", "write,fsync", "pipeline variants with the audit journal in the path: any of write, fsync (off: none)")
+	journal := fs.String("journal", "write,write-ungated,fsync", "pipeline variants with the audit journal in the path: any of write, fsync (the sink gated after the journaler: the durability gate), write-ungated, fsync-ungated (the journal runs but the sink reads beside it: the gate's own cost), off")
 	baseline := fs.String("baseline", "", "a tcbench binary built from an earlier commit (make bench builds one): its random-limits and move-heavy throughput passes run alternately with these, and the ratios are reported")
 	format := fs.String("format", "text", "output: text or json")
 	enforce := fs.Bool("enforce", false, "exit 1 when a budget is missed")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it): what limits each workload next")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	plan, err := pipelinePlan(*mode, *engineIdle, *othersIdle, *cpu)
 	if err != nil {
@@ -244,22 +257,25 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	// level: the journaler appends every command and event and the sink sees
 	// only what it made durable (the durability gate serve runs).
 	variants := []struct {
-		name string
-		on   bool
-		d    audit.Durability
-	}{{"pipeline", false, 0}}
+		name    string
+		on      bool
+		d       audit.Durability
+		ungated bool
+	}{{"pipeline", false, 0, false}}
 	for _, j := range strings.Split(*journal, ",") {
 		switch j = strings.TrimSpace(j); j {
 		case "", "off":
-		case "write", "fsync":
-			d, _ := audit.ParseDurability(j)
+		case "write", "fsync", "write-ungated", "fsync-ungated":
+			level, ungated := strings.CutSuffix(j, "-ungated")
+			d, _ := audit.ParseDurability(level)
 			variants = append(variants, struct {
-				name string
-				on   bool
-				d    audit.Durability
-			}{"pipeline+journal-" + j, true, d})
+				name    string
+				on      bool
+				d       audit.Durability
+				ungated bool
+			}{"pipeline+journal-" + j, true, d, ungated})
 		default:
-			return fmt.Errorf("%w: --journal: %q; use off, write or fsync", errUsage, j)
+			return fmt.Errorf("%w: --journal: %q; use off, write, fsync, write-ungated or fsync-ungated", errUsage, j)
 		}
 	}
 	pass := func(v int, rate float64, cmds []core.Command) (bench.Result, error) {
@@ -270,7 +286,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 				return bench.Result{}, err
 			}
 			defer os.RemoveAll(dir)
-			pc.Journal = journalIn(ctx, dir, variants[v].d)
+			pc.Journal = journalIn(ctx, dir, variants[v].d, variants[v].ungated)
 		}
 		return bench.Pipeline(ctx, variants[v].name, cmds, pc)
 	}
@@ -320,8 +336,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 // journalIn returns the pipeline's journal: an audit log in dir at
 // durability d (checkpoints unsigned: no HSM in a benchmark) and its
-// journaler.
-func journalIn(ctx context.Context, dir string, d audit.Durability) func(*ring.Ring[core.Command], *ring.Ring[core.Event], *core.Loop) (agent.Agent, *ring.Consumer[core.Event], func() error, error) {
+// journaler, gated before the sink unless ungated (then the sink reads the
+// outbound ring beside the journaler: the journal's work without the gate).
+func journalIn(ctx context.Context, dir string, d audit.Durability, ungated bool) func(*ring.Ring[core.Command], *ring.Ring[core.Event], *core.Loop) (agent.Agent, *ring.Consumer[core.Event], func() error, error) {
 	return func(cmds *ring.Ring[core.Command], out *ring.Ring[core.Event], loop *core.Loop) (agent.Agent, *ring.Consumer[core.Event], func() error, error) {
 		alog, closeLog, err := audit.Open(ctx, audit.Config{WriterConfig: audit.WriterConfig{Dir: dir, Durability: d,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, NoCheckpoints: true, ExternalCommit: true})
@@ -332,6 +349,9 @@ func journalIn(ctx context.Context, dir string, d audit.Durability) func(*ring.R
 		if err != nil {
 			closeLog()
 			return nil, nil, nil, err
+		}
+		if ungated {
+			return j, nil, closeLog, nil
 		}
 		return j, j.Events(), closeLog, nil
 	}
@@ -440,6 +460,15 @@ func budgets(rows []Row) []Budget {
 		if off.Commands > 0 && on.Commands > 0 {
 			add(fmt.Sprintf("(3) journal at write: p50 at %s/s vs none", rateName(rate)), 1.10, float64(on.P50)/float64(off.P50), "ratio", true)
 			add(fmt.Sprintf("(3) journal at write: p99 at %s/s vs none", rateName(rate)), 1.10, float64(on.P99)/float64(off.P99), "ratio", true)
+		}
+	}
+	// The gate alone: the same journal with and without the sink gated
+	// after it.
+	for _, rate := range []float64{1e4, 1e5} {
+		off, on := find("pipeline+journal-write-ungated", "open-loop", rate), find("pipeline+journal-write", "open-loop", rate)
+		if off.Commands > 0 && on.Commands > 0 {
+			add(fmt.Sprintf("(3) durability gate at write: p50 at %s/s vs ungated", rateName(rate)), 1.10, float64(on.P50)/float64(off.P50), "ratio", true)
+			add(fmt.Sprintf("(3) durability gate at write: p99 at %s/s vs ungated", rateName(rate)), 1.10, float64(on.P99)/float64(off.P99), "ratio", true)
 		}
 	}
 	if sus := find("pipeline", "sustained", 0); tp.PerSecond > 0 && sus.Commands > 0 {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,11 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tradecore/tradecore/tpm"
 )
@@ -38,8 +33,9 @@ commands (server side of TPM device attestation, docs/attestation.md):
 
 FILE may be - for standard input. Common flags: --data-dir, --format text|json;
 enroll also --ek-ca PATH (PEM bundle of EK manufacturer CAs, default <data-dir>/tpm/ek-ca.pem).
-State lives in <data-dir>/tpm (shared with the daemon). Until the audit log is wired
-in, audit records are appended to <data-dir>/tpm/audit.jsonl.
+State lives in <data-dir>/tpm (shared with the daemon). Audit records are queued in the audit
+log's inbox (<data-dir>/audit/inbox) and recorded in the log by tradecore serve, or by
+'tradecore audit ingest' when serve is not running.
 Exit codes: 0 success, 1 failure or rejection (the reason code is printed), 2 usage error.
 `
 
@@ -105,7 +101,9 @@ func attestCommand(ctx context.Context, cmd string, args []string, stdout, stder
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w (choose another --data-dir)", dir, err)
 	}
-	cfg := tpm.Config{Dir: dir, Recorder: &fileRecorder{path: filepath.Join(dir, "audit.jsonl")}, Logger: cliLogger(stderr)}
+	rec := newInboxRecorder(*dataDir)
+	defer rec.noteQueued(stderr)
+	cfg := tpm.Config{Dir: dir, Recorder: rec, Logger: cliLogger(stderr)}
 	if cmd == "enroll" {
 		caPath := *ekCA
 		if caPath == "" {
@@ -330,50 +328,4 @@ func writeMessage(w io.Writer, m any) error {
 	}
 	_, err = w.Write(b)
 	return err
-}
-
-// fileRecorder appends audit records as JSON lines, fsynced, under an
-// exclusive flock: the CLI's sink until the audit log (package audit) is
-// wired in. Each line is {"index","time","type","body"}; index counts from 1.
-type fileRecorder struct {
-	path string
-	mu   sync.Mutex
-}
-
-func (r *fileRecorder) Record(_ context.Context, typ string, body any) (uint64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	f, err := os.OpenFile(r.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return 0, fmt.Errorf("audit file %s: %w", r.path, err)
-	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		return 0, fmt.Errorf("lock audit file %s: %w", r.path, err)
-	}
-	var n uint64
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		n++
-	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("read audit file %s: %w", r.path, err)
-	}
-	line, err := json.Marshal(struct {
-		Index uint64    `json:"index"`
-		Time  time.Time `json:"time"`
-		Type  string    `json:"type"`
-		Body  any       `json:"body"`
-	}{n + 1, time.Now().UTC(), typ, body})
-	if err != nil {
-		return 0, err
-	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
-		return 0, fmt.Errorf("append audit file %s: %w", r.path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return 0, fmt.Errorf("sync audit file %s: %w", r.path, err)
-	}
-	return n + 1, nil
 }

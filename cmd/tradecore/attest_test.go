@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tradecore/tradecore/audit"
 	"github.com/tradecore/tradecore/internal/swtpmtest"
 	"github.com/tradecore/tradecore/tpm"
 )
@@ -146,20 +146,13 @@ func TestAttestCLIEndToEnd(t *testing.T) {
 	assert.Equal(t, tpm.StateRevoked, list[0].State)
 	assert.Equal(t, "bootloader replaced", list[0].RevokeReason)
 
-	// Every decision is an audit record, in order.
-	f, err := os.Open(filepath.Join(dd, "tpm", "audit.jsonl"))
+	// Every decision is an audit record, in order, queued in the audit
+	// log's inbox (no daemon holds the log here).
+	queued, err := audit.ReadInbox(filepath.Join(dd, "audit"))
 	require.NoError(t, err)
-	defer f.Close()
 	var types []string
-	sc := bufio.NewScanner(f)
-	for i := 1; sc.Scan(); i++ {
-		var rec struct {
-			Index int    `json:"index"`
-			Type  string `json:"type"`
-		}
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &rec))
-		assert.Equal(t, i, rec.Index)
-		types = append(types, rec.Type)
+	for _, e := range queued {
+		types = append(types, e.Type)
 	}
 	assert.Equal(t, []string{
 		tpm.RecordDeviceEnrolled, tpm.RecordDeviceApproved, tpm.RecordAttestationPassed,

@@ -25,6 +25,7 @@ commands:
   prove   --index N [--size S]: the inclusion proof of entry N in a signed checkpoint (auditverify proof checks it)
   report  --day YYYY-MM-DD: the signed daily regulator report (signed in the HSM; auditverify report checks it)
   index   bring the query index up to date
+  ingest  record the inbox (audit records queued by attest and netseg) in the log, when serve is not running
 
 Times are RFC 3339 (2026-12-02T10:00:00Z), a day (2026-12-02, UTC midnight) or Unix nanoseconds.
 The log is <data-dir>/audit (docs/audit-format.md). Exit codes: 0 success, 1 failure, 2 usage error.
@@ -47,6 +48,8 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return auditReport(ctx, rest, stdout, stderr)
 	case "index":
 		return auditIndex(ctx, rest, stdout, stderr)
+	case "ingest":
+		return auditIngest(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, auditUsage)
 		return nil

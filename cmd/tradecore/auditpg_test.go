@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
 	"github.com/tradecore/tradecore/audit/pgstore"
 	"github.com/tradecore/tradecore/hsm"
 	"github.com/tradecore/tradecore/internal/pgtest"

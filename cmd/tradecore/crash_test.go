@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,6 +108,22 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	h2, _ := replay()
 	require.Equal(t, h1, h2, "two replays of the journal disagree")
 	require.GreaterOrEqual(t, last, lastAcked, "an acknowledged command is missing from the journal")
+	// Every acknowledged command's events are there too (each command has
+	// at least one: accepted or rejected).
+	evSeq := regexp.MustCompile(`^\{"i":\d+,"t":\d+,"type":"event\.[a-z-]+","body":\{"seq":(\d+)`)
+	withEvents := map[uint64]bool{}
+	r, err := audit.OpenReader(adir)
+	require.NoError(t, err)
+	require.NoError(t, r.Read(0, 0, func(e *audit.Entry) error {
+		if m := evSeq.FindSubmatch(e.Leaf); m != nil {
+			n, _ := strconv.ParseUint(string(m[1]), 10, 64)
+			withEvents[n] = true
+		}
+		return nil
+	}))
+	for seq := uint64(1); seq <= lastAcked; seq++ {
+		require.True(t, withEvents[seq], "the events of acknowledged command %d are missing from the journal", seq)
+	}
 
 	// A new serve recovers and trades on.
 	again := exec.Command(bin, "serve", "--data-dir", data, "--config", cfgPath, "--rate", "5000", "--duration", "500ms", "--report", "100ms")
@@ -115,6 +132,8 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	require.Contains(t, string(out), "recovered to seq "+strconv.FormatUint(last, 10)+": snapshot at seq 0, then "+strconv.FormatUint(last, 10)+" commands replayed")
 	require.Regexp(t, `stopped after \d+ commands`, string(out))
+	// The engine it recovered is the fresh replay's, state hash for state hash.
+	require.Contains(t, string(out), fmt.Sprintf(`"state_hash":"%x"`, h1), "the recovered engine differs from a fresh replay")
 
 	// That clean stop wrote a snapshot: the next start loads it and replays
 	// nothing before it.
@@ -154,4 +173,68 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	o, err = run()
 	require.Error(t, err, "%s", o)
 	require.Regexp(t, `not the file the log recorded|missing or not the size`, o)
+}
+
+// replayJournal replays every command of the journal in adir into a fresh
+// engine from seq 1 and returns its state hash and the last seq.
+func replayJournal(t *testing.T, adir string) ([32]byte, uint64) {
+	t.Helper()
+	file, err := config.Parse([]byte(crashConfig))
+	require.NoError(t, err)
+	eng, err := core.New(file.Core(), nil)
+	require.NoError(t, err)
+	r, err := audit.OpenReader(adir)
+	require.NoError(t, err)
+	var last uint64
+	require.NoError(t, audit.ReadCommands(r, 0, func(_ uint64, c *core.Command) error {
+		require.Equal(t, last+1, c.Seq, "the journal's commands are gapless")
+		last = c.Seq
+		eng.Apply(c)
+		return nil
+	}))
+	return eng.StateHash(), last
+}
+
+// TestRecoveryFromSnapshotEqualsFullReplay: a clean stop leaves a snapshot;
+// the next serve loads it, trades on and is killed with SIGKILL; the start
+// after that loads the snapshot and replays only the journal's tail, and
+// the engine it gets has the state hash of a replay of the whole journal
+// from the first command.
+func TestRecoveryFromSnapshotEqualsFullReplay(t *testing.T) {
+	needSoftHSM(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "var")
+	adir := filepath.Join(data, "audit")
+	cfgPath := filepath.Join(dir, "config.json")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(crashConfig), 0o600))
+	bin := tradecoreBin(t)
+	env := append(os.Environ(), "TRADECORE_CREDENTIALS_DIR="+os.Getenv("TRADECORE_CREDENTIALS_DIR"))
+	serve := func(args ...string) string {
+		c := exec.Command(bin, append([]string{"serve", "--data-dir", data, "--config", cfgPath, "--report", "100ms"}, args...)...)
+		c.Env = env
+		out, err := c.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return string(out)
+	}
+	serve("--rate", "5000", "--duration", "500ms")
+	snaps, _ := filepath.Glob(filepath.Join(adir, "snapshots", "seq-*.snap"))
+	require.Len(t, snaps, 1, "a clean stop writes a snapshot")
+
+	s := startServe(t, bin, data, cfgPath, env)
+	for i := 0; i < 10 && s.out.Scan(); i++ { // a second of trading after the snapshot
+	}
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGKILL))
+	_ = s.cmd.Wait()
+
+	full, last := replayJournal(t, adir)
+	out := serve("--rate", "1000", "--duration", "200ms")
+	m := regexp.MustCompile(`recovered to seq (\d+): snapshot at seq (\d+), then (\d+) commands replayed`).FindStringSubmatch(out)
+	require.NotNil(t, m, "%s", out)
+	snapSeq, _ := strconv.ParseUint(m[2], 10, 64)
+	tail, _ := strconv.ParseUint(m[3], 10, 64)
+	require.Equal(t, strconv.FormatUint(last, 10), m[1])
+	require.NotZero(t, snapSeq, "the snapshot was not used")
+	require.NotZero(t, tail, "nothing was replayed after the snapshot")
+	require.Equal(t, last, snapSeq+tail)
+	require.Contains(t, out, fmt.Sprintf(`"state_hash":"%x"`, full), "snapshot + tail gives another state than a full replay")
 }

@@ -175,6 +175,7 @@ type eventSink struct {
 	loop   *core.Loop
 	mon    *surveil.Monitor
 	alerts surveil.Output
+	post   func(*surveil.Alert) // records an alert in the audit log; nil: none
 	every  int64
 	ticked int64 // nanotime of the last idle surveil Tick
 
@@ -255,10 +256,14 @@ func (s *eventSink) consume(w []core.Event, now int64) {
 
 func (s *eventSink) takeAlerts() {
 	iv := s.cur
-	for _, a := range s.alerts.Alerts {
+	for i := range s.alerts.Alerts {
+		a := &s.alerts.Alerts[i]
+		if s.post != nil {
+			s.post(a)
+		}
 		iv.alerts++
 		if iv.nAlerts < len(iv.alertSample) {
-			iv.alertSample[iv.nAlerts] = a
+			iv.alertSample[iv.nAlerts] = *a
 			iv.nAlerts++
 		}
 	}

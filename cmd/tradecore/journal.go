@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/tradecore/tradecore/core"
 	"github.com/tradecore/tradecore/hsm"
 	"github.com/tradecore/tradecore/hsm/manifest"
+	"github.com/tradecore/tradecore/internal/atomicfile"
 )
 
 // engineStateRecord is the record serve writes at a clean stop: the engine's
@@ -35,20 +37,40 @@ type engineState struct {
 
 // swapSigner is the signing service the audit log signs checkpoints with,
 // switchable once: the log must be open before the service that records its
-// key entries in it can start, so a plain service serves at first.
-type swapSigner struct{ svc atomic.Pointer[hsm.Service] }
+// key entries in it can start, so a plain service answers Manifest at first.
+// It signs (and rotates) only once the recording service is in: a checkpoint
+// signed before the key entries made while the daemon was down are recorded
+// would commit to a tree that does not show them (auditverify's log-anchored
+// rule, docs/auditverify.md).
+type swapSigner struct {
+	svc   atomic.Pointer[hsm.Service]
+	ready atomic.Bool
+}
+
+// errSignerStarting is what a checkpoint attempted before the recording
+// service is in gets; the checkpointer retries at its next interval.
+var errSignerStarting = errors.New("tradecore: the signing service is starting (key entries not yet recorded in the audit log); the checkpoint is retried")
 
 func (s *swapSigner) cur() *hsm.Service { return s.svc.Load() }
 
 func (s *swapSigner) Sign(ctx context.Context, msg []byte) (hsm.Signature, error) {
+	if !s.ready.Load() {
+		return hsm.Signature{}, errSignerStarting
+	}
 	return s.cur().Sign(ctx, msg)
 }
 func (s *swapSigner) SignWith(ctx context.Context, keyID string, msg []byte) ([]byte, error) {
+	if !s.ready.Load() {
+		return nil, errSignerStarting
+	}
 	return s.cur().SignWith(ctx, keyID, msg)
 }
 func (s *swapSigner) Manifest(ctx context.Context) ([]byte, error) { return s.cur().Manifest(ctx) }
 func (s *swapSigner) Active() manifest.KeyState                    { return s.cur().Active() }
 func (s *swapSigner) Rotate(ctx context.Context) (manifest.KeyState, error) {
+	if !s.ready.Load() {
+		return manifest.KeyState{}, errSignerStarting
+	}
 	return s.cur().Rotate(ctx)
 }
 
@@ -110,9 +132,14 @@ func startServices(ctx context.Context, dataDir string, file *config.File, log *
 	closers = append(closers, closeLog)
 	// The recording service starts with the log committing its records (no
 	// journaler runs yet): the key entries not yet in the log go in now.
+	// Records other processes queued in the inbox (netseg, attest, vault
+	// shreds) go in first: the shreds among them are re-applied below.
 	var svc *hsm.Service
 	var closeSvc func() error
 	err = alog.CommitDuring(func() error {
+		if _, err := alog.IngestInbox(ctx); err != nil {
+			return err
+		}
 		var err error
 		svc, closeSvc, err = hsm.NewService(ctx, tok, hsm.ServiceConfig{Dir: sel.keysDir(), Logger: log, CheckInterval: time.Hour, Recorder: alog})
 		return err
@@ -122,10 +149,71 @@ func startServices(ctx context.Context, dataDir string, file *config.File, log *
 		return fail(fmt.Errorf("start the signing service with the audit log: %w", err))
 	}
 	sw.svc.Store(svc)
+	sw.ready.Store(true)
 	_ = closeFirst()
 	// Closing the service may record (a rotation in flight): commit while it stops.
 	closers = append(closers, func() error { return alog.CommitDuring(closeSvc) })
+	if err := reapplyShreds(ctx, tok, sel.keysDir(), filepath.Join(dataDir, "audit"), alog, log); err != nil {
+		return fail(err)
+	}
 	return &services{svc: svc, log: alog, closeAll: closeAll}, nil
+}
+
+// reapplyShreds makes every crypto-shred recorded in the audit log stick: a
+// restored backup of the token and the data-key store brings shredded
+// subjects' keys back, so at every start the subjects of the log's
+// vault.shredded records are shredded again (docs/keys.md, "Personal data
+// at rest"). Without a data-key store no vault was ever used here and the
+// log is not read.
+func reapplyShreds(ctx context.Context, tok *hsm.Token, keysDir, auditDir string, alog *audit.Log, log *slog.Logger) error {
+	if _, err := os.Stat(filepath.Join(keysDir, hsm.KeyringFile)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	subjects, err := shreddedSubjects(auditDir)
+	if err != nil {
+		return fmt.Errorf("read the audit log's vault.shredded records: %w (the shreds they record must be re-applied before serving)", err)
+	}
+	if len(subjects) == 0 {
+		return nil
+	}
+	_, closeVault, err := hsm.NewVault(ctx, tok, hsm.VaultConfig{Dir: keysDir, Recorder: alog, Shredded: subjects})
+	if err != nil {
+		return fmt.Errorf("re-apply %d recorded crypto-shreds: %w", len(subjects), err)
+	}
+	log.Info("crypto-shreds of the audit log re-applied", "subjects", len(subjects))
+	return closeVault()
+}
+
+// shreddedSubjects returns the subjects of every vault.shredded record of
+// the log in dir.
+func shreddedSubjects(dir string) ([]string, error) {
+	r, err := audit.OpenReader(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	err = r.Read(0, 0, func(e *audit.Entry) error {
+		if e.Type != hsm.RecordVaultShredded {
+			return nil
+		}
+		h, err := audit.ParseLeaf(e.Leaf)
+		if err != nil {
+			return err
+		}
+		var b audit.InboxBody // a shred queued through the inbox
+		if json.Unmarshal(h.Body, &b) == nil && b.InboxID != "" {
+			h.Body = b.Body
+		}
+		var rec hsm.ShredRecord
+		if err := json.Unmarshal(h.Body, &rec); err != nil {
+			return fmt.Errorf("leaf %d: %w", e.Index, err)
+		}
+		if rec.Subject != "" {
+			out = append(out, rec.Subject)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // scales are the audit log's decimal scales of the configured instruments.
@@ -185,8 +273,10 @@ func recoverEngine(dir string, loop *core.Loop, log *slog.Logger, out io.Writer)
 		return n, fmt.Errorf("recovery: replay the journal: %w (verify it with auditverify; the engine does not start on a journal it cannot replay)", err)
 	}
 	// The last clean stop's state hash, if the log ends with one for this seq.
+	// A clean stop writes it after its snapshot's record, so with a
+	// snapshot only the log from there on is read.
 	var last engineState
-	if err := r.Read(0, 0, func(e *audit.Entry) error {
+	if err := r.Read(from, 0, func(e *audit.Entry) error {
 		if e.Type != engineStateRecord {
 			return nil
 		}
@@ -258,28 +348,18 @@ func writeSnapshot(dir string, loop *core.Loop) (*snapshotFile, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, err
-	}
 	hw := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(f, hw)}
-	err = loop.Engine().WriteSnapshot(cw)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
+	var n int64
+	err := atomicfile.Write(path, 0o600, func(w io.Writer) error {
+		cw := &countWriter{w: io.MultiWriter(w, hw)}
+		err := loop.Engine().WriteSnapshot(cw)
+		n = cw.n
+		return err
+	})
 	if err != nil {
-		os.Remove(tmp)
 		return nil, err
 	}
-	sf := &snapshotFile{Seq: loop.Seq(), File: filepath.ToSlash(rel), Size: cw.n}
+	sf := &snapshotFile{Seq: loop.Seq(), File: filepath.ToSlash(rel), Size: n}
 	hw.Sum(sf.sha[:0])
 	pruneSnapshots(filepath.Dir(path), keepSnapshots)
 	return sf, nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tradecore/tradecore/hsm"
 	"github.com/tradecore/tradecore/hsm/manifest"
+	"github.com/tradecore/tradecore/internal/atomicfile"
 	"github.com/tradecore/tradecore/softhsm"
 )
 
@@ -338,7 +339,7 @@ func keysInit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	if *rootOut != "" {
-		if err := hsm.WriteFileAtomic(*rootOut, []byte(v.Keys[0].ID+"\n"), 0o644); err != nil {
+		if err := atomicfile.WriteFile(*rootOut, []byte(v.Keys[0].ID+"\n"), 0o644); err != nil {
 			return fmt.Errorf("--root-out: %w", err)
 		}
 	}
@@ -686,7 +687,7 @@ func keysExport(_ context.Context, args []string, stdout, stderr io.Writer) erro
 		_, err = stdout.Write(data)
 		return err
 	}
-	if err := hsm.WriteFileAtomic(*out, data, 0o644); err != nil {
+	if err := atomicfile.WriteFile(*out, data, 0o644); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
 	return nil

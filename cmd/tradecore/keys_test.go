@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
 	"github.com/tradecore/tradecore/hsm"
 	"github.com/tradecore/tradecore/hsm/manifest"
 	"github.com/tradecore/tradecore/internal/testenv"
@@ -251,6 +252,11 @@ func TestKeysCLIMissingTokenAndWrongPIN(t *testing.T) {
 	assert.Contains(t, r.err.Error(), "SOFTHSM2_CONF is not set")
 	assert.Contains(t, r.err.Error(), "--token")
 	assert.NotContains(t, r.err.Error(), "Config.", "errors name flags, not Go fields")
+	// Set but empty: SoftHSM cannot even initialise; the error says why.
+	t.Setenv(softhsm.EnvConf, "")
+	r = runCLI(t, "keys", "rotate", d, "--module", mod, "--pin-file", bad)
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.err.Error(), "SOFTHSM2_CONF is set but empty")
 
 	// Wrong PIN through --pin-file with the module given explicitly.
 	t.Setenv(softhsm.EnvConf, filepath.Join(dd, "softhsm", "softhsm2.conf"))

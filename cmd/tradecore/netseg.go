@@ -1,19 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tradecore/tradecore/netseg"
 )
@@ -28,7 +23,8 @@ commands:
   detach             remove every program, link and map: access is open again
 
 Flags: --pin-path (default /sys/fs/bpf/tradecore, env TRADECORE_NETSEG_PIN_PATH),
---data-dir (audit records of apply and detach go to <data-dir>/audit/netseg.jsonl),
+--data-dir (audit records of apply and detach are queued in <data-dir>/audit/inbox and
+recorded in the log by tradecore serve, or by 'tradecore audit ingest'),
 --format text|json (status, stats). POLICY "-" reads standard input.
 apply, status, stats and detach need root. The policy format is docs/netseg.md.
 Exit codes: 0 success, 1 failure (or, for status, not enforced), 2 usage error.
@@ -91,7 +87,9 @@ func runNetseg(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg := netseg.Config{PinPath: *pin, Logger: cliLogger(stderr)}
 	if cmd == "apply" || cmd == "detach" {
-		cfg.Recorder = &jsonlRecorder{path: filepath.Join(*dataDir, "audit", "netseg.jsonl")}
+		rec := newInboxRecorder(*dataDir)
+		defer rec.noteQueued(stderr)
+		cfg.Recorder = rec
 	}
 	e, err := netseg.New(cfg)
 	if err != nil {
@@ -107,7 +105,7 @@ func runNetseg(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			fmt.Fprintf(stdout, "unchanged: %s is already in force\n", res.Digest)
 			return nil
 		}
-		fmt.Fprintf(stdout, "applied %s (audit record %d)\n", res.Digest, res.Record)
+		fmt.Fprintf(stdout, "applied %s\n", res.Digest)
 		for _, c := range res.Changes {
 			fmt.Fprintln(stdout, c)
 		}
@@ -212,55 +210,4 @@ func printStats(w io.Writer, stats netseg.Stats) {
 		}
 	}
 	tw.Flush()
-}
-
-// jsonlRecorder appends audit records, one JSON object a line, to a file
-// under the data folder, each fsynced before Record returns. It stands in
-// for the audit log (package audit) until serve and the CLI share one; the
-// line format is in docs/netseg.md.
-type jsonlRecorder struct {
-	path string
-}
-
-func (r *jsonlRecorder) Record(_ context.Context, typ string, body any) (uint64, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return 0, fmt.Errorf("audit record body: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(r.path), 0o700); err != nil {
-		return 0, fmt.Errorf("audit folder: %w (check --data-dir)", err)
-	}
-	f, err := os.OpenFile(r.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return 0, fmt.Errorf("audit file: %w (check --data-dir)", err)
-	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		return 0, fmt.Errorf("locking audit file: %w", err)
-	}
-	var n uint64
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		n++
-	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("reading audit file: %w", err)
-	}
-	line, err := json.Marshal(struct {
-		Index uint64          `json:"index"`
-		Time  string          `json:"time"`
-		Type  string          `json:"type"`
-		Body  json.RawMessage `json:"body"`
-	}{n, time.Now().UTC().Format(time.RFC3339Nano), typ, b})
-	if err != nil {
-		return 0, err
-	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
-		return 0, fmt.Errorf("writing audit file: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return 0, fmt.Errorf("syncing audit file: %w", err)
-	}
-	return n, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/tradecore/tradecore/audit"
 	"github.com/tradecore/tradecore/internal/testenv"
 	"github.com/tradecore/tradecore/netseg"
 )
@@ -43,13 +44,17 @@ func TestNetsegCLIUsageAndCheck(t *testing.T) {
 	assert.EqualError(t, r.err, "netseg: policy "+bad+` line 5 segments[0].allow[0].cidr: "10.0.0.1/8" has host bits set; write 10.0.0.0/8`)
 }
 
-func TestNetsegCLIEndToEnd(t *testing.T) {
+// netsegEnv makes a cgroup <base>/pay under the cgroup v2 mount and a bpf
+// filesystem of the test's own, and returns the --pin-path flag for it and
+// base. Both are removed at cleanup.
+func netsegEnv(t *testing.T) (pin, base string) {
+	t.Helper()
 	testenv.NeedRoot(t)
 	err := netseg.Probe()
 	testenv.Need(t, err == nil, fmt.Sprintf("eBPF segmentation unavailable: %v", err))
 	mount, err := netseg.CgroupMount()
 	require.NoError(t, err)
-	base := fmt.Sprintf("/netseg-cli-test-%d", os.Getpid())
+	base = fmt.Sprintf("/netseg-cli-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-"))
 	require.NoError(t, os.MkdirAll(filepath.Join(mount, base, "pay"), 0o755))
 	t.Cleanup(func() {
 		os.Remove(filepath.Join(mount, base, "pay"))
@@ -62,7 +67,11 @@ func TestNetsegCLIEndToEnd(t *testing.T) {
 		_ = unix.Unmount(bpffs, unix.MNT_DETACH)
 		os.Remove(bpffs)
 	})
-	pin := "--pin-path=" + filepath.Join(bpffs, "tc")
+	return "--pin-path=" + filepath.Join(bpffs, "tc"), base
+}
+
+func TestNetsegCLIEndToEnd(t *testing.T) {
+	pin, base := netsegEnv(t)
 	dd := t.TempDir()
 	d := "--data-dir=" + dd
 	policy := filepath.Join(dd, "policy.yaml")
@@ -121,20 +130,12 @@ func TestNetsegCLIEndToEnd(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "nothing applied")
 
-	b, err := os.ReadFile(filepath.Join(dd, "audit", "netseg.jsonl"))
+	queued, err := audit.ReadInbox(filepath.Join(dd, "audit"))
 	require.NoError(t, err)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	require.Len(t, lines, 2)
-	var rec struct {
-		Index uint64
-		Type  string
-		Body  netseg.AppliedRecord
-	}
-	require.NoError(t, json.Unmarshal([]byte(lines[0]), &rec))
-	assert.Equal(t, uint64(0), rec.Index)
-	assert.Equal(t, netseg.RecordApplied, rec.Type)
-	assert.Equal(t, st.Digest, rec.Body.Digest)
-	require.NoError(t, json.Unmarshal([]byte(lines[1]), &rec))
-	assert.Equal(t, uint64(1), rec.Index)
-	assert.Equal(t, netseg.RecordDetached, rec.Type)
+	require.Len(t, queued, 2)
+	assert.Equal(t, netseg.RecordApplied, queued[0].Type)
+	var applied netseg.AppliedRecord
+	require.NoError(t, json.Unmarshal(queued[0].Body, &applied))
+	assert.Equal(t, st.Digest, applied.Digest)
+	assert.Equal(t, netseg.RecordDetached, queued[1].Type)
 }

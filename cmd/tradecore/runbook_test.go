@@ -13,6 +13,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/stretchr/testify/require"
+
 	"github.com/tradecore/tradecore/internal/testenv"
 )
 

@@ -33,6 +33,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rate := fs.Float64("rate", 100_000, "generated orders per second")
 	trades := fs.Int("trades", 5, "trades to print per report interval")
 	every := fs.Duration("report", time.Second, "report interval")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; empty: off)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -61,6 +62,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("signing service ready", "active_key_id", active.ID, "algorithm", active.Algorithm, "expires", active.Expires, "first_key_id", signer.FirstKeyID())
 	fmt.Fprintf(stdout, "key manifest: first key %s (pin it: tradecore keys verify --pinned %s)\n", signer.FirstKeyID(), signer.FirstKeyID())
 	log.Info("audit log ready", "dir", filepath.Join(*dataDir, "audit"), "durability", file.Audit.Durability, "leaves", srv.log.Durable())
+	// Records queued by operator commands (attest, netseg) while the
+	// daemon holds the log: ingested now, every second, and at stop.
+	inboxCtx, stopInbox := context.WithCancel(context.WithoutCancel(ctx))
+	inboxDone := make(chan struct{})
+	go func() { defer close(inboxDone); runInbox(inboxCtx, srv.log, log) }()
+	defer func() { stopInbox(); <-inboxDone }()
 	stopMirror, err := startMirror(ctx, file, srv.log, filepath.Join(*dataDir, "audit"), log)
 	if err != nil {
 		return fmt.Errorf("audit: PostgreSQL mirror: %w", err)
@@ -69,9 +76,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	// Segmentation: enforced, or (netseg.required false) reported off.
 	var segOff error
+	var seg *netseg.Running
 	err = srv.log.CommitDuring(func() error {
-		seg, err := netseg.StartDaemon(ctx, netseg.DaemonConfig{Config: netseg.Config{Recorder: srv.log, Logger: log},
-			Policy: file.Netseg.Policy, Optional: !file.Netseg.Required})
+		var err error
+		seg, err = netseg.StartDaemon(ctx, netseg.DaemonConfig{Config: netseg.Config{Recorder: srv.log, Logger: log,
+			PinPath: os.Getenv("TRADECORE_NETSEG_PIN_PATH")}, Policy: file.Netseg.Policy, Optional: !file.Netseg.Required})
 		if err == nil {
 			segOff = seg.Off
 		}
@@ -83,6 +92,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if segOff == nil {
 		log.Info("network segmentation enforced")
 	}
+	_, stopMetrics, err := startMetrics(*metricsAddr, log, seg.Collector)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 
 	plan, err := file.Engine.Plan()
 	if err != nil {
@@ -145,6 +159,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer cancel()
 	}
 	sink := newEventSink(cons, ctl, loop, mon, *every, recent)
+	sink.post = alertRecorder(srv.log, file, log)
 	log.Info("tradecore serving", "data_dir", *dataDir, "instruments", len(file.Instruments),
 		"max_orders", coreCfg.MaxOrders, "threading", plan.Mode.String(), "pinned", plan.Pin, "cpus", plan.CPUs,
 		"engine_idle", plan.PrimaryIdle.String(), "others_idle", plan.OthersIdle.String(), "rate", *rate)

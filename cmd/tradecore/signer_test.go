@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
 	"github.com/tradecore/tradecore/hsm"
 	"github.com/tradecore/tradecore/hsm/manifest"
 	"github.com/tradecore/tradecore/hsm/remote"

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/tradecore/tradecore/internal/atomicfile"
 )
 
 // LoadHead reads a Head saved by SaveHead. A missing file is the zero Head
@@ -26,7 +28,7 @@ func LoadHead(path string) (Head, error) {
 	return h, nil
 }
 
-// SaveHead writes h to path atomically (temp file, fsync, rename), creating
+// SaveHead writes h to path atomically (temp file, fsync, rename, fsync of the folder), creating
 // the folder with mode 0700.
 func SaveHead(path string, h Head) error {
 	b, err := json.MarshalIndent(h, "", "  ")
@@ -37,23 +39,7 @@ func SaveHead(path string, h Head) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("manifest: seen state: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("manifest: seen state: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("manifest: seen state: %w", err)
 	}
 	return nil

@@ -164,3 +164,21 @@ func (s *Signer) Rotate(context.Context) error {
 	s.k.Rotate(s.k.Now())
 	return nil
 }
+
+// KeyRecord is the body of the keys.* audit record of a manifest entry, as
+// the signing service writes it (hsm.KeyRecord, the fields a verifier reads).
+type KeyRecord struct {
+	FirstKeyID string `json:"first_key_id"`
+	Seq        uint64 `json:"seq"`
+	EntryHash  string `json:"entry_hash"`
+}
+
+// Record returns the audit record type and body of manifest entry i.
+func (k *Keys) Record(i int) (string, KeyRecord) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e := &k.m.Entries[i]
+	typ := map[manifest.Event]string{manifest.EventInit: "keys.init", manifest.EventRotate: "keys.rotated",
+		manifest.EventRevoke: "keys.revoked", manifest.EventDestroy: "keys.destroyed"}[e.Event]
+	return typ, KeyRecord{FirstKeyID: k.m.Entries[0].Key.ID, Seq: e.Seq, EntryHash: manifest.EntryHash(e)}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
 	"github.com/google/go-tpm/tpm2/transport/linuxudstpm"
 
+	"github.com/tradecore/tradecore/internal/atomicfile"
 	"github.com/tradecore/tradecore/tpm"
 )
 
@@ -101,22 +102,7 @@ func (k Key) Save(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	return err
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o600)
 }
 
 // AKTemplate is the attestation key the device creates: restricted ECC

@@ -50,15 +50,15 @@
 //     dropped): fok-not-fillable, nothing executes.
 //  2. Remainder rules apply in the listed order: a Market or triggered Stop
 //     remainder is market-remainder even when the TIF is IOC or FOK.
-//  3. A stop whose trigger is already met on arrival is Accepted, then
-//     Triggered by the stop pass at the end of the command. No other stop can
-//     be eligible at that point, so this is the same as triggering "at once".
+//  3. A stop whose trigger is already met on arrival (or by the new
+//     StopPrice of a replace) joins the election queue at once; the queue is
+//     empty then, so its Triggered event follows its Accepted (Replaced).
 //  4. The order-capacity check applies to every New, including IOC, FOK and
 //     Market orders that would never rest.
 //  5. PostOnly "crosses the opposite best" ignores STP: crossing the
 //     account's own order is a reject too. The same for a PostOnly replace.
-//  6. Validation precedes normalisation: DisplayQty = Qty on an order that
-//     cannot rest (Market, Stop, IOC, FOK) is invalid-display-qty.
+//  6. DisplayQty = Qty on an order that cannot rest (Market, Stop, IOC, FOK)
+//     is invalid-display-qty, like any other DisplayQty > 0 there.
 //  7. Replace, "same Price and StopPrice and Qty <= open" keeps priority for
 //     waiting stops too (in the stop book); "a waiting stop moves to the back"
 //     applies otherwise.
@@ -69,7 +69,12 @@
 //     replace that lost priority counts from when it rejoined the queue.
 //  10. End of day expires TIF DAY only; a waiting stop with TIF IOC or FOK
 //     stays, like GTC.
-//  11. The stop pass re-evaluates from the buy stops after every trigger.
+//  11. Stops: after every print the model scans the whole stop book for the
+//     stops the print reaches, sorts them (furthest through the print first,
+//     then the aggressor's side, then stop-book order) and appends them to
+//     the election queue; the queue runs, first in first out, once the
+//     command's own order is done. It keeps no invariant about waiting stops
+//     and the last price (the engine relies on one).
 //  12. A mass cancel that matches nothing emits nothing.
 //  13. A crossing replace matches its full new Qty; its BookDelete carries
 //     the old price.

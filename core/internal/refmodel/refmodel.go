@@ -1,6 +1,7 @@
 package refmodel
 
 import (
+	"cmp"
 	"slices"
 
 	"github.com/tradecore/tradecore/core"
@@ -25,7 +26,7 @@ type order struct {
 	flags          core.Flags
 	price, stop    int64
 	shown, hidden  int64 // a waiting stop keeps all its open lots in shown
-	display        int64 // normalised: 0 = show all
+	display        int64 // 0 = show all; otherwise the peak, kept across replaces
 	waiting        bool
 }
 
@@ -107,6 +108,8 @@ type Model struct {
 	last     map[uint32]uint64 // highest client reference per account today
 	accounts map[uint32]bool   // accounts that have traded (MaxAccounts)
 
+	elected []*order // stops prints reached, in the order they will enter
+
 	cmd *core.Command
 	out []core.Event
 }
@@ -166,12 +169,7 @@ func (m *Model) Apply(cmd core.Command) []core.Event {
 	default:
 		m.reject(core.RejectUnknownCommand)
 	}
-	// Stops: only trades move a last price, and only the command's own
-	// instrument trades, so running every book in configuration order is the
-	// same as running the books the command touched.
-	for _, b := range m.books {
-		m.runStops(b)
-	}
+	m.runStops()
 	out := m.out
 	m.cmd, m.out = nil, nil
 	return out
@@ -332,33 +330,27 @@ func conflicts(t, mk *order) bool {
 	return t.account == mk.account || (t.group != 0 && t.group == mk.group)
 }
 
-// fillable is the quantity taker t could execute on arrival (spec: Fillable
-// quantity).
-func fillable(b *book, t *order) int64 {
-	var total int64       // open lots of the makers counted so far
-	var levelHidden int64 // hidden lots of those at the current price level
-	var level int64
-	first := true
+// fillable is the quantity taker t with rem open lots would execute on
+// arrival (spec: Fillable quantity): matching itself, run on a scratch model
+// holding a copy of the opposite side, its events counted and thrown away.
+func fillable(b *book, t *order, rem int64) int64 {
+	sim := &Model{open: map[uint64]*order{}, cmd: &core.Command{}}
+	sb := &book{inst: b.inst}
+	side := sb.side(t.side.Opposite())
 	for _, mk := range *b.side(t.side.Opposite()) {
-		if !crosses(t, mk.price) {
-			break
-		}
-		if first || mk.price != level {
-			level, levelHidden, first = mk.price, 0, false
-		}
-		if t.stp != core.STPOff && conflicts(t, mk) {
-			if t.stp == core.STPCancelOldest {
-				continue // it would be cancelled, not traded
-			}
-			// The walk stops here, and the makers ahead of this one at its
-			// level count with their shown lots only (a refill would go
-			// behind it): take their hidden lots back out.
-			return total - levelHidden
-		}
-		total += mk.open()
-		levelHidden += mk.hidden
+		c := *mk
+		*side = append(*side, &c)
+		sim.open[c.id] = &c
 	}
-	return total
+	taker := *t
+	sim.match(sb, &taker, rem)
+	var done int64
+	for _, e := range sim.out {
+		if e.Kind == core.KindExecuted {
+			done += e.Qty
+		}
+	}
+	return done
 }
 
 // enter runs o (not on any book) as a taker with rem open lots, then applies
@@ -366,7 +358,7 @@ func fillable(b *book, t *order) int64 {
 // MinQty to check (0 = none).
 func (m *Model) enter(b *book, o *order, rem int64, fok bool, minQty int64) {
 	if fok || minQty > 0 {
-		f := fillable(b, o)
+		f := fillable(b, o, rem)
 		switch {
 		case fok && f < rem:
 			m.emitOrder(core.KindCancelled, o, core.CancelFOKNotFillable, rem, 0)
@@ -458,6 +450,7 @@ func (m *Model) match(b *book, t *order, rem int64) (int64, bool) {
 			Price: mk.price, Qty: q, MatchID: m.matchID,
 		})
 		b.last, b.traded = mk.price, true
+		m.elect(b, mk.price, t.side)
 		if mk.shown == 0 {
 			remove(opp, mk)
 			if mk.hidden > 0 {
@@ -470,24 +463,73 @@ func (m *Model) match(b *book, t *order, rem int64) (int64, bool) {
 	return rem, true
 }
 
-// runStops triggers waiting stops of b while any meets the last price.
-func (m *Model) runStops(b *book) {
-	for b.traded {
-		var o *order
-		switch {
-		case len(b.buyStops) > 0 && b.buyStops[0].stop <= b.last:
-			o = b.buyStops[0]
-		case len(b.sellStops) > 0 && b.sellStops[0].stop >= b.last:
-			o = b.sellStops[0]
-		default:
-			return
+// reaches reports whether a trade at price p reaches stop o's trigger.
+func reaches(o *order, p int64) bool {
+	if o.side == core.Buy {
+		return p >= o.stop
+	}
+	return p <= o.stop
+}
+
+// elect takes every waiting stop that the print at price p reaches out of
+// the stop book and queues it to enter (spec: Stops): furthest through the
+// print first, at equal distance the aggressor's side first, and otherwise
+// in stop-book order (oldest first within a stop price).
+func (m *Model) elect(b *book, p int64, aggressor core.Side) {
+	var hit []*order
+	for _, o := range slices.Concat(b.buyStops, b.sellStops) {
+		if reaches(o, p) {
+			hit = append(hit, o)
 		}
+	}
+	through := func(o *order) int64 {
+		if o.side == core.Buy {
+			return p - o.stop
+		}
+		return o.stop - p
+	}
+	slices.SortStableFunc(hit, func(x, y *order) int {
+		if c := cmp.Compare(through(y), through(x)); c != 0 {
+			return c
+		}
+		switch {
+		case x.side == y.side:
+			return 0
+		case x.side == aggressor:
+			return -1
+		default:
+			return 1
+		}
+	})
+	for _, o := range hit {
 		remove(b.stops(o.side), o)
 		o.waiting = false
+		m.elected = append(m.elected, o)
+	}
+}
+
+// waitOrElect files a stop (in no list) in the stop book, or queues it to
+// enter if the last trade already reaches it.
+func (m *Model) waitOrElect(b *book, o *order) {
+	if b.traded && reaches(o, b.last) {
+		o.waiting = false
+		m.elected = append(m.elected, o)
+		return
+	}
+	o.waiting = true
+	insert(b.stops(o.side), o, stopKey, o.side.Opposite())
+}
+
+// runStops enters the elected stops one after the other, in queue order;
+// stops their prints elect join the back of the queue.
+func (m *Model) runStops() {
+	for len(m.elected) > 0 {
+		o := m.elected[0]
+		m.elected = m.elected[1:]
 		rem := o.shown
 		o.shown = 0
 		m.emitOrder(core.KindTriggered, o, 0, rem, rem)
-		m.enter(b, o, rem, o.tif == core.FOK, 0)
+		m.enter(m.byID[o.inst], o, rem, o.tif == core.FOK, 0)
 	}
 }
 
@@ -557,6 +599,8 @@ func (m *Model) newOrder() {
 			m.reject(core.RejectInvalidDisplayQty)
 		case c.MinQty < 0 || c.MinQty > c.Qty || c.MinQty > 0 && c.Type != core.Limit && c.Type != core.Market:
 			m.reject(core.RejectInvalidMinQty)
+		case c.MinQty > 0 && c.Flags&core.PostOnly != 0:
+			m.reject(core.RejectPostOnlyMinQty)
 		case len(m.open) >= m.cfg.MaxOrders:
 			m.reject(core.RejectOrderCapacity)
 		case c.Flags&core.PostOnly != 0 && b.wouldTake(c.Side, c.Price):
@@ -619,20 +663,14 @@ func (m *Model) accept(b *book) {
 		inst: c.Instrument, side: c.Side, typ: c.Type, tif: c.TIF, stp: c.STP,
 		flags: c.Flags, price: c.Price, stop: c.StopPrice, display: c.DisplayQty,
 	}
-	if o.display == c.Qty {
-		o.display = 0
-	}
 	m.open[o.id] = o
 	e := orderEvent(core.KindAccepted, o)
 	e.Qty, e.Leaves = c.Qty, c.Qty
 	m.emit(e)
 	if o.typ == core.Stop || o.typ == core.StopLimit {
-		// Waits; if the last price already meets the trigger, the stop pass
-		// at the end of the command triggers it at once (no other stop can
-		// be eligible then, so the order of events is the same).
-		o.waiting = true
+		// Waits, or triggers at once if the last trade already reaches it.
 		o.shown = c.Qty
-		insert(b.stops(o.side), o, stopKey, o.side.Opposite())
+		m.waitOrElect(b, o)
 		return
 	}
 	m.enter(b, o, c.Qty, o.tif == core.FOK, c.MinQty)
@@ -731,7 +769,7 @@ func (m *Model) replace() {
 	case o.waiting:
 		remove(b.stops(o.side), o)
 		o.shown, o.hidden = c.Qty, 0
-		insert(b.stops(o.side), o, stopKey, o.side.Opposite())
+		m.waitOrElect(b, o)
 	case !b.wouldTake(o.side, o.price):
 		remove(b.side(o.side), o)
 		o.shown = c.Qty

@@ -282,19 +282,26 @@ func TestFillable(t *testing.T) {
 	for _, tc := range []struct {
 		mode  core.STPMode
 		price int64
+		rem   int64
 		want  int64
 	}{
-		{core.STPOff, 101, 12},
-		{core.STPOff, 100, 8},
-		{core.STPCancelOldest, 101, 9}, // order 2 skipped
-		{core.STPCancelNewest, 101, 2}, // stops at order 2; order 1 counts its 2 shown lots
-		{core.STPCancelBoth, 101, 2},
-		{core.STPDecrement, 100, 2},
+		{core.STPOff, 101, 100, 12},
+		{core.STPOff, 100, 100, 8},
+		{core.STPOff, 101, 7, 7},
+		{core.STPCancelOldest, 101, 100, 9}, // order 2 skipped
+		{core.STPCancelNewest, 101, 100, 2}, // stops at order 2; order 1 counts its 2 shown lots
+		{core.STPCancelBoth, 101, 100, 2},
+		// order 1's 2 shown lots, order 2 takes 3 lots off the taker, then
+		// order 1's 3 hidden lots (refilled behind order 2) and order 3's 4
+		{core.STPDecrement, 100, 100, 5},
+		{core.STPDecrement, 101, 100, 9},
+		{core.STPDecrement, 101, 7, 4}, // 2, then 3 decremented, then 2 of the refills
+		{core.STPDecrement, 101, 5, 2}, // 2, then the decrement leaves nothing
 	} {
-		t.Run(fmt.Sprintf("stp%d-px%d", tc.mode, tc.price), func(t *testing.T) {
+		t.Run(fmt.Sprintf("stp%d-px%d-rem%d", tc.mode, tc.price, tc.rem), func(t *testing.T) {
 			m := setup()
 			taker := &order{account: 2, side: core.Buy, typ: core.Limit, price: tc.price, stp: tc.mode}
-			if got := fillable(m.byID[1], taker); got != tc.want {
+			if got := fillable(m.byID[1], taker, tc.rem); got != tc.want {
 				t.Fatalf("fillable = %d, want %d", got, tc.want)
 			}
 		})
@@ -364,6 +371,7 @@ func TestRejects(t *testing.T) {
 		{"stale", func(c *core.Command) { c.ClOrdID = 6 }, core.RejectStaleClOrdID},
 		{"capacity", func(c *core.Command) { c.Account = 3 }, core.RejectOrderCapacity},
 		{"post-only", func(c *core.Command) { c.Account, c.Flags, c.Price = 2, core.PostOnly, 150 }, core.RejectPostOnlyWouldTake},
+		{"post-only-min-qty", func(c *core.Command) { c.Account, c.Flags, c.Price, c.MinQty = 2, core.PostOnly, 150, 1 }, core.RejectPostOnlyMinQty},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := New(cfg)
@@ -502,5 +510,65 @@ func TestTraversalMassCancelEndOfDay(t *testing.T) {
 	}
 	if n := m.OpenCount(); n != 1 {
 		t.Fatalf("%d open orders left, want 1 (order 3)", n)
+	}
+}
+
+// TestStopElection checks, from the specification's Stops section, which
+// stops enter and in what order: the OrderIDs of the Triggered events of the
+// last command, and of the Executed events of each (as "oid@price").
+func TestStopElection(t *testing.T) {
+	stop := func(acct uint32, side core.Side, px int64) core.Command {
+		return core.Command{Kind: core.CmdNew, Instrument: 1, Account: acct, ClOrdID: 1, Side: side, Type: core.Stop, TIF: core.DAY, StopPrice: px, Qty: 1}
+	}
+	for _, tc := range []struct {
+		name string
+		cmds []core.Command
+		want []string
+	}{
+		{"sweep-elects-on-its-way", []core.Command{ // last 105; the buy prints 99 then 101
+			limit(1, 1, core.Sell, core.DAY, 105, 1), limit(2, 1, core.Buy, core.DAY, 105, 1),
+			stop(3, core.Sell, 100), limit(4, 1, core.Buy, core.DAY, 95, 5),
+			limit(1, 2, core.Sell, core.DAY, 99, 1), limit(1, 3, core.Sell, core.DAY, 101, 1),
+			limit(5, 1, core.Buy, core.DAY, 101, 2),
+		}, []string{"7@99", "7@101", "T3", "3@95"}},
+		{"first-print-furthest-through", []core.Command{ // buy stop 98 (2 through), sell stop 105 (5 through)
+			stop(1, core.Buy, 98), stop(2, core.Sell, 105),
+			limit(8, 1, core.Sell, core.DAY, 110, 9), limit(8, 2, core.Buy, core.DAY, 90, 9),
+			limit(9, 1, core.Sell, core.DAY, 100, 1), limit(7, 1, core.Buy, core.DAY, 100, 1),
+		}, []string{"6@100", "T2", "2@90", "T1", "1@110"}},
+		{"first-print-tie-aggressor-side", []core.Command{ // sell stop 102 and buy stop 98: 2 through each; aggressor sells
+			stop(2, core.Sell, 102), stop(1, core.Buy, 98),
+			limit(8, 1, core.Sell, core.DAY, 110, 9), limit(8, 2, core.Buy, core.DAY, 90, 9),
+			limit(9, 1, core.Buy, core.DAY, 100, 1), limit(7, 1, core.Sell, core.DAY, 100, 1),
+		}, []string{"6@100", "T1", "1@90", "T2", "2@110"}},
+		{"cascade-queues-behind", []core.Command{ // the sell stop's print at 90 elects the stop at 91, behind the buy stop
+			stop(1, core.Buy, 98), stop(2, core.Sell, 105), stop(3, core.Sell, 91),
+			limit(8, 1, core.Sell, core.DAY, 110, 9), limit(8, 2, core.Buy, core.DAY, 90, 9),
+			limit(9, 1, core.Sell, core.DAY, 100, 1), limit(7, 1, core.Buy, core.DAY, 100, 1),
+		}, []string{"7@100", "T2", "2@90", "T1", "1@110", "T3", "3@90"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := New(testConfig())
+			var got []core.Event
+			for i, c := range tc.cmds {
+				c.Seq = uint64(i + 1)
+				got = m.Apply(c)
+			}
+			var seen []string
+			for _, e := range got {
+				switch e.Kind {
+				case core.KindTriggered:
+					seen = append(seen, fmt.Sprintf("T%d", e.OrderID))
+				case core.KindExecuted:
+					seen = append(seen, fmt.Sprintf("%d@%d", e.OrderID, e.Price))
+				}
+			}
+			if !reflect.DeepEqual(seen, tc.want) {
+				t.Fatalf("got %v, want %v", seen, tc.want)
+			}
+			if n := len(m.elected); n != 0 {
+				t.Fatalf("%d stops left in the election queue", n)
+			}
+		})
 	}
 }
