@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"strings"
 
 	"github.com/tradecore/tradecore/core"
 )

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tradecore/tradecore/gateway/apikey"
 	"github.com/tradecore/tradecore/hsm"
+	"github.com/tradecore/tradecore/internal/atomicfile"
 )
 
 const apikeysUsage = `usage: tradecore apikeys <command> [flags]
@@ -97,7 +98,7 @@ func writeKeyFile(path string, k apikey.Key, secret []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	return hsm.WriteFileAtomic(path, []byte(b.String()), 0o600)
+	return atomicfile.WriteFile(path, []byte(b.String()), 0o600)
 }
 
 type apikeyView struct {

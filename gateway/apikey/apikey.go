@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tradecore/tradecore/hsm"
+	"github.com/tradecore/tradecore/internal/atomicfile"
 	"github.com/tradecore/tradecore/proto"
 )
 
@@ -311,7 +312,7 @@ func (s *Store) save(f storeFile) error {
 	if err != nil {
 		return err
 	}
-	if err := hsm.WriteFileAtomic(s.path(), append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(s.path(), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("apikey: %w", err)
 	}
 	id, err := statID(s.path())
