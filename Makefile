@@ -21,10 +21,10 @@ deps: ## install the Debian packages tests and local defaults need (idempotent)
 build: ## build every binary into ./bin
 	$(GO) build -o bin/ ./cmd/...
 
-run: deps build ## start the trading core on its embedded defaults (Ctrl-C stops it)
-	bin/tradecore serve --data-dir $(DATA_DIR)
+run: deps build ## start the trading core on 127.0.0.1 (order entry 7001, market data 7002, metrics 9464) with a demo key for tcclient (Ctrl-C stops it)
+	bin/tradecore serve --data-dir $(DATA_DIR) --demo-key $(DATA_DIR)/demo-key.json
 
-demo: deps build ## a short run on a generated order flow; leaves a verifiable audit log in var/demo and verifies it
+demo: deps build ## a scripted tcclient session (orders, a fill, a reject, a restart and a replay); verifies the audit log it leaves in var/demo
 	scripts/demo.sh $(DATA_DIR)
 
 test: deps ## everything CI runs: core and auditverify build without cgo, all tests with -race and invariants

@@ -123,12 +123,14 @@ type Client struct {
 	wmu  sync.Mutex // senders
 	conn net.Conn
 	wbuf []byte
+	qbuf []byte       // Queue's
 	sent atomic.Int64 // nanos of the last send, for heartbeats
 
 	// Receiver-owned.
 	fr      *proto.FrameReader
-	rconn   net.Conn // the connection fr reads
-	rdl     bool     // a read deadline is set on rconn
+	rconn   net.Conn  // the connection fr reads
+	rdl     bool      // a read deadline is set on rconn
+	rdlAt   time.Time // the deadline set
 	lastSeq uint64
 	expect  uint64 // the Seq the next sequenced message must carry
 	msgs    [256]proto.Message
@@ -286,7 +288,7 @@ func (c *Client) connect(ctx context.Context, next uint64) error {
 				break
 			}
 		}
-		c.fr, c.rconn, c.rdl = fr, conn, false
+		c.fr, c.rconn, c.rdl, c.rdlAt = fr, conn, false, time.Time{}
 		c.wmu.Lock()
 		c.conn = conn
 		c.wmu.Unlock()
@@ -336,6 +338,38 @@ func (c *Client) Send(m proto.Message) error {
 	}
 	c.wbuf = m.AppendFrame(c.wbuf[:0])
 	if _, err := c.conn.Write(c.wbuf); err != nil {
+		c.down.Store(true)
+		return fmt.Errorf("%w: %w", ErrDisconnected, err)
+	}
+	c.sent.Store(time.Now().UnixNano())
+	return nil
+}
+
+// Queue appends m to the send buffer without writing it; Flush writes
+// what is queued in one write. For senders of bursts (load generators).
+// It does not allocate once the buffer has grown.
+func (c *Client) Queue(m proto.Message) {
+	c.wmu.Lock()
+	c.qbuf = m.AppendFrame(c.qbuf)
+	if o, ok := m.(*proto.NewOrder); ok {
+		c.UseRef(o.ClOrdID)
+	}
+	c.wmu.Unlock()
+}
+
+// Flush writes what Queue queued.
+func (c *Client) Flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if len(c.qbuf) == 0 {
+		return nil
+	}
+	b := c.qbuf
+	c.qbuf = c.qbuf[:0]
+	if c.down.Load() || c.conn == nil {
+		return ErrDisconnected
+	}
+	if _, err := c.conn.Write(b); err != nil {
 		c.down.Store(true)
 		return fmt.Errorf("%w: %w", ErrDisconnected, err)
 	}
@@ -416,28 +450,28 @@ func (c *Client) recvCtx(ctx context.Context) (proto.Message, error) {
 		d, hasDL := ctx.Deadline()
 		switch {
 		case hasDL:
-			_ = c.rconn.SetReadDeadline(d)
-			c.rdl = true
+			if !c.rdl || !d.Equal(c.rdlAt) { // a timer change per call otherwise
+				_ = c.rconn.SetReadDeadline(d)
+				c.rdl, c.rdlAt = true, d
+			}
 		case c.rdl:
 			_ = c.rconn.SetReadDeadline(time.Time{})
-			c.rdl = false
+			c.rdl, c.rdlAt = false, time.Time{}
 		}
 		if !hasDL && ctx.Done() != nil {
 			// Cancellation without a deadline ends the read by moving the
 			// deadline; wait for that to finish before returning, so it
 			// never touches a later read.
 			rc := c.rconn
-			var mu sync.Mutex
+			moved := make(chan struct{})
 			stop := context.AfterFunc(ctx, func() {
-				mu.Lock()
 				_ = rc.SetReadDeadline(time.Unix(1, 0))
-				mu.Unlock()
+				close(moved)
 			})
 			defer func() {
 				if !stop() {
-					mu.Lock()
-					mu.Unlock() //nolint:staticcheck // waits for the deadline change
-					c.rdl = true
+					<-moved
+					c.rdl, c.rdlAt = true, time.Unix(1, 0)
 				}
 			}()
 		}

@@ -24,6 +24,7 @@ type File struct {
 	Accounts []Account // in file order
 	Audit    Audit
 	Netseg   Netseg
+	Gateway  Gateway
 
 	byID  map[uint32]int // index into Instruments; checked on use
 	bySym map[string]int
@@ -181,6 +182,9 @@ func Parse(data []byte) (*File, error) {
 		return nil, err
 	}
 	if err := parseNetseg(fj.Netseg, &f.Netseg); err != nil {
+		return nil, err
+	}
+	if err := parseGateway(fj.Gateway, &f.Gateway); err != nil {
 		return nil, err
 	}
 	return f, nil

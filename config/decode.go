@@ -23,9 +23,10 @@ type fileJSON struct {
 	Accounts    json.RawMessage `json:"accounts"`
 	Audit       json.RawMessage `json:"audit"`
 	Netseg      json.RawMessage `json:"netseg"`
+	Gateway     json.RawMessage `json:"gateway"`
 }
 
-const fileFields = "engine, risk, instruments, accounts, audit, netseg"
+const fileFields = "engine, risk, instruments, accounts, audit, netseg, gateway"
 
 type engineJSON struct {
 	MaxOrders    json.RawMessage `json:"max_orders"`

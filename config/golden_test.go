@@ -79,6 +79,9 @@ func describe(path string) string {
 			l.MaxOrderQty, l.MaxOrderNotional, l.MaxPosition, l.DailyCredit, l.OrdersPerSec, l.CancelsPerSec)
 		fmt.Fprintf(&b, "  -> core %+v\n", c)
 	}
+	if g := f.Gateway; g != config.Default().Gateway {
+		fmt.Fprintf(&b, "gateway: %+v\n", g)
+	}
 	return b.String()
 }
 

@@ -200,43 +200,17 @@ func (g *Gateway) Close() error {
 }
 
 // logout sends s what it has queued and a final Logout, from a goroutine,
-// once the publishers have stopped.
+// once the publishers have stopped (so the outbox has no producer but us).
 func (g *Gateway) logout(s *session) {
 	st := s.state.Load()
-	if st == stClosed {
+	switch st {
+	case stClosed:
+		return
+	case stLogin:
+		s.closeConn(proto.ReasonShutdown)
 		return
 	}
-	if st == stLive || st == stClosing || st == stReplay {
-		s.state.Store(stClosing)
-		if s.bell != nil {
-			s.bell.Ring()
-			for range 100 { // the writer goroutine sends the queue
-				if s.out.empty() {
-					break
-				}
-				time.Sleep(time.Millisecond)
-			}
-		}
-	}
-	_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	if st != stLogin && s.direct() {
-		for !s.out.empty() {
-			a, b := s.out.pending()
-			n, err := s.conn.Write(a)
-			s.out.consume(n)
-			if err != nil {
-				break
-			}
-			if len(b) > 0 {
-				n, err = s.conn.Write(b)
-				s.out.consume(n)
-				if err != nil {
-					break
-				}
-			}
-		}
-	}
-	if st != stLogin && st != stClosing {
+	if st != stClosing {
 		var next uint64
 		if s.port == portOE && g.pub != nil {
 			next = g.pub.nextSeq(s)
@@ -244,7 +218,30 @@ func (g *Gateway) logout(s *session) {
 			next = g.md.seq + 1
 		}
 		lo := proto.Logout{Reason: proto.ReasonShutdown, NextSeq: next}
-		_, _ = s.conn.Write(lo.AppendFrame(nil))
+		s.out.put(lo.AppendFrame(nil), true)
+		s.reason.CompareAndSwap(0, uint32(proto.ReasonShutdown))
+	}
+	if !s.direct() {
+		// The writer goroutine sends the queue, Logout included, then closes.
+		s.state.Store(stClosing)
+		s.bell.Ring()
+		for range 200 {
+			if s.state.Load() == stClosed {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		s.closeConn(proto.ReasonShutdown)
+		return
+	}
+	_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	for !s.out.empty() {
+		a, _ := s.out.pending()
+		n, err := s.conn.Write(a)
+		s.out.consume(n)
+		if err != nil {
+			break
+		}
 	}
 	s.closeConn(proto.ReasonShutdown)
 }

@@ -16,8 +16,12 @@
 // them as the machine's: this shared VM stalls every vCPU for ~35 µs about
 // once a millisecond.
 //
+// `tcbench net` measures the network path instead: order→ack against a bare
+// TCP echo, the sustained rate over N sessions, the cost of fsync and TLS
+// (see its -h).
+//
 // Exit codes: 0 report written (budgets missed are marked MISS); 1 a run
-// failed, or --enforce and a budget was missed; 2 usage.
+// failed, or --enforce (net: --budget) and a budget was missed; 2 usage.
 package main
 
 import (
@@ -137,6 +141,9 @@ func runBaseline(ctx context.Context, bin string, orders int) (map[string]float6
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "net" {
+		return runNet(ctx, args[1:], stdout)
+	}
 	fs := flag.NewFlagSet("tcbench", flag.ContinueOnError)
 	orders := fs.Int("orders", 1_000_000, "commands per pass")
 	runs := fs.Int("runs", 3, "throughput passes per workload (alternating; the median is reported)")

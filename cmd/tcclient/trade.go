@@ -162,7 +162,7 @@ func (s *session) view(m proto.Message) map[string]any {
 			return
 		}
 		if in != nil {
-			v[name] = in.TicksToPrice(t).String()
+			v[name] = in.TicksToPrice(t).StringFixed(-in.TickSize.Exponent())
 		} else {
 			v[name] = t
 		}

@@ -27,7 +27,8 @@ const crashConfig = `{
     {"symbol": "AAPL", "id": 1, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "100.00", "high": "400.00"}},
     {"symbol": "MSFT", "id": 2, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "200.00", "high": "800.00"}}
   ],
-  "netseg": {"required": false}
+  "netseg": {"required": false},
+  "gateway": {"order_entry": "127.0.0.1:0", "market_data": "127.0.0.1:0", "metrics": "-"}
 }`
 
 // tradecoreBin returns a path that runs this test binary as `tradecore`

@@ -3,15 +3,18 @@ package main
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 	_ "unsafe" // for go:linkname
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/tradecore/tradecore/client"
 	"github.com/tradecore/tradecore/core"
 	"github.com/tradecore/tradecore/core/agent"
 	"github.com/tradecore/tradecore/core/ring"
+	"github.com/tradecore/tradecore/proto"
 	"github.com/tradecore/tradecore/surveil"
 )
 
@@ -20,121 +23,6 @@ import (
 //
 //go:linkname nanotime runtime.nanotime
 func nanotime() int64
-
-// generator is the agent that stands in for the order-entry gateway until it
-// exists: random limit orders around each instrument's mid from 1,000
-// accounts, about 30% marketable, and cancels of earlier orders, offered at
-// rate per second on an open-loop schedule. Each command's Tag is its due
-// time (monotonic ns), so latency counts from when it should have been sent.
-type generator struct {
-	in       *ring.MPSC[core.Command]
-	recent   *recentOrders
-	insts    []core.Instrument
-	rnd      *rand.Rand
-	interval float64
-	start    int64
-	n        uint64 // commands pushed
-	refBase  uint64 // references continue above it (recovery)
-	pending  core.Command
-	has      bool // pending was built but not yet pushed (ring full)
-	sent     atomic.Uint64
-	stopped  atomic.Bool
-}
-
-// continueAfter makes the generator's client references continue above
-// seq: they are at most the number of commands ever sequenced, so after a
-// recovery they stay above every reference used today.
-func (g *generator) continueAfter(seq uint64) { g.refBase = seq }
-
-// OnStop implements agent.Stopper: the generator has pushed its last command.
-func (g *generator) OnStop() { g.stopped.Store(true) }
-
-// Stopped reports whether the generator pushes no more; the engine's drain
-// waits for it.
-func (g *generator) Stopped() bool { return g.stopped.Load() }
-
-func newGenerator(in *ring.MPSC[core.Command], insts []core.Instrument, rate float64, recent *recentOrders) *generator {
-	return &generator{in: in, insts: insts, rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)),
-		interval: 1e9 / rate, start: nanotime(), recent: recent}
-}
-
-// recentOrders holds the last orders the engine accepted from the generator,
-// written by the event sink and read by the generator, which cancels some of
-// them as a client would: by the OrderID and reference of its Accepted event.
-// Each field is atomic, so the two may run on different threads; a pair
-// read while being rewritten names no order and is rejected, harmlessly.
-type recentOrders struct {
-	oid [4096]atomic.Uint64
-	ref [4096]atomic.Uint64 // account<<40 | ClOrdID
-	n   atomic.Uint64
-}
-
-func (r *recentOrders) add(acct uint32, oid, cl uint64) {
-	i := r.n.Load() % uint64(len(r.oid))
-	r.oid[i].Store(oid)
-	r.ref[i].Store(uint64(acct)<<40 | cl&(1<<40-1))
-	r.n.Add(1)
-}
-
-// pick returns a recent order, or false when there is none yet.
-func (r *recentOrders) pick(rnd *rand.Rand) (acct uint32, oid, cl uint64, ok bool) {
-	n := min(r.n.Load(), uint64(len(r.oid)))
-	if n == 0 {
-		return 0, 0, 0, false
-	}
-	i := rnd.Uint64N(n)
-	ref := r.ref[i].Load()
-	return uint32(ref >> 40), r.oid[i].Load(), ref & (1<<40 - 1), true
-}
-
-func (g *generator) Name() string { return "generator" }
-
-// DoWork pushes the commands that are due, at most 256.
-func (g *generator) DoWork(context.Context) (int, error) {
-	now := nanotime()
-	k := 0
-	for k < 256 {
-		due := g.start + int64(float64(g.n)*g.interval)
-		if due > now {
-			break
-		}
-		if !g.has {
-			g.pending, g.has = g.next(uint64(due)), true
-		}
-		if !g.in.TryPush(&g.pending) {
-			break // full: try again next cycle; the delay shows in the latency
-		}
-		g.has = false
-		g.n++
-		k++
-	}
-	if k > 0 {
-		g.sent.Store(g.n)
-	}
-	return k, nil
-}
-
-func (g *generator) next(due uint64) core.Command {
-	r := g.rnd
-	in0 := g.insts[r.IntN(len(g.insts))]
-	mid := (in0.BandLow + in0.BandHigh) / 2
-	c := core.Command{Kind: core.CmdNew, Instrument: in0.ID, Account: 1 + uint32(r.IntN(1000)), ClOrdID: g.refBase + g.n + 1,
-		Type: core.Limit, TIF: core.DAY, Qty: 1 + r.Int64N(100), Side: core.Side(1 + r.IntN(2)), Tag: due}
-	off := 1 + r.Int64N(200)
-	if r.IntN(100) < 30 {
-		off = -200 // marketable
-	}
-	c.Price = mid - off
-	if c.Side == core.Sell {
-		c.Price = mid + off
-	}
-	if r.IntN(100) < 20 { // cancel one of our recent orders, if still open
-		if acct, oid, cl, ok := g.recent.pick(r); ok {
-			c = core.Command{Kind: core.CmdCancel, Account: acct, OrderID: oid, OrigClOrdID: cl, Tag: c.Tag}
-		}
-	}
-	return c
-}
 
 // interval is one report period of the event sink, handed whole to the
 // reporter goroutine (double-buffered: the sink never waits for it).
@@ -163,14 +51,14 @@ func (iv *interval) reset() {
 }
 
 // eventSink is the agent that consumes the engine's events: it measures
-// due→event latency per command, samples trades and runs surveillance, whose
+// receive→event latency per command (from the gateway's receipt of the
+// message to the sink reading its first durable event), samples trades and runs surveillance, whose
 // Monitor submits its actions to the engine's control lane and retries them
 // until their effect shows in the event stream (surveil.Config.Submit). Every period it hands a filled interval to the reporter through
 // full and takes an empty one from spare; if the reporter is behind, the
 // period simply runs longer.
 type eventSink struct {
 	cons   *ring.Consumer[core.Event]
-	recent *recentOrders
 	ctl    *ring.MPSC[core.Command]
 	loop   *core.Loop
 	mon    *surveil.Monitor
@@ -187,8 +75,8 @@ type eventSink struct {
 	answered    atomic.Uint64
 }
 
-func newEventSink(cons *ring.Consumer[core.Event], ctl *ring.MPSC[core.Command], loop *core.Loop, mon *surveil.Monitor, every time.Duration, recent *recentOrders) *eventSink {
-	s := &eventSink{cons: cons, ctl: ctl, loop: loop, mon: mon, every: int64(every), cur: newInterval(), recent: recent}
+func newEventSink(cons *ring.Consumer[core.Event], ctl *ring.MPSC[core.Command], loop *core.Loop, mon *surveil.Monitor, every time.Duration) *eventSink {
+	s := &eventSink{cons: cons, ctl: ctl, loop: loop, mon: mon, every: int64(every), cur: newInterval()}
 	s.spare.Store(newInterval())
 	s.cur.start = nanotime()
 	return s
@@ -231,15 +119,11 @@ func (s *eventSink) consume(w []core.Event, now int64) {
 		if ev.Seq != s.lastSeq {
 			s.lastSeq = ev.Seq
 			iv.cmds++
-			if ev.Tag != 0 { // a generated command: its Tag is its due time (surveillance actions carry 0)
+			if ev.Tag != 0 { // a gateway command: its Tag is the gateway's receive time (surveillance actions carry 0)
 				_ = iv.lat.RecordValue(max(now-int64(ev.Tag), 1))
 			}
 		}
 		switch ev.Kind {
-		case core.KindAccepted:
-			if ev.Tag != 0 {
-				s.recent.add(ev.Account, ev.OrderID, ev.ClOrdID)
-			}
 		case core.KindRejected:
 			iv.rejects++
 		case core.KindTrade:
@@ -282,4 +166,92 @@ func (s *eventSink) take() *interval { return s.full.Swap(nil) }
 func (s *eventSink) giveBack(iv *interval) {
 	iv.reset()
 	s.spare.Store(iv)
+}
+
+// flow is serve's generated order flow, now a client of the gateway over
+// the real protocol: sessions of the flow keys send random limit orders
+// around each instrument's mid (about 30% marketable) and cancels of their
+// own recent orders, open loop at rate per second in all.
+type flow struct {
+	insts []core.Instrument
+	rate  float64
+	sent  atomic.Uint64
+	acked atomic.Uint64
+	errs  atomic.Uint64
+}
+
+// run runs one session until ctx ends; it returns after the server has
+// logged it out (or the connection ended).
+func (f *flow) run(ctx context.Context, cfg client.Config, seed uint64, share float64) error {
+	c, err := client.Dial(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var recent [256]struct{ oid, ref uint64 }
+	var nRecent atomic.Uint64
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() { // the receiver: remembers accepted orders to cancel later
+		defer close(done)
+		for {
+			m, err := c.Recv(context.WithoutCancel(ctx))
+			if err != nil {
+				return
+			}
+			if a, ok := m.(*proto.Accepted); ok {
+				f.acked.Add(1)
+				mu.Lock()
+				i := nRecent.Add(1) % uint64(len(recent))
+				recent[i].oid, recent[i].ref = a.OrderID, a.ClOrdID
+				mu.Unlock()
+			}
+		}
+	}()
+	r := rand.New(rand.NewPCG(seed, 7))
+	interval := 1e9 / (f.rate * share)
+	start, n := time.Now(), 0
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+		due := int(float64(time.Since(start)) / interval)
+		for ; n < due && ctx.Err() == nil; n++ {
+			in := f.insts[r.IntN(len(f.insts))]
+			mid := (in.BandLow + in.BandHigh) / 2
+			if r.IntN(100) < 20 && nRecent.Load() > 0 {
+				mu.Lock()
+				o := recent[r.Uint64N(min(nRecent.Load(), uint64(len(recent))))]
+				mu.Unlock()
+				if err := c.Cancel(o.oid, o.ref, 0); err != nil {
+					f.errs.Add(1)
+				}
+				continue
+			}
+			o := proto.NewOrder{ClOrdID: c.NewRef(), Instrument: in.ID, Side: core.Side(1 + r.IntN(2)), OrdType: core.Limit, TIF: core.DAY, Qty: 1 + r.Int64N(100)}
+			off := 1 + r.Int64N(200)
+			if r.IntN(100) < 30 {
+				off = -200 // marketable
+			}
+			o.Price = mid - off
+			if o.Side == core.Sell {
+				o.Price = mid + off
+			}
+			if err := c.NewOrder(&o); err != nil {
+				f.errs.Add(1)
+				continue
+			}
+			f.sent.Add(1)
+		}
+	}
+	// The server logs the session out when it stops; wait for that, so
+	// every answer to what was sent is read.
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+	}
+	return nil
 }

@@ -81,6 +81,7 @@ var _ hsm.Signer = (*swapSigner)(nil)
 type services struct {
 	svc      *hsm.Service
 	log      *audit.Log
+	tok      *hsm.Token
 	closeAll func() error
 }
 
@@ -156,7 +157,7 @@ func startServices(ctx context.Context, dataDir string, file *config.File, log *
 	if err := reapplyShreds(ctx, tok, sel.keysDir(), filepath.Join(dataDir, "audit"), alog, log); err != nil {
 		return fail(err)
 	}
-	return &services{svc: svc, log: alog, closeAll: closeAll}, nil
+	return &services{svc: svc, log: alog, tok: tok, closeAll: closeAll}, nil
 }
 
 // reapplyShreds makes every crypto-shred recorded in the audit log stick: a

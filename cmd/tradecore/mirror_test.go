@@ -35,7 +35,8 @@ func TestServeMirrorsToPostgres(t *testing.T) {
 	cfg := `{"engine": {"max_orders": 65536, "pin": false, "engine_idle": "backoff", "others_idle": "backoff"},
   "instruments": [{"symbol": "AAPL", "id": 1, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "100.00", "high": "400.00"}}],
   "audit": {"postgres_dsn_file": "` + writeDSN(t, app.DSN, 0o600) + `"},
-  "netseg": {"required": false}}`
+  "netseg": {"required": false},
+  "gateway": {"order_entry": "127.0.0.1:0", "market_data": "127.0.0.1:0", "metrics": "-"}}`
 	cfgPath := filepath.Join(dir, "config.json")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
 	var out, errb bytes.Buffer
