@@ -171,8 +171,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("metrics: %w", err)
 		}
 	}
+	// Device attestation of device-bound API keys, on the state the attest
+	// verbs keep.
+	attestor, closeAttestor, err := openServeAttestor(ctx, *dataDir, srv.log, log)
+	if err != nil {
+		return err
+	}
+	defer closeAttestor()
 	gw, err = gateway.New(edge.cfg, gateway.Deps{Keys: edge.store, Recorder: srv.log, In: in, Control: ctl, Events: oeEvents, MDEvents: mdEvents,
-		Loop: loop, JournalDir: filepath.Join(*dataDir, "audit"), Marks: marks, Registry: edge.reg, Logger: log})
+		Loop: loop, JournalDir: filepath.Join(*dataDir, "audit"), Marks: marks, Registry: edge.reg, Attestor: attestor, Logger: log})
 	if err != nil {
 		return err
 	}
