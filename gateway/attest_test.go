@@ -385,6 +385,26 @@ func TestAttestAccountRequirement(t *testing.T) {
 	require.Equal(t, proto.ReasonAttestRequired, e.loginReason(plain2, nil), "the account requires a device even though the key does not")
 	require.Zero(t, e.loginReason(plain2, a))
 	require.Zero(t, e.loginReason(plain3, a))
+	// The market-data port attests the same way.
+	reader := e.AddKey(apikey.CreateRequest{User: "u-md", Scopes: []apikey.Scope{apikey.ScopeData}, RequireDevice: a.ID()})
+	_, err := client.Dial(context.Background(), client.Config{Addr: e.md, KeyID: reader.ID, Secret: reader.Secret, Plain: true})
+	var le *client.LoginError
+	require.ErrorAs(t, err, &le)
+	require.Equal(t, proto.ReasonAttestRequired, le.Reason)
+	md, err := client.Dial(context.Background(), client.Config{Addr: e.md, KeyID: reader.ID, Secret: reader.Secret, Plain: true, Snapshot: true, Device: a})
+	require.NoError(t, err)
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		m, err := md.Recv(rctx)
+		require.NoError(t, err)
+		if _, ok := m.(*proto.SnapshotEnd); ok {
+			break
+		}
+	}
+	require.Equal(t, a.ID(), md.Attestation().DeviceID)
+	md.Close()
+
 	c := dialRaw(t, e.md, nil)
 	c.send(loginMsg(other, 0, func(l *proto.Login) { l.Flags |= proto.FlagDevice }))
 	c.send(&proto.AttestHello{DeviceID: a.wireID()})
