@@ -113,7 +113,7 @@ func TestServeTradesThroughPostgresOutage(t *testing.T) {
 	out, errb := &syncBuf{}, &syncBuf{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--data-dir", data, "--config", cfgPath, "--rate", "5000", "--duration", "6s", "--report", "100ms"}, out, errb)
+		done <- run(ctx, []string{"serve", "--data-dir", data, "--config", cfgPath, "--rate", "5000", "--duration", "15s", "--report", "100ms"}, out, errb)
 	}()
 	acked := regexp.MustCompile(`acked to seq (\d+)`)
 	lastAck := func() uint64 {
