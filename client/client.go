@@ -17,6 +17,13 @@
 // says the highest reference the server has seen, and an order above it
 // was never received.
 //
+// With Config.Device (OpenDevice: a TPM and the AK file of `tcclient attest`)
+// the login is attested: the client announces the device, answers the
+// server's challenge with a TPM quote before the login is accepted, and
+// answers the server's renewal challenges during the session from its own
+// goroutine (keep calling Recv: challenges arrive on the session like any
+// message). Attestation reports the server's last confirmation.
+//
 // A Client is safe for concurrent senders and one receiver. Close logs out.
 package client
 
@@ -103,6 +110,10 @@ type Config struct {
 	Reconnect bool
 	// DialTimeout bounds a dial and login (default 5 s).
 	DialTimeout time.Duration
+	// Device attests the sessions with a TPM (OpenDevice). nil: no
+	// attestation, and a key or account that requires a device is refused
+	// (attestation-required).
+	Device Device
 }
 
 // Client is one session with the server.
@@ -128,6 +139,11 @@ type Client struct {
 
 	hb     atomic.Int64 // heartbeat interval, ns
 	logins atomic.Int64
+
+	amu        sync.Mutex
+	att        Attestation
+	challenges chan proto.AttestChallenge // in-session challenges, to the attester
+
 	closed atomic.Bool
 	down   atomic.Bool
 	stop   chan struct{}
@@ -142,7 +158,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if len(cfg.Secret) != proto.SecretSize || !proto.ValidKeyID([]byte(cfg.KeyID)) {
 		return nil, fmt.Errorf("client: an API key is a 16-character id and a 32-byte secret")
 	}
-	c := &Client{cfg: cfg, wbuf: make([]byte, 0, 256), stop: make(chan struct{})}
+	if cfg.Device != nil {
+		if _, ok := proto.ParseDeviceID(cfg.Device.ID()); !ok {
+			return nil, fmt.Errorf("client: Config.Device's id %q is not 32 lowercase hex digits", cfg.Device.ID())
+		}
+	}
+	c := &Client{cfg: cfg, wbuf: make([]byte, 0, 512), stop: make(chan struct{}), challenges: make(chan proto.AttestChallenge, 1)}
 	for _, t := range proto.Types() {
 		c.msgs[t] = proto.New(t)
 	}
@@ -151,6 +172,10 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c.wg.Add(1)
 	go c.heartbeats()
+	if cfg.Device != nil {
+		c.wg.Add(1)
+		go c.attester()
+	}
 	return c, nil
 }
 
@@ -206,15 +231,41 @@ func (c *Client) connect(ctx context.Context, next uint64) error {
 	if c.cfg.Snapshot {
 		l.Flags = proto.FlagSnapshot
 	}
+	if c.cfg.Device != nil {
+		l.Flags |= proto.FlagDevice
+	}
 	proto.SignLogin(&l, c.cfg.Secret)
 	dl, _ := ctx.Deadline()
 	_ = conn.SetDeadline(dl)
-	if _, err := conn.Write(l.AppendFrame(nil)); err != nil {
+	out := l.AppendFrame(nil)
+	if c.cfg.Device != nil {
+		hello := proto.AttestHello{}
+		hello.DeviceID, _ = proto.ParseDeviceID(c.cfg.Device.ID())
+		out = hello.AppendFrame(out) // with the login, without waiting
+	}
+	if _, err := conn.Write(out); err != nil {
 		conn.Close()
 		return fmt.Errorf("client: login: %w", err)
 	}
 	fr := proto.NewFrameReader(conn, 0)
 	f, err := fr.Next()
+	if err == nil && c.cfg.Device != nil && proto.Type(f[2]) == proto.TAttestChallenge {
+		var ch proto.AttestChallenge
+		var q *proto.AttestQuote
+		if err = ch.UnmarshalFrame(f); err == nil {
+			q, err = c.answer(&ch)
+		}
+		if err != nil {
+			c.noteAttestErr(err)
+			conn.Close()
+			return fmt.Errorf("client: login: %w", err)
+		}
+		if _, err := conn.Write(q.AppendFrame(nil)); err != nil {
+			conn.Close()
+			return fmt.Errorf("client: login: %w", err)
+		}
+		f, err = fr.Next()
+	}
 	if err != nil {
 		conn.Close()
 		return fmt.Errorf("client: login answer: %w", err)
@@ -455,6 +506,29 @@ func (c *Client) recv(ctx context.Context) (proto.Message, error) {
 			_ = lo.UnmarshalFrame(f)
 			c.markDown()
 			return nil, &LogoutError{Reason: lo.Reason, NextSeq: lo.NextSeq}
+		case proto.TAttestChallenge, proto.TAttestAccepted:
+			if c.cfg.Device == nil {
+				break // never sent to a session without a device: returned as it is
+			}
+			if t == proto.TAttestAccepted {
+				var aa proto.AttestAccepted
+				if err := aa.UnmarshalFrame(f); err != nil {
+					c.markDown()
+					return nil, err
+				}
+				c.noteAccepted(&aa)
+				continue
+			}
+			var ch proto.AttestChallenge
+			if err := ch.UnmarshalFrame(f); err != nil {
+				c.markDown()
+				return nil, err
+			}
+			select {
+			case c.challenges <- ch: // the attester answers it
+			default: // one is being answered: the server sends no second before
+			}
+			continue
 		}
 		m := c.msgs[t]
 		if err := m.UnmarshalFrame(f); err != nil {

@@ -37,6 +37,7 @@ const (
 	DefaultOutboundQueue     = 256 << 10
 	DefaultMDReplay          = 1 << 16
 	DefaultDrainFlushTimeout = time.Second
+	DefaultAttestCheck       = 10 * time.Second
 )
 
 // Config shapes the gateway. The zero value listens on the default
@@ -71,7 +72,18 @@ type Config struct {
 	// (rounded up to a power of two).
 	MDReplay int
 
-	// Now is the clock of the login checks (default time.Now).
+	// AccountDevices lists the accounts whose sessions require an attested
+	// device: account → a device id (32 lowercase hex digits) or
+	// apikey.AnyDevice. It adds to the keys' own requirement
+	// (apikey.Key.RequireDevice); a key and its account naming two
+	// different devices admit none. Needs Deps.Attestor.
+	AccountDevices map[uint32]string
+	// AttestCheck is how often an attested session's attestation is
+	// revalidated (revocation, policy change, expiry; default 10 s).
+	AttestCheck time.Duration
+
+	// Now is the clock of the login checks and of attestation renewals
+	// (default time.Now); give the tpm.Attestor the same clock.
 	Now func() time.Time
 	// ID names this server process in LoginAccepted.SessionID (default: its
 	// start time, ns).
@@ -107,6 +119,11 @@ type Deps struct {
 	// log written before it started.
 	JournalDir string
 	Marks      *audit.SeqMarks
+	// Attestor verifies devices' TPM attestations (tpm.Attestor on the
+	// venue's state folder, with the audit log as its Recorder and the
+	// same clock as Config.Now). nil: no attestation; a login that needs
+	// one is refused (attestation-unavailable), never admitted.
+	Attestor Attestor
 	// Registry receives the gateway's metrics (nil: none).
 	Registry prometheus.Registerer
 	Logger   *slog.Logger
@@ -132,6 +149,7 @@ func (c *Config) fill() error {
 	def(&c.HeartbeatInterval, DefaultHeartbeat)
 	def(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
 	def(&c.LoginTimeout, DefaultLoginTimeout)
+	def(&c.AttestCheck, DefaultAttestCheck)
 	def(&c.MaxClockSkew, DefaultMaxClockSkew)
 	defi(&c.MaxSessions, DefaultMaxSessions)
 	defi(&c.MaxConnsPerAddr, DefaultMaxConnsPerAddr)
@@ -156,8 +174,15 @@ func (c *Config) fill() error {
 		return fmt.Errorf("%w: HeartbeatTimeout %v must exceed HeartbeatInterval %v", ErrConfig, c.HeartbeatTimeout, c.HeartbeatInterval)
 	case c.OutboundQueue < 4096:
 		return fmt.Errorf("%w: OutboundQueue %d bytes is below 4096", ErrConfig, c.OutboundQueue)
+	case c.AttestCheck < 0:
+		return fmt.Errorf("%w: AttestCheck %v is negative", ErrConfig, c.AttestCheck)
 	case c.MaxSessions < 0 || c.MaxConnsPerAddr < 0 || c.SessionRate < 0 || c.AccountRate < 0 || c.AddressRate < 0 || c.LoginsPerAddr < 0:
 		return fmt.Errorf("%w: limits must not be negative", ErrConfig)
+	}
+	for acct, req := range c.AccountDevices {
+		if err := apikey.CheckDeviceRequirement(req); err != nil || req == "" {
+			return fmt.Errorf("%w: AccountDevices[%d] = %q: give a device id (32 lowercase hex digits) or %q", ErrConfig, acct, req, apikey.AnyDevice)
+		}
 	}
 	if c.TLS != nil {
 		c.TLS = c.TLS.Clone()
@@ -187,6 +212,8 @@ func (d *Deps) check(c *Config) error {
 		return fmt.Errorf("%w: Deps.Loop is nil", ErrConfig)
 	case d.JournalDir == "" || d.Marks == nil:
 		return fmt.Errorf("%w: Deps.JournalDir and Deps.Marks are needed for replays", ErrConfig)
+	case len(c.AccountDevices) > 0 && d.Attestor == nil:
+		return fmt.Errorf("%w: Config.AccountDevices requires attested devices but Deps.Attestor is nil: give the tpm.Attestor", ErrConfig)
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)

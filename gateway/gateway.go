@@ -13,7 +13,11 @@
 // acknowledgement never waits for the Go scheduler; on TLS a writer
 // goroutine per session drains the queue, woken through a futex doorbell.
 // A client that logs in with NextSeq gets the messages it missed again,
-// read from the journal.
+// read from the journal. A key or account that requires an attested device
+// is admitted only after the device's TPM quote verifies (Deps.Attestor),
+// and a keeper goroutine per attested session renews and revalidates the
+// attestation, ending the session when it fails; the order path never
+// looks at it (attest.go).
 //
 // Use: New (it scans the journal), add Agents to the engine's plan, Start
 // (listens), cancel the context to stop taking orders, wait for the plan,
@@ -297,6 +301,7 @@ func (g *Gateway) serve(ctx context.Context, p port, c net.Conn) {
 		g.m.logins[p][1].Inc()
 		g.m.reject(r)
 		lr := proto.LoginRejected{Reason: r}
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second)) // the login deadline may have passed (login-timeout)
 		_, _ = c.Write(lr.AppendFrame(nil))
 		lingerClose(c)
 		g.deps.Logger.Info("gateway: login refused", "port", p.String(), "addr", addr.String(), "key_id", keyID, "reason", proto.ReasonName(r))
@@ -338,13 +343,21 @@ func (g *Gateway) serve(ctx context.Context, p port, c net.Conn) {
 	}
 	keyID := string(login.KeyID[:])
 	r, key := g.checkLogin(ctx, p, frame, &login, addr)
+	var deviceID string
+	if r == 0 {
+		req, conflict := g.deviceRequirement(&key)
+		if announced := login.Flags&proto.FlagDevice != 0; req != "" || conflict || announced {
+			s.attest, deviceID, r = g.attestLogin(ctx, s, fr, announced, req, conflict, deadline)
+		}
+	}
 	if r == 0 {
 		s.keyID, s.user, s.account = keyID, key.User, key.Account
 		s.wantSeq, s.snapshot = login.NextSeq, login.Flags&proto.FlagSnapshot != 0
 		r = g.admit(s)
 	}
 	if r != 0 {
-		g.record(ctx, "gateway.login_rejected", loginRecord{Port: p.String(), Addr: addr.String(), KeyID: keyID, Reason: proto.ReasonName(r), Code: int(r)})
+		g.record(ctx, "gateway.login_rejected", loginRecord{Port: p.String(), Addr: addr.String(), KeyID: keyID, Device: deviceID,
+			Reason: proto.ReasonName(r), Code: int(r)})
 		reject(r, keyID)
 		return
 	}
@@ -354,14 +367,15 @@ func (g *Gateway) serve(ctx context.Context, p port, c net.Conn) {
 		if res.reason == 0 {
 			res.reason = proto.ReasonShutdown
 		}
-		g.record(ctx, "gateway.login_rejected", loginRecord{Port: p.String(), Addr: addr.String(), KeyID: keyID, Reason: proto.ReasonName(res.reason), Code: int(res.reason)})
+		g.record(ctx, "gateway.login_rejected", loginRecord{Port: p.String(), Addr: addr.String(), KeyID: keyID, Device: deviceID,
+			Reason: proto.ReasonName(res.reason), Code: int(res.reason)})
 		reject(res.reason, keyID)
 		s.state.Store(stClosed)
 		g.detach(s)
 		return
 	}
 	if _, err := g.deps.Recorder.Record(ctx, "gateway.login", loginRecord{Port: p.String(), Addr: addr.String(), KeyID: keyID,
-		User: s.user, Account: s.account, NextSeq: res.nextSeq, ReplayFrom: res.replayFrom}); err != nil {
+		User: s.user, Account: s.account, Device: deviceID, NextSeq: res.nextSeq, ReplayFrom: res.replayFrom}); err != nil {
 		g.deps.Logger.Error("gateway: the login could not be recorded; refused", "err", err)
 		reject(proto.ReasonShutdown, keyID)
 		s.state.Store(stClosed)
@@ -372,9 +386,14 @@ func (g *Gateway) serve(ctx context.Context, p port, c net.Conn) {
 	g.m.sessions[p].Inc()
 	defer g.m.sessions[p].Dec()
 	g.deps.Logger.Info("gateway: logged in", "port", p.String(), "addr", addr.String(), "key_id", keyID, "account", s.account,
-		"next_seq", res.nextSeq, "replay_from", res.replayFrom)
+		"device_id", deviceID, "next_seq", res.nextSeq, "replay_from", res.replayFrom)
 	if !g.sendLogin(s, res) {
 		return
+	}
+	if s.attest != nil {
+		g.wg.Add(1)
+		go g.keepAttested(ctx, s)
+		defer close(s.attest.stop)
 	}
 	g.read(ctx, s, fr)
 }
@@ -385,6 +404,7 @@ type loginRecord struct {
 	Port       string `json:"port"`
 	Addr       string `json:"addr"`
 	KeyID      string `json:"key_id,omitempty"`
+	Device     string `json:"device_id,omitempty"`
 	User       string `json:"user,omitempty"`
 	Account    uint32 `json:"account,omitempty"`
 	Reason     string `json:"reason,omitempty"`
@@ -519,6 +539,9 @@ func (g *Gateway) sendLogin(s *session, res attachResult) bool {
 		la.NextClOrdID, la.Account = 0, 0
 	}
 	_, err := w.Write(la.AppendFrame(nil))
+	if err == nil && s.attest != nil {
+		_, err = w.Write(s.attest.acceptedFrame(nil))
+	}
 	if err == nil {
 		if s.port == portOE {
 			err = g.jr.replay(s.account, res.mark, res.replayFrom, res.nextSeq, func(f []byte) error {
@@ -577,8 +600,11 @@ func (g *Gateway) recordClose(s *session) {
 	} else if r != 0 {
 		name = proto.ReasonName(r)
 	}
-	g.record(context.Background(), "gateway.session_closed", loginRecord{Port: s.port.String(), Addr: s.addr.String(),
-		KeyID: s.keyID, Account: s.account, Reason: name, Code: int(r)})
+	rec := loginRecord{Port: s.port.String(), Addr: s.addr.String(), KeyID: s.keyID, Account: s.account, Reason: name, Code: int(r)}
+	if s.attest != nil {
+		rec.Device = s.attest.id
+	}
+	g.record(context.Background(), "gateway.session_closed", rec)
 }
 
 // read is the session's read loop: heartbeats, logout, orders.
@@ -624,6 +650,12 @@ func (g *Gateway) read(ctx context.Context, s *session, fr *proto.FrameReader) {
 			continue
 		case s.port == portOE && command(t, f, s.account, 0, &cmd):
 			g.order(s, pb, t, &cmd)
+			continue
+		case t == proto.TAttestQuote && s.attest != nil:
+			if r := g.takeQuote(s, f); r != 0 {
+				g.end(s, pb, r)
+				return
+			}
 			continue
 		}
 		g.end(s, pb, proto.ReasonMalformed) // a message not allowed here

@@ -112,3 +112,14 @@ func TestLoginRefusals(t *testing.T) {
 		c.closed()
 	})
 }
+
+// TestLoginTimeout: a connection that sends no login within the login
+// timeout is told so (LoginRejected login-timeout) and closed.
+func TestLoginTimeout(t *testing.T) {
+	h := newHarness(t, gateway.Config{LoginTimeout: 300 * time.Millisecond})
+	c := dialRaw(t, h.oe, nil)
+	m, err := c.tryNext(5 * time.Second)
+	require.NoError(t, err, "the refusal reaches the client although the login deadline passed")
+	require.Equal(t, proto.ReasonLoginTimeout, isReason(m))
+	h.waitRecord("gateway.login_rejected", "code", float64(proto.ReasonLoginTimeout))
+}

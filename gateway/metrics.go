@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer, depth func(name string) func() float6
 			}
 		}
 	}
-	all := append(append(core.Reasons(), core.RiskReasons()...), proto.GatewayReasons()...)
+	all := append(append(append(core.Reasons(), core.RiskReasons()...), proto.GatewayReasons()...), proto.AttestReasons()...)
 	for _, r := range all {
 		name := proto.ReasonName(r) + " (" + strconv.Itoa(int(r)) + ")"
 		m.rejects[r] = rejects.WithLabelValues(name)

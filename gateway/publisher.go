@@ -23,13 +23,15 @@ const (
 )
 
 // ctlMsg travels from session goroutines to a publisher on its control
-// ring. Fixed size, so the ring is preallocated.
+// ring. Fixed size, so the ring is preallocated; frame holds the largest
+// unsequenced message the session side sends in a session (an
+// AttestChallenge).
 type ctlMsg struct {
 	op     ctlOp
 	n      uint8
 	reason core.Reason
 	s      *session
-	frame  [24]byte
+	frame  [72]byte
 }
 
 // ctlRing is the size of a publisher's control ring.

@@ -50,6 +50,7 @@ type session struct {
 	keyID   string
 	user    string
 	account uint32
+	attest  *attestState // the device, when the session is attested
 
 	state    atomic.Uint32
 	overflow atomic.Bool   // the outbox overflowed while replaying

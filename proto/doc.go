@@ -7,7 +7,10 @@
 // DecodeInto do the same through the Message interface. None of them
 // allocates except Decode, which returns a new message. FrameReader splits a
 // byte stream into checked frames without allocating. SignLogin and
-// VerifyLogin compute and check the login's HMAC-SHA256.
+// VerifyLogin compute and check the login's HMAC-SHA256. AttestHello,
+// AttestChallenge, AttestQuote and AttestAccepted carry TPM device
+// attestation in the session layer (a login with FlagDevice); their reason
+// codes are the 64x gateway codes and the attestation's 8xx.
 //
 // The decoders take untrusted bytes: they never panic and refuse anything
 // that is not exactly a frame of this version (fuzz tests prove it); the

@@ -87,6 +87,16 @@ func TestProtocolDoc(t *testing.T) {
 				}
 				want[rt.Field(i).Name] = v
 			}
+			// A length field (XLen) holds the length of the array X that
+			// follows it: its full size, the only value valid with every
+			// byte of X set.
+			for i := range rv.NumField() {
+				name := rt.Field(i).Name
+				if arr, ok := rt.FieldByName(strings.TrimSuffix(name, "Len")); ok && name != arr.Name && arr.Type.Kind() == reflect.Array {
+					rv.Field(i).SetUint(uint64(arr.Type.Len()))
+					want[name] = uint64(arr.Type.Len())
+				}
+			}
 			frame := m.AppendFrame(nil)
 			require.Len(t, frame, proto.Size(ty))
 			next := proto.HeaderSize
@@ -106,7 +116,7 @@ func TestProtocolDoc(t *testing.T) {
 				if sf.Type.Kind() == reflect.Array {
 					idx := sf.Index[0]
 					for j := range df.size {
-						require.EqualValues(t, idx*16+j+1, got[j], "%s.%s byte %d", rt.Name(), df.name, j)
+						require.Equal(t, byte(idx*16+j+1), got[j], "%s.%s byte %d", rt.Name(), df.name, j)
 					}
 					continue
 				}
@@ -139,6 +149,25 @@ func TestGatewayReasonsDocumented(t *testing.T) {
 	}
 	want := map[int]string{}
 	for _, r := range proto.GatewayReasons() {
+		want[int(r)] = proto.ReasonName(r)
+	}
+	require.Equal(t, want, got)
+}
+
+// TestAttestReasonsDocumented keeps the attestation codes (8xx) that
+// LoginRejected and Logout carry in step with docs/attestation.md (whose
+// table package tpm checks against its own codes).
+func TestAttestReasonsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/attestation.md")
+	require.NoError(t, err)
+	rows := regexp.MustCompile(`(?m)^\| (8\d\d) \| ([a-z-]+) \|`).FindAllStringSubmatch(string(doc), -1)
+	got := map[int]string{}
+	for _, r := range rows {
+		n, _ := strconv.Atoi(r[1])
+		got[n] = r[2]
+	}
+	want := map[int]string{}
+	for _, r := range proto.AttestReasons() {
 		want[int(r)] = proto.ReasonName(r)
 	}
 	require.Equal(t, want, got)

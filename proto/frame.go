@@ -60,6 +60,11 @@ const (
 	TMDSystem      Type = 'Y'
 	TSnapshotBegin Type = 'W'
 	TSnapshotEnd   Type = 'Z'
+
+	TAttestHello     Type = 'I'
+	TAttestChallenge Type = 'i'
+	TAttestQuote     Type = 'P'
+	TAttestAccepted  Type = 'p'
 )
 
 // sizes holds every type's frame length; 0 marks an unknown type.
@@ -71,6 +76,7 @@ var sizes = [256]uint16{
 	TTriggered: 72, TSystemEvent: 40, TAccountAlert: 48,
 	TMDAdd: 56, TMDExecute: 72, TMDCancel: 56, TMDDelete: 40, TMDReplace: 56, TMDTrade: 56,
 	TMDSystem: 40, TSnapshotBegin: 20, TSnapshotEnd: 12,
+	TAttestHello: 20, TAttestChallenge: 72, TAttestQuote: 440, TAttestAccepted: 40,
 }
 
 // Size returns the frame length of messages of type t, or 0 for a type this
@@ -82,7 +88,8 @@ func Types() []Type {
 	return []Type{TLogin, TLogoutRequest, THeartbeat, TNewOrder, TCancel, TCancelToSize, TReplace, TMassCancel,
 		TKillSwitch, TReferenceQuery, TLoginAccepted, TLoginRejected, TLogout, TSessionReject, TNextReference,
 		TAccepted, TRejected, TExecuted, TCancelled, TReduced, TReplaced, TTriggered, TSystemEvent, TAccountAlert,
-		TMDAdd, TMDExecute, TMDCancel, TMDDelete, TMDReplace, TMDTrade, TMDSystem, TSnapshotBegin, TSnapshotEnd}
+		TMDAdd, TMDExecute, TMDCancel, TMDDelete, TMDReplace, TMDTrade, TMDSystem, TSnapshotBegin, TSnapshotEnd,
+		TAttestHello, TAttestChallenge, TAttestQuote, TAttestAccepted}
 }
 
 // String returns the type's letter.

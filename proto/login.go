@@ -17,9 +17,14 @@ const SecretSize = 32
 // KeyIDSize is the length of an API key id.
 const KeyIDSize = 16
 
-// FlagSnapshot in Login.Flags asks the market-data port for a snapshot
-// first.
-const FlagSnapshot = 1
+// Login.Flags bits. FlagSnapshot asks the market-data port for a snapshot
+// first; FlagDevice announces an AttestHello after the login: the session
+// is attested with the device's TPM (docs/protocol.md, "Device
+// attestation").
+const (
+	FlagSnapshot = 1
+	FlagDevice   = 2
+)
 
 // ErrKeyID means a key id is not 16 characters of [0-9a-z]: check the key id
 // given to the client.

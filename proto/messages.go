@@ -1431,6 +1431,14 @@ func newMessage(t Type) Message {
 		return new(SnapshotBegin)
 	case TSnapshotEnd:
 		return new(SnapshotEnd)
+	case TAttestHello:
+		return new(AttestHello)
+	case TAttestChallenge:
+		return new(AttestChallenge)
+	case TAttestQuote:
+		return new(AttestQuote)
+	case TAttestAccepted:
+		return new(AttestAccepted)
 	}
 	return nil
 }

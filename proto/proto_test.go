@@ -26,6 +26,11 @@ func samples() []proto.Message {
 	_ = login.SetKeyID("0123456789abcdef")
 	copy(login.Nonce[:], "nonce-0123456789")
 	proto.SignLogin(login, bytes.Repeat([]byte{7}, proto.SecretSize))
+	deviceID, _ := proto.ParseDeviceID("0f1e2d3c4b5a69788796a5b4c3d2e1f0")
+	quote := &proto.AttestQuote{DeviceID: deviceID, Nonce: [32]byte{1, 2, 3, 31: 32}}
+	if err := quote.SetQuote(bytes.Repeat([]byte{0xa5}, 145), bytes.Repeat([]byte{0x5a}, 72)); err != nil {
+		panic(err)
+	}
 	return []proto.Message{
 		login,
 		&proto.LogoutRequest{},
@@ -60,6 +65,11 @@ func samples() []proto.Message {
 		&proto.MDSystem{Seq: 7, Time: 1_767_225_600_001_300_000, Reason: core.AdminInstrumentHalt, Instrument: 2},
 		&proto.SnapshotBegin{Seq: 7, Orders: 2},
 		&proto.SnapshotEnd{Seq: 7},
+		&proto.AttestHello{DeviceID: deviceID},
+		&proto.AttestChallenge{DeviceID: deviceID, Nonce: [32]byte{1, 2, 3, 31: 32}, Expires: 1_767_225_660_000_000_000,
+			PCRs: 0xff, Bank: proto.BankSHA256},
+		quote,
+		&proto.AttestAccepted{DeviceID: deviceID, Expires: 1_767_226_500_000_000_000, RenewAt: 1_767_226_200_000_000_000},
 	}
 }
 

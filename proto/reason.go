@@ -25,6 +25,11 @@ const (
 	ReasonLoginTimeout       core.Reason = 612
 	ReasonLoginRate          core.Reason = 613
 
+	ReasonAttestRequired    core.Reason = 640
+	ReasonDeviceNotAllowed  core.Reason = 641
+	ReasonAttestTimeout     core.Reason = 642
+	ReasonAttestUnavailable core.Reason = 643
+
 	ReasonSessionRate  core.Reason = 620
 	ReasonAccountRate  core.Reason = 621
 	ReasonAddressRate  core.Reason = 622
@@ -52,6 +57,10 @@ var gatewayReasons = map[core.Reason]string{
 	ReasonTooManyConnections: "too-many-connections",
 	ReasonLoginTimeout:       "login-timeout",
 	ReasonLoginRate:          "login-rate",
+	ReasonAttestRequired:     "attestation-required",
+	ReasonDeviceNotAllowed:   "device-not-allowed",
+	ReasonAttestTimeout:      "attestation-timeout",
+	ReasonAttestUnavailable:  "attestation-unavailable",
 	ReasonSessionRate:        "session-rate",
 	ReasonAccountRate:        "account-rate",
 	ReasonAddressRate:        "address-rate",
@@ -64,19 +73,41 @@ var gatewayReasons = map[core.Reason]string{
 	ReasonLogoutByUser:       "logout-requested",
 }
 
+// The attestation reason codes (8xx) of docs/attestation.md, which
+// LoginRejected and Logout carry unchanged when a device's attestation
+// fails. Package tpm defines them (tpm.Reason); their names are repeated
+// here so that the protocol does not depend on the TPM code, and a test
+// keeps both tables in step with the document.
+var attestReasons = map[core.Reason]string{
+	800: "malformed", 801: "device-unknown", 802: "device-not-approved", 803: "device-revoked",
+	804: "nonce-unknown", 805: "nonce-mismatch", 806: "nonce-used", 807: "nonce-expired", 808: "challenge-limit",
+	810: "signature-invalid", 811: "not-tpm-generated", 812: "not-quote", 813: "signer-mismatch",
+	814: "pcr-selection-mismatch", 815: "pcr-mismatch", 816: "counter-rollback",
+	820: "ek-cert-invalid", 821: "ek-untrusted", 822: "ek-mismatch", 823: "ak-invalid", 824: "activation-failed",
+	825: "no-activation", 830: "attestation-expired", 831: "policy-changed", 832: "policy-missing", 840: "audit-failed",
+}
+
 // ReasonName returns the stable name of any reason code: the engine's
-// (core.Reason.String) or the gateway's.
+// (core.Reason.String), the gateway's or the attestation's (8xx).
 func ReasonName(r core.Reason) string {
 	if n, ok := gatewayReasons[r]; ok {
+		return n
+	}
+	if n, ok := attestReasons[r]; ok {
 		return n
 	}
 	return r.String()
 }
 
+// AttestReasons lists the attestation codes (8xx) in ascending order.
+func AttestReasons() []core.Reason { return sortedReasons(attestReasons) }
+
 // GatewayReasons lists the gateway's codes in ascending order.
-func GatewayReasons() []core.Reason {
-	out := make([]core.Reason, 0, len(gatewayReasons))
-	for r := range gatewayReasons {
+func GatewayReasons() []core.Reason { return sortedReasons(gatewayReasons) }
+
+func sortedReasons(m map[core.Reason]string) []core.Reason {
+	out := make([]core.Reason, 0, len(m))
+	for r := range m {
 		out = append(out, r)
 	}
 	for i := 1; i < len(out); i++ {

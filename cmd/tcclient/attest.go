@@ -109,6 +109,12 @@ func runAttest(_ context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
+		// Keep the device id with the AK: a trading login announces it
+		// (tcclient --device-key) without recreating the EK.
+		k.DeviceID = ch.DeviceID
+		if err := k.Save(*keyPath + ".new"); err != nil {
+			return fmt.Errorf("save the AK: %w", err)
+		}
 		// The server accepts the AK only if this proof passes; the key
 		// file is useless to anyone else (wrapped by this TPM), so it
 		// replaces the old one now.

@@ -11,7 +11,10 @@
 // $TRADECORE_DATA_DIR/demo-key.json, which `make run` writes), over TLS with
 // the pin the key file carries, and print every message, as text or, with
 // --format json, one JSON object per line (prices and quantities as decimal
-// strings of the instrument's units, docs/protocol.md for the fields).
+// strings of the instrument's units, docs/protocol.md for the fields). With
+// --device-key (the AK file `tcclient attest activate` installed) and --tpm
+// they attest the session with the host's TPM, as an API key bound to the
+// device requires (docs/protocol.md, "Device attestation").
 //
 // Exit codes: 0 success, 1 failure, 2 usage error.
 package main

@@ -21,6 +21,7 @@ import (
 	"github.com/tradecore/tradecore/config"
 	"github.com/tradecore/tradecore/core"
 	"github.com/tradecore/tradecore/proto"
+	"github.com/tradecore/tradecore/tpm/device"
 )
 
 // The trading commands: each logs in with a key file, sends one message,
@@ -42,6 +43,7 @@ type conn struct {
 	keyFile, addr, pin, ca, config, format string
 	plain                                  bool
 	wait                                   time.Duration
+	deviceKey, tpm                         string // TPM attestation: the AK file and the TPM
 }
 
 func defaultKeyFile() string {
@@ -61,15 +63,28 @@ func (c *conn) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.config, "config", "", "configuration file for symbols, tick and lot sizes (default: the embedded defaults, as make run)")
 	fs.StringVar(&c.format, "format", "text", "output: text or json (one object per line)")
 	fs.DurationVar(&c.wait, "wait", time.Second, "how long to wait for further messages after the last one")
+	fs.StringVar(&c.deviceKey, "device-key", os.Getenv("TCCLIENT_DEVICE_KEY"),
+		"attest the session with this host's TPM: the AK file of 'tcclient attest activate' (default $TCCLIENT_DEVICE_KEY; empty: no attestation)")
+	fs.StringVar(&c.tpm, "tpm", envOr("TCCLIENT_TPM", device.DefaultPath), "the TPM for --device-key: a character device or a swtpm unix socket")
 }
 
 // session is an open trading session with its configuration.
 type session struct {
-	cl   *client.Client
-	file *config.File
-	out  io.Writer
-	json bool
-	wait time.Duration
+	cl       *client.Client
+	closeDev func() error // the TPM of an attested session
+	file     *config.File
+	out      io.Writer
+	json     bool
+	wait     time.Duration
+}
+
+// closeClient closes the client, then the TPM it attested with.
+func (s *session) closeClient() error {
+	err := s.cl.Close()
+	if s.closeDev != nil {
+		_ = s.closeDev()
+	}
+	return err
 }
 
 func (c *conn) open(ctx context.Context, stdout io.Writer, nextSeq uint64) (*session, error) {
@@ -107,11 +122,22 @@ func (c *conn) open(ctx context.Context, stdout io.Writer, nextSeq uint64) (*ses
 			return nil, err
 		}
 	}
+	var closeDev func() error
+	if c.deviceKey != "" {
+		dev, closeTPM, err := client.OpenDevice(c.tpm, c.deviceKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w (--device-key is the AK file of 'tcclient attest activate', --tpm the TPM)", err)
+		}
+		cfg.Device, closeDev = dev, closeTPM
+	}
 	cl, err := client.Dial(ctx, cfg)
 	if err != nil {
+		if closeDev != nil {
+			_ = closeDev()
+		}
 		return nil, err
 	}
-	return &session{cl: cl, file: file, out: stdout, json: c.format == "json", wait: c.wait}, nil
+	return &session{cl: cl, closeDev: closeDev, file: file, out: stdout, json: c.format == "json", wait: c.wait}, nil
 }
 
 // instrument resolves a symbol (or a numeric id).
@@ -264,7 +290,7 @@ func (s *session) drain(ctx context.Context, done func(proto.Message) bool) erro
 // close logs out, printing what the server still sends.
 func (s *session) close(ctx context.Context) error {
 	if err := s.cl.Logout(); err != nil {
-		return s.cl.Close()
+		return s.closeClient()
 	}
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -275,7 +301,7 @@ func (s *session) close(ctx context.Context) error {
 		}
 		s.show(m)
 	}
-	return s.cl.Close()
+	return s.closeClient()
 }
 
 // one runs a single-message command: open, act, print until quiet, close.
@@ -591,7 +617,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		s.wait = 100 * 365 * 24 * time.Hour
 	}
 	if err := s.drain(ctx, nil); err != nil && ctx.Err() == nil {
-		s.cl.Close()
+		s.closeClient()
 		return err
 	}
 	return s.close(context.WithoutCancel(ctx))
@@ -665,7 +691,7 @@ func runShell(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	_ = s.cl.Logout()
 	printPending(2 * time.Second)
-	return s.cl.Close()
+	return s.closeClient()
 }
 
 // stdinKey lets tests give the shell its input.

@@ -14,7 +14,11 @@ import (
 
 	"github.com/tradecore/tradecore/client"
 	"github.com/tradecore/tradecore/gateway"
+	"github.com/tradecore/tradecore/gateway/apikey"
 	"github.com/tradecore/tradecore/gateway/gatewaytest"
+	"github.com/tradecore/tradecore/internal/swtpmtest"
+	"github.com/tradecore/tradecore/tpm"
+	"github.com/tradecore/tradecore/tpm/device"
 )
 
 func TestMain(m *testing.M) { gatewaytest.Main(m) }
@@ -128,4 +132,75 @@ func strconvU(v uint64) string {
 		v /= 10
 	}
 	return string(b)
+}
+
+// TestAttestTrading: the whole device path through the binary's code: the
+// host enrols with `tcclient attest enroll/activate` on its (sw)TPM, the
+// operator approves it and binds a key to it, and `tcclient place
+// --device-key --tpm` trades over an attested session; the same key
+// without the device is refused (attestation-required).
+func TestAttestTrading(t *testing.T) {
+	ca := swtpmtest.NewCA(t)
+	sw := swtpmtest.Manufacture(t, ca)
+	pool, err := tpm.ParseCAPool(ca.PoolPEM(t))
+	require.NoError(t, err)
+	s := gatewaytest.Start(t, gateway.Config{}, gatewaytest.WithAttestation(tpm.Config{EKRoots: pool}))
+	ctx := context.Background()
+	work := t.TempDir()
+	ak := filepath.Join(work, "ak.json")
+	dev := []string{"--tpm", sw.Socket, "--key", ak}
+
+	r := runCLI(t, append([]string{"attest", "enroll"}, dev...)...)
+	require.Equal(t, 0, r.code, "err: %v", r.err)
+	req, err := tpm.ParseEnrollRequest([]byte(r.stdout))
+	require.NoError(t, err)
+	ch, err := s.Attestor.Enroll(ctx, req)
+	require.NoError(t, err)
+	b, err := tpm.Marshal(ch)
+	require.NoError(t, err)
+	chFile := filepath.Join(work, "ch.json")
+	require.NoError(t, os.WriteFile(chFile, b, 0o600))
+	r = runCLI(t, append([]string{"attest", "activate", chFile}, dev...)...)
+	require.Equal(t, 0, r.code, "err: %v", r.err)
+	proof, err := tpm.ParseActivationProof([]byte(r.stdout))
+	require.NoError(t, err)
+	d, err := s.Attestor.Activate(ctx, proof)
+	require.NoError(t, err)
+	_, err = s.Attestor.Approve(ctx, d.ID, tpm.Approval{PinPCRs: []int{0, 7}})
+	require.NoError(t, err)
+	k, err := device.LoadKey(ak)
+	require.NoError(t, err)
+	require.Equal(t, d.ID, k.DeviceID, "activate keeps the device id with the AK")
+
+	key := s.AddKey(apikey.CreateRequest{User: "u-dev", Account: 1, Scopes: []apikey.Scope{apikey.ScopeTrade}, RequireDevice: d.ID})
+	kf, err := json.Marshal(client.KeyFile{KeyID: key.ID, Secret: hex.EncodeToString(key.Secret), Account: 1, OrderEntry: s.OE, Plain: true})
+	require.NoError(t, err)
+	keyFile := filepath.Join(work, "key.json")
+	require.NoError(t, os.WriteFile(keyFile, kf, 0o600))
+	place := []string{"place", "--symbol", "1", "--side", "buy", "--qty", "3", "--price", "5", "--key-file", keyFile,
+		"--wait", "300ms", "--format", "json", "--config", writeTradeConfig(t, work)}
+
+	r = runCLI(t, append(place, "--device-key", ak, "--tpm", sw.Socket)...)
+	require.Equal(t, 0, r.code, "stderr %s err %v", r.stderr, r.err)
+	ms := jsonLines(t, r.stdout)
+	require.Equal(t, "accepted", ms[0]["type"])
+	s.WaitRecord("gateway.login", "device_id", d.ID)
+
+	r = runCLI(t, place...)
+	require.Equal(t, 1, r.code)
+	require.ErrorContains(t, r.err, "attestation-required")
+	r = runCLI(t, append(place, "--device-key", filepath.Join(work, "missing.json"), "--tpm", sw.Socket)...)
+	require.Equal(t, 1, r.code)
+	require.ErrorIs(t, r.err, device.ErrNoKey)
+}
+
+// writeTradeConfig writes a configuration matching gatewaytest's
+// instruments and returns its path.
+func writeTradeConfig(t *testing.T, dir string) string {
+	cfg := `{"instruments": [
+	  {"symbol": "AAA", "id": 1, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "1.00", "high": "20.00"}},
+	  {"symbol": "BBB", "id": 2, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "1.00", "high": "20.00"}}]}`
+	p := filepath.Join(dir, "cfg.json")
+	require.NoError(t, os.WriteFile(p, []byte(cfg), 0o600))
+	return p
 }

@@ -22,10 +22,12 @@ const apikeysUsage = `usage: tradecore apikeys <command> [flags]
 
 API keys of the order-entry and market-data ports (docs/protocol.md). Secrets
 are sealed by the data vault in the HSM; a secret is shown once, at create or
-rotate.
+rotate. A key created with --require-device logs in only from that TPM-attested
+device (any approved one with "any"; tradecore attest list shows the ids);
+rotation keeps the requirement.
 
 commands:
-  create --user U --scope trade[,data] [--account N] [--allow CIDR,...] [--out FILE]
+  create --user U --scope trade[,data] [--account N] [--allow CIDR,...] [--require-device ID|any] [--out FILE]
   list
   rotate ID [--grace 24h] [--out FILE]
   revoke ID --reason R
@@ -112,12 +114,15 @@ type apikeyView struct {
 	State       string   `json:"state"`
 	RotatedFrom string   `json:"rotated_from,omitempty"`
 	RotatedTo   string   `json:"rotated_to,omitempty"`
-	Secret      string   `json:"secret,omitempty"`
+	// RequireDevice is "" (no attestation), "any", or a device id.
+	RequireDevice string `json:"require_device,omitempty"`
+	Secret        string `json:"secret,omitempty"`
 }
 
 func viewOfAPIKey(k *apikey.Key, now time.Time) apikeyView {
 	v := apikeyView{ID: k.ID, User: k.User, Account: k.Account, Allow: k.Allow, Created: k.Created.Format(time.RFC3339),
-		Expires: k.Expires.Format(time.RFC3339), State: "active", RotatedFrom: k.RotatedFrom, RotatedTo: k.RotatedTo}
+		Expires: k.Expires.Format(time.RFC3339), State: "active", RotatedFrom: k.RotatedFrom, RotatedTo: k.RotatedTo,
+		RequireDevice: k.RequireDevice}
 	for _, s := range k.Scopes {
 		v.Scopes = append(v.Scopes, string(s))
 	}
@@ -144,7 +149,8 @@ func printNewKey(stdout, stderr io.Writer, format string, k apikey.Key, secret [
 	if format == "json" {
 		return writeJSON(stdout, v)
 	}
-	fmt.Fprintf(stdout, "key id:  %s\nsecret:  %s\naccount: %d\nscopes:  %s\nexpires: %s\n", k.ID, v.Secret, k.Account, strings.Join(v.Scopes, ","), v.Expires)
+	fmt.Fprintf(stdout, "key id:  %s\nsecret:  %s\naccount: %d\nscopes:  %s\nexpires: %s\ndevice:  %s\n", k.ID, v.Secret, k.Account,
+		strings.Join(v.Scopes, ","), v.Expires, deviceColumn(k.RequireDevice))
 	return nil
 }
 
@@ -158,6 +164,7 @@ func apikeysCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	allow := c.fs.String("allow", "", "source addresses or CIDR prefixes allowed, comma-separated (default any)")
 	lifetime := c.fs.Duration("lifetime", apikey.DefaultLifetime, "validity, at most 90 days (2160h)")
 	out := c.fs.String("out", "", "also write a key file (id, secret, account; mode 0600) for tcclient --key-file")
+	device := c.fs.String("require-device", "", "admit the key only from this TPM-attested device id, or \"any\" approved device (default: no attestation)")
 	if err := c.noArgs(args); err != nil {
 		return err
 	}
@@ -167,7 +174,10 @@ func apikeysCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *account > 1<<32-1 {
 		return fmt.Errorf("%w: --account %d does not fit 32 bits", errUsage, *account)
 	}
-	req := apikey.CreateRequest{User: *user, Account: uint32(*account), Lifetime: *lifetime}
+	if err := apikey.CheckDeviceRequirement(*device); err != nil {
+		return fmt.Errorf("%w: --require-device: %w", errUsage, err)
+	}
+	req := apikey.CreateRequest{User: *user, Account: uint32(*account), Lifetime: *lifetime, RequireDevice: *device}
 	for _, s := range splitList(*scopes) {
 		req.Scopes = append(req.Scopes, apikey.Scope(s))
 	}
@@ -222,9 +232,9 @@ func apikeysList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return writeJSON(stdout, views)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tACCOUNT\tSCOPES\tEXPIRES\tSTATE")
+	fmt.Fprintln(tw, "ID\tUSER\tACCOUNT\tSCOPES\tDEVICE\tEXPIRES\tSTATE")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", v.ID, v.User, v.Account, strings.Join(v.Scopes, ","), v.Expires, v.State)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", v.ID, v.User, v.Account, strings.Join(v.Scopes, ","), deviceColumn(v.RequireDevice), v.Expires, v.State)
 	}
 	return tw.Flush()
 }
@@ -289,4 +299,12 @@ func apikeysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	fmt.Fprintf(stdout, "revoked: %s (user %s, account %d); running servers refuse it at the next login\n", k.ID, k.User, k.Account)
 	return nil
+}
+
+// deviceColumn shows a key's device requirement.
+func deviceColumn(req string) string {
+	if req == "" {
+		return "-"
+	}
+	return req
 }

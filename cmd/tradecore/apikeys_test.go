@@ -63,6 +63,32 @@ func TestAPIKeysCLI(t *testing.T) {
 	assert.Equal(t, "rotated (grace)", views[0].State)
 	assert.Equal(t, "revoked", views[1].State)
 
+	// Keys bound to an attested device.
+	const dev = "00112233445566778899aabbccddeeff"
+	r = runCLI(t, "apikeys", "create", d, "--user", "u-3", "--account", "9", "--require-device", "any", "--format", "json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var anyDev apikeyView
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &anyDev))
+	require.Equal(t, "any", anyDev.RequireDevice)
+	r = runCLI(t, "apikeys", "create", d, "--user", "u-4", "--account", "9", "--require-device", dev)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "device:  "+dev)
+	r = runCLI(t, "apikeys", "list", d)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "DEVICE")
+	assert.Regexp(t, anyDev.ID+`\s+u-3\s+9\s+trade\s+any\s`, r.stdout)
+	assert.Regexp(t, `u-4\s+9\s+trade\s+`+dev+`\s`, r.stdout)
+	assert.Regexp(t, created.ID+`\s+u-1\s+7\s+trade\s+-\s`, r.stdout, "no requirement shows as -")
+	r = runCLI(t, "apikeys", "list", d, "--format", "json")
+	require.Equal(t, 0, r.code)
+	views = nil
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &views))
+	require.Len(t, views, 4)
+	assert.Equal(t, dev, views[3].RequireDevice)
+	r = runCLI(t, "apikeys", "create", d, "--user", "u-5", "--account", "9", "--require-device", "some")
+	assert.Equal(t, 2, r.code, "a requirement that is neither a device id nor any is a usage error")
+	assert.ErrorIs(t, r.err, apikey.ErrInvalid)
+
 	r = runCLI(t, "apikeys", "frobnicate", d)
 	assert.Equal(t, 2, r.code)
 	r = runCLI(t, "apikeys", "create", d, "--user", "u-2", "--scope", "trade")

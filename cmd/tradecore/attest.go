@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -328,4 +329,20 @@ func writeMessage(w io.Writer, m any) error {
 	}
 	_, err = w.Write(b)
 	return err
+}
+
+// openServeAttestor opens the daemon's attestor on <data-dir>/tpm, the
+// state the `tradecore attest` verbs keep, recording straight into the
+// audit log: the gateway attests device-bound logins with it
+// (docs/protocol.md, "Device attestation"). Close it after the gateway.
+func openServeAttestor(ctx context.Context, dataDir string, rec tpm.Recorder, log *slog.Logger) (*tpm.Attestor, func() error, error) {
+	dir := filepath.Join(dataDir, "tpm")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	a, closeA, err := tpm.Open(ctx, tpm.Config{Dir: dir, Recorder: rec, Logger: log})
+	if err != nil {
+		return nil, nil, fmt.Errorf("device attestation: %w", err)
+	}
+	return a, closeA, nil
 }

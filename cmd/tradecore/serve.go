@@ -166,14 +166,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer edge.close()
-	// Segmentation's allowed and denied counters are served with the rest.
-	if seg.Collector != nil {
+	if seg != nil && seg.Collector != nil {
+		// One metrics endpoint: the gateway's and the segmentation's.
 		if err := edge.reg.Register(seg.Collector); err != nil {
-			return fmt.Errorf("metrics: register the segmentation counters: %w", err)
+			return fmt.Errorf("metrics: %w", err)
 		}
 	}
+	// Device attestation of device-bound API keys, on the state the attest
+	// verbs keep.
+	attestor, closeAttestor, err := openServeAttestor(ctx, *dataDir, srv.log, log)
+	if err != nil {
+		return err
+	}
+	defer closeAttestor()
 	gw, err = gateway.New(edge.cfg, gateway.Deps{Keys: edge.store, Recorder: srv.log, In: in, Control: ctl, Events: oeEvents, MDEvents: mdEvents,
-		Loop: loop, JournalDir: filepath.Join(*dataDir, "audit"), Marks: marks, Registry: edge.reg, Logger: log})
+		Loop: loop, JournalDir: filepath.Join(*dataDir, "audit"), Marks: marks, Registry: edge.reg, Attestor: attestor, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -224,6 +231,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "order entry on %s, market data on %s (%s)\n", orDash(oeAddr), orDash(mdAddr), edge.tlsNote())
 	if edge.metricLn != nil {
 		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", edge.metricLn.Addr())
+		log.Info("metrics endpoint", "url", "http://"+edge.metricLn.Addr().String()+"/metrics")
 	}
 	keyCtx, stopKeys := context.WithCancel(context.WithoutCancel(ctx))
 	keysDone := make(chan struct{})

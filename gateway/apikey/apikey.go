@@ -5,6 +5,10 @@
 // (hsm.Vault, class api-key-secret) and never stored in plain text; it is
 // shown once, when the key is created or rotated.
 //
+// A key may require an attested device (Key.RequireDevice: one device id,
+// or AnyDevice): the gateway then admits its sessions only after the
+// device's TPM attestation (docs/protocol.md, "Device attestation").
+//
 // The store is one file, <dir>/apikeys.json, replaced atomically under an
 // flock (<dir>/apikeys.lock) by every process that changes it (the
 // `tradecore apikeys` verbs); a running daemon re-reads it whenever it
@@ -49,6 +53,9 @@ const (
 	DefaultGrace    = 24 * time.Hour
 )
 
+// AnyDevice in Key.RequireDevice admits any approved device.
+const AnyDevice = "any"
+
 // Scope is what a key may be used for.
 type Scope string
 
@@ -90,6 +97,12 @@ type Key struct {
 	RevokeReason string     `json:"revoke_reason,omitempty"`
 	RotatedFrom  string     `json:"rotated_from,omitempty"`
 	RotatedTo    string     `json:"rotated_to,omitempty"`
+	// RequireDevice, when set, admits the key's sessions only from an
+	// attested device: this device id (32 lowercase hex digits) or, with
+	// AnyDevice, any approved one. A store holding such a key is written
+	// as version 2, which builds that do not know the field refuse to read
+	// rather than ignore it.
+	RequireDevice string `json:"require_device,omitempty"`
 	// Sealed is the secret as sealed by the vault.
 	Sealed []byte `json:"sealed_secret"`
 }
@@ -147,6 +160,8 @@ type Change struct {
 	Expires   time.Time `json:"expires,omitzero"`
 	RotatedTo string    `json:"rotated_to,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
+	// RequireDevice is the new key's device requirement (created).
+	RequireDevice string `json:"require_device,omitempty"`
 }
 
 type storeFile struct {
@@ -286,8 +301,13 @@ func (s *Store) reloadLocked(ctx context.Context) error {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrCorrupt, s.path(), err)
 	}
-	if f.Version != 1 {
-		return fmt.Errorf("%w: version %d; this build reads version 1", ErrCorrupt, f.Version)
+	if f.Version != 1 && f.Version != 2 {
+		return fmt.Errorf("%w: version %d; this build reads versions 1 and 2", ErrCorrupt, f.Version)
+	}
+	for i := range f.Keys {
+		if err := CheckDeviceRequirement(f.Keys[i].RequireDevice); err != nil {
+			return fmt.Errorf("%w: key %s: %v", ErrCorrupt, f.Keys[i].ID, err)
+		}
 	}
 	secrets := make(map[string][]byte, len(f.Keys))
 	for i := range f.Keys {
@@ -308,6 +328,10 @@ func (s *Store) reloadLocked(ctx context.Context) error {
 
 // save writes f and adopts it. The caller holds the flock and s.mu.
 func (s *Store) save(f storeFile) error {
+	f.Version = 1
+	if slices.ContainsFunc(f.Keys, func(k Key) bool { return k.RequireDevice != "" }) {
+		f.Version = 2 // older builds would ignore the requirement: make them refuse the file
+	}
 	data, err := json.MarshalIndent(&f, "", "  ")
 	if err != nil {
 		return err
@@ -350,6 +374,20 @@ type CreateRequest struct {
 	Allow   []string
 	// Lifetime overrides DefaultLifetime (at most that).
 	Lifetime time.Duration
+	// RequireDevice: "" (none), AnyDevice, or a device id (Key.RequireDevice).
+	RequireDevice string
+}
+
+// CheckDeviceRequirement checks the form of a device requirement: empty,
+// AnyDevice, or a device id of 32 lowercase hex digits.
+func CheckDeviceRequirement(s string) error {
+	if s == "" || s == AnyDevice {
+		return nil
+	}
+	if _, ok := proto.ParseDeviceID(s); !ok {
+		return fmt.Errorf("%w: require device %q: give a device id (32 lowercase hex digits, tradecore attest list) or %q", ErrInvalid, s, AnyDevice)
+	}
+	return nil
 }
 
 func (r *CreateRequest) check() error {
@@ -375,7 +413,7 @@ func (r *CreateRequest) check() error {
 	if r.Lifetime < 0 || r.Lifetime > DefaultLifetime {
 		return fmt.Errorf("%w: lifetime must be at most %v", ErrInvalid, DefaultLifetime)
 	}
-	return nil
+	return CheckDeviceRequirement(r.RequireDevice)
 }
 
 // newID returns a random key id: 16 characters of [a-z2-7].
@@ -394,7 +432,7 @@ func (s *Store) newKey(ctx context.Context, r CreateRequest, now time.Time) (Key
 	secret := make([]byte, proto.SecretSize)
 	_, _ = rand.Read(secret)
 	k := Key{ID: newID(), User: r.User, Account: r.Account, Scopes: slices.Clone(r.Scopes), Allow: slices.Clone(r.Allow),
-		Created: now, Expires: now.Add(life)}
+		Created: now, Expires: now.Add(life), RequireDevice: r.RequireDevice}
 	sealed, err := s.cfg.Sealer.Seal(ctx, secret, []byte(k.ID))
 	if err != nil {
 		return Key{}, nil, fmt.Errorf("apikey: seal the secret: %w", err)
@@ -440,7 +478,8 @@ func (s *Store) Create(ctx context.Context, r CreateRequest) (Key, []byte, error
 			return err
 		}
 		f.Keys = append(f.Keys, k)
-		appendChange(f, Change{Time: now, Action: "created", KeyID: k.ID, User: k.User, Account: k.Account, Scopes: k.Scopes, Expires: k.Expires})
+		appendChange(f, Change{Time: now, Action: "created", KeyID: k.ID, User: k.User, Account: k.Account, Scopes: k.Scopes, Expires: k.Expires,
+			RequireDevice: k.RequireDevice})
 		return nil
 	})
 	if err != nil {
@@ -452,8 +491,8 @@ func (s *Store) Create(ctx context.Context, r CreateRequest) (Key, []byte, error
 	return k, secret, nil
 }
 
-// Rotate makes a successor of key id (same user, account, scopes and
-// allow-list, a fresh secret and a full lifetime) and lets the old key work
+// Rotate makes a successor of key id (same user, account, scopes,
+// allow-list and device requirement, a fresh secret and a full lifetime) and lets the old key work
 // for grace more (DefaultGrace when 0; never beyond its own expiry). It
 // returns the new key and its secret.
 func (s *Store) Rotate(ctx context.Context, id string, grace time.Duration) (Key, []byte, error) {
@@ -478,7 +517,8 @@ func (s *Store) Rotate(ctx context.Context, id string, grace time.Duration) (Key
 			return fmt.Errorf("%w: %s was already rotated to %s; rotate that one", ErrInvalid, id, old.RotatedTo)
 		}
 		var err error
-		k, secret, err = s.newKey(ctx, CreateRequest{User: old.User, Account: old.Account, Scopes: old.Scopes, Allow: old.Allow}, now)
+		k, secret, err = s.newKey(ctx, CreateRequest{User: old.User, Account: old.Account, Scopes: old.Scopes, Allow: old.Allow,
+			RequireDevice: old.RequireDevice}, now)
 		if err != nil {
 			return err
 		}
@@ -489,7 +529,8 @@ func (s *Store) Rotate(ctx context.Context, id string, grace time.Duration) (Key
 		}
 		f.Keys = append(f.Keys, k)
 		appendChange(f, Change{Time: now, Action: "rotated", KeyID: old.ID, User: old.User, Account: old.Account, Expires: old.Expires, RotatedTo: k.ID})
-		appendChange(f, Change{Time: now, Action: "created", KeyID: k.ID, User: k.User, Account: k.Account, Scopes: k.Scopes, Expires: k.Expires})
+		appendChange(f, Change{Time: now, Action: "created", KeyID: k.ID, User: k.User, Account: k.Account, Scopes: k.Scopes, Expires: k.Expires,
+			RequireDevice: k.RequireDevice})
 		return nil
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package apikey_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -155,4 +156,75 @@ func hexOf(b []byte) string {
 		s.WriteByte(digits[c&15])
 	}
 	return s.String()
+}
+
+func TestAPIKeyRequireDevice(t *testing.T) {
+	ctx := context.Background()
+	v := gwtest.Vault(t)
+	dir := t.TempDir()
+	st, err := apikey.Open(ctx, apikey.Config{Dir: dir, Sealer: apikey.VaultSealer(v)})
+	require.NoError(t, err)
+	version := func() float64 {
+		var f map[string]any
+		data, err := os.ReadFile(filepath.Join(dir, apikey.File))
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(data, &f))
+		return f["version"].(float64)
+	}
+
+	plain, _, err := st.Create(ctx, apikey.CreateRequest{User: "u-plain", Account: 1, Scopes: []apikey.Scope{apikey.ScopeTrade}})
+	require.NoError(t, err)
+	require.Empty(t, plain.RequireDevice)
+	require.EqualValues(t, 1, version(), "no device requirement: version 1, readable by older builds")
+
+	const dev = "00112233445566778899aabbccddeeff"
+	for name, tc := range map[string]struct {
+		req string
+		err bool
+	}{
+		"any":        {apikey.AnyDevice, false},
+		"one device": {dev, false},
+		"upper hex":  {strings.ToUpper(dev), true},
+		"short":      {dev[:30], true},
+		"not hex":    {strings.Repeat("g", 32), true},
+		"other word": {"all", true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			k, _, err := st.Create(ctx, apikey.CreateRequest{User: "u-" + strings.ReplaceAll(name, " ", "-"), Account: 2,
+				Scopes: []apikey.Scope{apikey.ScopeTrade}, RequireDevice: tc.req})
+			if tc.err {
+				require.ErrorIs(t, err, apikey.ErrInvalid)
+				return
+			}
+			require.NoError(t, err)
+			got, _, err := st.Lookup(ctx, k.ID)
+			require.NoError(t, err)
+			require.Equal(t, tc.req, got.RequireDevice)
+			require.EqualValues(t, 2, version(), "a device requirement makes the file version 2: builds that would ignore it refuse it")
+
+			rotated, _, err := st.Rotate(ctx, k.ID, time.Hour)
+			require.NoError(t, err)
+			require.Equal(t, tc.req, rotated.RequireDevice, "rotation keeps the requirement")
+		})
+	}
+
+	changes, err := st.Changes(ctx, 0)
+	require.NoError(t, err)
+	var created []string
+	for _, c := range changes {
+		if c.Action == "created" && c.RequireDevice != "" {
+			created = append(created, c.RequireDevice)
+		}
+	}
+	assert.ElementsMatch(t, []string{apikey.AnyDevice, apikey.AnyDevice, dev, dev}, created, "the audit trail names the requirement")
+
+	// A hand-edited requirement of the wrong form is a damaged store, not
+	// a key without a requirement.
+	data, err := os.ReadFile(filepath.Join(dir, apikey.File))
+	require.NoError(t, err)
+	bad := strings.Replace(string(data), `"require_device": "any"`, `"require_device": "ANY"`, 1)
+	require.NotEqual(t, string(data), bad)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, apikey.File), []byte(bad), 0o600))
+	_, _, err = st.Lookup(ctx, plain.ID)
+	require.ErrorIs(t, err, apikey.ErrCorrupt)
 }

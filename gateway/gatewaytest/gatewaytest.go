@@ -3,7 +3,8 @@
 // vault, and the gateway, on the agents of a plan, listening on loopback
 // ports the kernel chooses. The gateway's tests, the client library's and
 // the tools' use it. Tests skip without SoftHSM2 (fail when the environment
-// is required).
+// is required). WithAttestation adds a TPM attestor (package tpm) on the
+// server's audit log, for device-bound keys.
 package gatewaytest
 
 import (
@@ -26,6 +27,7 @@ import (
 	"github.com/tradecore/tradecore/gateway"
 	"github.com/tradecore/tradecore/gateway/apikey"
 	"github.com/tradecore/tradecore/gateway/internal/gwtest"
+	"github.com/tradecore/tradecore/tpm"
 )
 
 // Main runs a package's tests, then removes the SoftHSM folder of the key
@@ -68,10 +70,15 @@ type Server struct {
 	// OE and MD are the ports' addresses.
 	OE, MD string
 	Clock  *Clock
+	// Attestor is the server's TPM attestor (WithAttestation), on the
+	// audit log and Clock; nil without.
+	Attestor *tpm.Attestor
 
-	closeLog func() error
-	cancel   context.CancelFunc
-	wait     func() error
+	attestCfg   *tpm.Config
+	closeAttest func() error
+	closeLog    func() error
+	cancel      context.CancelFunc
+	wait        func() error
 }
 
 // Clock is the login checks' clock, shiftable to test expiry and skew.
@@ -94,11 +101,25 @@ func (c *Clock) Shift(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// Option changes what Start runs.
+type Option func(*Server)
+
+// WithAttestation gives the gateway a tpm.Attestor opened with cfg, whose
+// Dir defaults to <server dir>/tpm, Recorder is the server's audit log and
+// Now (when nil) the server's Clock. Enrol devices with Server.Attestor
+// (its EKRoots must then hold the EK CA).
+func WithAttestation(cfg tpm.Config) Option {
+	return func(s *Server) { s.attestCfg = &cfg }
+}
+
 // Start starts a server with cfg's settings; addresses default to
 // 127.0.0.1:0 and, without cfg.TLS, plain TCP. It stops at the end of t.
-func Start(t testing.TB, cfg gateway.Config) *Server {
+func Start(t testing.TB, cfg gateway.Config, opts ...Option) *Server {
 	t.Helper()
 	s := &Server{T: t, Dir: t.TempDir(), Clock: &Clock{}}
+	for _, o := range opts {
+		o(s)
+	}
 	v := gwtest.Vault(t)
 	var err error
 	s.Store, err = apikey.Open(context.Background(), apikey.Config{Dir: filepath.Join(s.Dir, "gateway"), Sealer: apikey.VaultSealer(v), Now: s.Clock.Now})
@@ -150,8 +171,28 @@ func (s *Server) start() {
 	if os.Getenv("TRADECORE_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	g, err = gateway.New(s.Cfg, gateway.Deps{Keys: s.Store, Recorder: s.Log, In: in, Control: s.Control, Events: ev1, MDEvents: ev2,
-		Loop: s.Loop, JournalDir: filepath.Join(s.Dir, "audit"), Marks: marks, Logger: logger})
+	deps := gateway.Deps{Keys: s.Store, Recorder: s.Log, In: in, Control: s.Control, Events: ev1, MDEvents: ev2,
+		Loop: s.Loop, JournalDir: filepath.Join(s.Dir, "audit"), Marks: marks, Logger: logger}
+	if s.attestCfg != nil {
+		tc := *s.attestCfg
+		if tc.Dir == "" {
+			tc.Dir = filepath.Join(s.Dir, "tpm")
+		}
+		if tc.Now == nil {
+			tc.Now = s.Clock.Now
+		}
+		tc.Recorder = s.Log
+		if tc.Logger == nil {
+			tc.Logger = logger
+			if tc.Logger == nil {
+				tc.Logger = slog.New(slog.DiscardHandler)
+			}
+		}
+		s.Attestor, s.closeAttest, err = tpm.Open(context.Background(), tc)
+		require.NoError(t, err)
+		deps.Attestor = s.Attestor
+	}
+	g, err = gateway.New(s.Cfg, deps)
 	require.NoError(t, err)
 	s.G = g
 	ctx, cancel := context.WithCancel(context.Background())
@@ -180,6 +221,10 @@ func (s *Server) Stop() {
 	// The journaler has stopped: the log commits the sessions' last records
 	// itself while they close.
 	assert.NoError(s.T, s.Log.CommitDuring(s.G.Close))
+	if s.closeAttest != nil {
+		assert.NoError(s.T, s.closeAttest())
+		s.closeAttest = nil
+	}
 	assert.NoError(s.T, s.closeLog())
 }
 

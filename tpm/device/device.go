@@ -71,10 +71,12 @@ func Open(path string) (*TPM, func() error, error) {
 // New wraps an open transport.
 func New(t transport.TPM) *TPM { return &TPM{t: t} }
 
-// Key is an AK as the TPM wrapped it: public area and private blob.
+// Key is an AK as the TPM wrapped it: public area and private blob, and
+// the device id the server enrolled it under (set once activated).
 type Key struct {
-	Public  []byte `json:"public"`  // TPMT_PUBLIC
-	Private []byte `json:"private"` // TPM2B_PRIVATE contents, wrapped by the SRK
+	Public   []byte `json:"public"`              // TPMT_PUBLIC
+	Private  []byte `json:"private"`             // TPM2B_PRIVATE contents, wrapped by the SRK
+	DeviceID string `json:"device_id,omitempty"` // 32 hex digits; empty before activation
 }
 
 // LoadKey reads a Key file written by Save.
@@ -228,6 +230,34 @@ func (t *TPM) loadAK(k Key) (ak, srk handle, err error) {
 		return handle{}, handle{}, fmt.Errorf("device: load AK (was it created in this TPM?): %w", err)
 	}
 	return handle{h: rsp.ObjectHandle, name: rsp.Name}, srk, nil
+}
+
+// DeviceID derives this TPM's device id from its EK (tpm.DeviceID), as the
+// server does at enrolment. It recreates the EK, which takes a while on
+// some TPMs: a Key file keeps the id once activated.
+func (t *TPM) DeviceID() (string, error) {
+	ek, err := t.ek()
+	if err != nil {
+		return "", err
+	}
+	defer t.flush(ek)
+	pub, err := ek.pub.Contents()
+	if err != nil {
+		return "", fmt.Errorf("device: EK public area: %w", err)
+	}
+	parms, err := pub.Parameters.RSADetail()
+	if err != nil {
+		return "", fmt.Errorf("device: EK is not RSA: %w", err)
+	}
+	unique, err := pub.Unique.RSA()
+	if err != nil {
+		return "", fmt.Errorf("device: EK is not RSA: %w", err)
+	}
+	rsaPub, err := tpm2.RSAPub(parms, unique)
+	if err != nil {
+		return "", fmt.Errorf("device: EK key: %w", err)
+	}
+	return tpm.DeviceID(rsaPub)
 }
 
 // EnrollRequest builds the enrolment request for an AK made by CreateAK.
