@@ -753,6 +753,9 @@ func (e *Engine) runStops(b *book) {
 		open := o.shown
 		ev := e.emitOrder(KindTriggered, oi)
 		ev.Qty, ev.Leaves = open, open
+		if e.risk.on && !e.triggerRisk(b, oi, open) {
+			continue
+		}
 		e.enter(b, oi, open, 0)
 	}
 }
@@ -889,7 +892,11 @@ func (e *Engine) riskReplace(c *Command, oi int32) Reason {
 		return ReasonNone
 	}
 	e.unhold(oi, open)
-	rp, notional, r := e.riskCheck(s, o.book, o.side, o.typ, c.Qty, c.Price, c.StopPrice)
+	typ := o.typ
+	if typ == StopLimit && o.state != stateWaiting {
+		typ = Limit // triggered: a limit order, checked against the reference
+	}
+	rp, notional, r := e.riskCheck(s, o.book, o.side, typ, c.Qty, c.Price, c.StopPrice)
 	if r != ReasonNone {
 		cold := &e.cold[oi]
 		e.hold(s, o.book, o.side, open, open*cold.rp*e.books[o.book].inst.TickValue)

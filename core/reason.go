@@ -83,6 +83,7 @@ const (
 	CancelMarketHalt         Reason = 420 // a market-wide halt cancelled the order
 	CancelKillSwitch         Reason = 421 // the account's kill switch cancelled the order
 	CancelAccountStatus      Reason = 422 // the account was suspended or closed, which cancelled the order
+	CancelOutsideCollar      Reason = 423 // a stop-limit triggered with its limit price outside the collar around the last sale
 
 	// Admin and market-integrity actions: the Reason of KindAdmin, KindSystem
 	// and KindRegulatory events.
@@ -155,6 +156,7 @@ var reasonNames = map[Reason]string{
 	CancelMarketHalt:         "market-halt-cancel",
 	CancelKillSwitch:         "kill-switch-cancel",
 	CancelAccountStatus:      "account-status-cancel",
+	CancelOutsideCollar:      "collar-cancel",
 	AdminInstrumentHalt:      "instrument-halt",
 	AdminInstrumentResume:    "instrument-resume",
 	AdminMarketHalt:          "market-halt",

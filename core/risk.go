@@ -181,6 +181,22 @@ func (b *book) riskPrice(side Side, typ OrderType, price, stop int64) (int64, bo
 	return lo, false
 }
 
+// triggerRisk runs the collar check of waiting stop order oi (open lots)
+// as it triggers: a StopLimit's limit price must lie inside the collar
+// around the reference, the last sale that triggered it. Outside, the order
+// is cancelled collar-cancel and triggerRisk reports false.
+func (e *Engine) triggerRisk(b *book, oi int32, open int64) bool {
+	o := &e.orders[oi]
+	if o.typ != StopLimit {
+		return true
+	}
+	if lo, hi := b.collar(b.ref()); o.price >= lo && o.price <= hi {
+		return true
+	}
+	e.close(oi, KindCancelled, CancelOutsideCollar, open)
+	return false
+}
+
 // riskCheck runs the pre-trade checks for an order of account slot s in book
 // bi (docs/engine.md, "Pre-trade risk"), in their documented order. It
 // returns the order's risk price and notional. Nothing changes.

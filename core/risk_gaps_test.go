@@ -1,0 +1,165 @@
+package core_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tradecore/tradecore/core"
+)
+
+// Tests for the risk gaps of issue 15: each drives the attack a risk officer
+// found and checks that the control now holds (docs/engine.md, "Pre-trade
+// risk").
+
+// harness applies commands one at a time, numbering them, naming orders by
+// reference as a gateway does, and checking the invariants after each.
+type harness struct {
+	t    *testing.T
+	eng  *core.Engine
+	evs  []core.Event
+	seq  uint64
+	refs refBook
+}
+
+func newHarness(t *testing.T, cfg core.Config) *harness {
+	t.Helper()
+	h := &harness{t: t, refs: refBook{}}
+	var err error
+	h.eng, err = core.New(cfg, func(b []core.Event) { h.evs = append(h.evs, b...) })
+	require.NoError(t, err)
+	return h
+}
+
+// do applies c and returns its events.
+func (h *harness) do(c core.Command) []core.Event {
+	h.t.Helper()
+	h.seq++
+	c.Seq = h.seq
+	h.evs = h.evs[:0]
+	h.refs.name(&c)
+	h.eng.Apply(&c)
+	h.eng.Flush()
+	h.refs.learn(h.evs)
+	require.NoError(h.t, h.eng.CheckInvariants(), "after %v", c.Kind)
+	return append([]core.Event(nil), h.evs...)
+}
+
+// ok applies c and requires its first event not to be a reject.
+func (h *harness) ok(c core.Command) []core.Event {
+	h.t.Helper()
+	evs := h.do(c)
+	require.NotEmpty(h.t, evs)
+	require.NotEqual(h.t, core.KindRejected, evs[0].Kind, "%v", evs[0])
+	return evs
+}
+
+// rejected applies c and requires it to be rejected with r.
+func (h *harness) rejected(c core.Command, r core.Reason) {
+	h.t.Helper()
+	evs := h.do(c)
+	require.NotEmpty(h.t, evs)
+	require.Equal(h.t, core.KindRejected, evs[0].Kind, "%v", evs[0])
+	require.Equal(h.t, r, evs[0].Reason, "%v", evs[0])
+}
+
+func kinds(evs []core.Event, k core.EventKind) []core.Event {
+	var out []core.Event
+	for _, e := range evs {
+		if e.Kind == k {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func order(c core.Command, cl uint64) core.Command { c.ClOrdID = cl; return c }
+
+func stopLimit(acct uint32, side core.Side, stop, px, qty int64, cl uint64) core.Command {
+	c := buy(acct, 1, px, qty)
+	c.Side, c.Type, c.StopPrice, c.ClOrdID, c.TIF = side, core.StopLimit, stop, cl, core.GTC
+	return c
+}
+
+// collarConfig: instrument 1 with a ±10-tick collar and no reference price,
+// so asks far away can rest before the first trade sets the reference.
+func collarConfig() core.Config {
+	return core.Config{
+		Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1000, TickValue: 1, CollarTicks: 10}},
+		Accounts: []core.Account{
+			{ID: 1, Cash: 1_000_000_000},
+			{ID: 4, Cash: 1_000_000_000, Proprietary: true},
+			{ID: 5, Cash: 1_000_000_000},
+		},
+	}
+}
+
+// collarBook rests asks at 100 and at 200..300 (before any reference exists)
+// and trades 1 lot at 100: the last sale, and the collar's reference, is 100.
+func collarBook(h *harness) {
+	h.ok(order(sell(4, 1, 100, 1), 1))
+	for i := range int64(11) {
+		h.ok(order(sell(4, 1, 200+10*i, 1), uint64(2+i)))
+	}
+	h.ok(order(buy(5, 1, 100, 1), 1))
+	last, _ := h.eng.LastPrice(1)
+	require.Equal(h.t, int64(100), last)
+}
+
+// TestRiskCollarBypassByReplace: a buy stop-limit that triggers at once and
+// rests, then is replaced to a far price with a stop beside it, was checked
+// against the collar around the new stop (client-chosen) and swept the asks.
+// A triggered stop-limit is a limit order: its replace is checked against the
+// reference.
+func TestRiskCollarBypassByReplace(t *testing.T) {
+	h := newHarness(t, collarConfig())
+	collarBook(h)
+	evs := h.ok(stopLimit(1, core.Buy, 95, 105, 11, 1))
+	require.Len(t, kinds(evs, core.KindTriggered), 1)
+	require.Len(t, kinds(evs, core.KindBookAdd), 1, "the triggered stop-limit rests at 105")
+	h.rejected(core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 2, Price: 500, StopPrice: 495, Qty: 11}, core.RejectOutsideCollar)
+	for _, o := range h.eng.OpenOrders() {
+		if o.Account == 1 {
+			assert.Equal(t, int64(105), o.Price)
+		}
+	}
+	last, _ := h.eng.LastPrice(1)
+	assert.Equal(t, int64(100), last, "nothing printed outside the collar")
+}
+
+// TestRiskCollarBypassByTrigger: a sell stop-limit whose stop is already
+// through the last sale triggers at once; its limit (300, collar [90, 110])
+// is checked against the collar around the last sale when it triggers, and
+// it is cancelled instead of resting at 300. The same holds for a waiting
+// stop-limit that triggers after the price moved away from its limit.
+func TestRiskCollarBypassByTrigger(t *testing.T) {
+	t.Run("at-once", func(t *testing.T) {
+		h := newHarness(t, collarConfig())
+		collarBook(h)
+		before, _ := h.eng.Account(4)
+		evs := h.ok(stopLimit(4, core.Sell, 300, 300, 5, 20))
+		require.Len(t, kinds(evs, core.KindTriggered), 1)
+		c := kinds(evs, core.KindCancelled)
+		require.Len(t, c, 1, "%v", evs)
+		assert.Equal(t, core.CancelOutsideCollar, c[0].Reason)
+		assert.Empty(t, kinds(evs, core.KindBookAdd))
+		st, _ := h.eng.Account(4)
+		assert.Equal(t, before, st, "nothing held for the cancelled order")
+	})
+	t.Run("after-a-gap", func(t *testing.T) {
+		h := newHarness(t, collarConfig())
+		collarBook(h)
+		// buy stop 101 limit 91: inside the collar around its stop, [91, 111];
+		// the next print is 110, where the collar [100, 120] excludes 91.
+		h.ok(stopLimit(1, core.Buy, 101, 91, 1, 1))
+		h.ok(order(sell(4, 1, 110, 1), 30))
+		evs := h.ok(order(buy(5, 1, 110, 1), 2))
+		require.Len(t, kinds(evs, core.KindTriggered), 1)
+		c := kinds(evs, core.KindCancelled)
+		require.Len(t, c, 1, "%v", evs)
+		assert.Equal(t, core.CancelOutsideCollar, c[0].Reason)
+		st, _ := h.eng.Account(1)
+		assert.Zero(t, st.Held)
+	})
+}
