@@ -36,11 +36,12 @@ type Account struct {
 	ID       uint32             // 1..core.MaxAccountID; unique
 	Firm     uint32             // clearing firm id
 	Owner    uint32             // beneficial owner id
-	STPGroup uint32             // 0 = none
+	STPGroup uint32             // 0 = none; below 2^31
 	Status   core.AccountStatus // "active" (default), "suspended", "closed"
 	// Cash and Equity are money, >= 0, whole numbers of Risk.MinorUnit.
 	Cash, Equity decimal.Decimal
 	Proprietary  bool // market-making account: short sales need no locate outside threshold securities
+	AllowSTPOff  bool // the account's orders may opt out of self-trade prevention (an omnibus account)
 	PDT          bool // flagged pattern day trader
 	Limits       AccountLimits
 	// Positions (shares, negative = short) and Locates (shares, >= 0) by
@@ -80,13 +81,14 @@ type accountJSON struct {
 	Cash        json.RawMessage `json:"cash"`
 	Equity      json.RawMessage `json:"equity"`
 	Proprietary json.RawMessage `json:"proprietary"`
+	AllowSTPOff json.RawMessage `json:"allow_stp_off"`
 	PDT         json.RawMessage `json:"pdt"`
 	Limits      json.RawMessage `json:"limits"`
 	Positions   json.RawMessage `json:"positions"`
 	Locates     json.RawMessage `json:"locates"`
 }
 
-const accountFields = "id, firm, owner, stp_group, status, cash, equity, proprietary, pdt, limits, positions, locates"
+const accountFields = "id, firm, owner, stp_group, status, cash, equity, proprietary, allow_stp_off, pdt, limits, positions, locates"
 
 type limitsJSON struct {
 	MaxOrderQty      json.RawMessage `json:"max_order_qty"`
@@ -288,13 +290,14 @@ func parseAccount(raw json.RawMessage, path string, f *File, a *Account) error {
 		raw  json.RawMessage
 		name string
 		dst  *uint32
-	}{{aj.Firm, "firm", &a.Firm}, {aj.Owner, "owner", &a.Owner}, {aj.STPGroup, "stp_group", &a.STPGroup}} {
+		max  int64
+	}{{aj.Firm, "firm", &a.Firm, 1<<32 - 1}, {aj.Owner, "owner", &a.Owner, 1<<31 - 1}, {aj.STPGroup, "stp_group", &a.STPGroup, 1<<31 - 1}} {
 		v, _, err := decodeInt(u.raw, path+"."+u.name)
 		switch {
 		case err != nil:
 			return err
-		case v < 0 || v > 1<<32-1:
-			return invalid(path+"."+u.name, "%d is out of range; use 0 to 4294967295", v)
+		case v < 0 || v > u.max:
+			return invalid(path+"."+u.name, "%d is out of range; use 0 to %d", v, u.max)
 		}
 		*u.dst = uint32(v)
 	}
@@ -320,6 +323,9 @@ func parseAccount(raw json.RawMessage, path string, f *File, a *Account) error {
 		return err
 	}
 	if a.Proprietary, err = decodeBool(aj.Proprietary, path+".proprietary"); err != nil {
+		return err
+	}
+	if a.AllowSTPOff, err = decodeBool(aj.AllowSTPOff, path+".allow_stp_off"); err != nil {
 		return err
 	}
 	if a.PDT, err = decodeBool(aj.PDT, path+".pdt"); err != nil {
@@ -464,7 +470,7 @@ func (f *File) coreAccounts() []core.Account {
 		l := a.Limits
 		out[i] = core.Account{
 			ID: a.ID, Status: a.Status, Cash: units(a.Cash, unit), Firm: a.Firm, STPGroup: a.STPGroup, Owner: a.Owner,
-			Proprietary: a.Proprietary, PDT: a.PDT, Equity: units(a.Equity, unit),
+			Proprietary: a.Proprietary, AllowSTPOff: a.AllowSTPOff, PDT: a.PDT, Equity: units(a.Equity, unit),
 			Limits: core.Limits{
 				MaxOrderQty: l.MaxOrderQty, MaxOrderNotional: units(l.MaxOrderNotional, unit), MaxPosition: l.MaxPosition,
 				DailyCredit: units(l.DailyCredit, unit), OrdersPerSec: l.OrdersPerSec, CancelsPerSec: l.CancelsPerSec,

@@ -21,7 +21,7 @@ func allocEngine(t *testing.T, risk bool) (*core.Engine, *driver) {
 	if risk { // every check on, none binding
 		cfg.Instruments[0].TickValue, cfg.Instruments[0].RefPrice, cfg.Instruments[0].CollarBps = 10, 1000, 5000
 		for id := uint32(1); id <= 100; id++ {
-			cfg.Accounts = append(cfg.Accounts, core.Account{ID: id, Cash: 1 << 50,
+			cfg.Accounts = append(cfg.Accounts, core.Account{ID: id, Cash: 1 << 50, AllowSTPOff: true,
 				Positions: []core.Position{{Instrument: 1, Lots: 1 << 30}},
 				Limits: core.Limits{MaxOrderQty: 1 << 20, MaxOrderNotional: 1 << 50, MaxPosition: 1 << 40,
 					DailyCredit: 1 << 60, OrdersPerSec: 1 << 40, CancelsPerSec: 1 << 40}})

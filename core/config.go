@@ -84,8 +84,16 @@ type Account struct {
 	Status   AccountStatus // zero = active
 	Cash     int64         // minor currency units; 0..2^62
 	Firm     uint32        // clearing firm id
-	STPGroup uint32        // overrides Command.STPGroup of the account's orders (0 = none)
-	Owner    uint32        // beneficial owner id
+	// STPGroup overrides Command.STPGroup of the account's orders (0 = none;
+	// below 2^31). Without one, the accounts of one non-zero beneficial
+	// Owner (below 2^31) form an STP group: they never trade with each other.
+	STPGroup uint32
+	Owner    uint32 // beneficial owner id
+	// AllowSTPOff lowers the account's self-trade-prevention floor: its
+	// orders may then opt out with STPOff (an omnibus account whose orders
+	// belong to different beneficial owners). Without it (the default) an
+	// STPOff order is rejected stp-off-not-allowed.
+	AllowSTPOff bool
 	// Proprietary marks a market-making (proprietary) account: its short sales
 	// need no locate, except in a threshold security.
 	Proprietary bool
@@ -234,6 +242,8 @@ func (c *Config) fillRisk() error {
 			return fmt.Errorf("%w: Accounts[%d].ID %d is used twice; give each account its own id", ErrConfig, i, a.ID)
 		case a.Status >= accountStatuses:
 			return fmt.Errorf("%w: Accounts[%d] (id %d) Status is %d; use AccountActive, AccountSuspended or AccountClosed", ErrConfig, i, a.ID, a.Status)
+		case a.STPGroup >= ownerGroup || a.Owner >= ownerGroup:
+			return fmt.Errorf("%w: Accounts[%d] (id %d) STPGroup %d / Owner %d: use ids below 2^31 (the engine forms owner groups above)", ErrConfig, i, a.ID, a.STPGroup, a.Owner)
 		case a.Cash < 0 || a.Cash > maxNotional:
 			return fmt.Errorf("%w: Accounts[%d] (id %d) Cash is %d; use 0..2^62 minor units", ErrConfig, i, a.ID, a.Cash)
 		case a.Equity < 0 || a.Equity > maxNotional:

@@ -422,7 +422,7 @@ func (e *Engine) newOrder(c *Command) {
 	if e.risk.on {
 		s := int(as)
 		var notional int64
-		if rp, notional, r = e.riskCheck(s, bi, c.Side, c.Type, c.Qty, c.Price, c.StopPrice); r != ReasonNone {
+		if rp, notional, r = e.riskCheck(s, bi, c.Side, c.Type, c.STP, c.Qty, c.Price, c.StopPrice); r != ReasonNone {
 			e.reject(c, r)
 			return
 		}
@@ -896,7 +896,7 @@ func (e *Engine) riskReplace(c *Command, oi int32) Reason {
 	if typ == StopLimit && o.state != stateWaiting {
 		typ = Limit // triggered: a limit order, checked against the reference
 	}
-	rp, notional, r := e.riskCheck(s, o.book, o.side, typ, c.Qty, c.Price, c.StopPrice)
+	rp, notional, r := e.riskCheck(s, o.book, o.side, typ, o.stp, c.Qty, c.Price, c.StopPrice)
 	if r != ReasonNone {
 		cold := &e.cold[oi]
 		e.hold(s, o.book, o.side, open, open*cold.rp*e.books[o.book].inst.TickValue)

@@ -80,6 +80,7 @@ const (
 	RejectCancelRate         Reason = 416 // more cancels this second than CancelsPerSec
 	RejectInvalidAdmin       Reason = 417 // an admin command's value is out of range
 	RejectPatternDayTrader   Reason = 418 // a PDT account under the equity minimum would make a fourth day trade in five days
+	RejectSTPOffNotAllowed   Reason = 419 // STPOff on an order of an account whose STP floor does not allow opting out
 	CancelMarketHalt         Reason = 420 // a market-wide halt cancelled the order
 	CancelKillSwitch         Reason = 421 // the account's kill switch cancelled the order
 	CancelAccountStatus      Reason = 422 // the account was suspended or closed, which cancelled the order
@@ -153,6 +154,7 @@ var reasonNames = map[Reason]string{
 	RejectCancelRate:         "cancel-rate",
 	RejectInvalidAdmin:       "invalid-admin",
 	RejectPatternDayTrader:   "pattern-day-trader",
+	RejectSTPOffNotAllowed:   "stp-off-not-allowed",
 	CancelMarketHalt:         "market-halt-cancel",
 	CancelKillSwitch:         "kill-switch-cancel",
 	CancelAccountStatus:      "account-status-cancel",

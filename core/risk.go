@@ -23,6 +23,7 @@ type acct struct {
 	group           uint32 // STP group, overriding the command's
 	status          AccountStatus
 	killed, prop    bool
+	stpOff          bool // AllowSTPOff: orders may opt out of self-trade prevention
 	// pdt: the pattern-day-trader rule applies (flagged PDT with Equity below
 	// Config.PDTMinEquity).
 	pdt bool
@@ -100,10 +101,14 @@ func (e *Engine) initRisk(cfg *Config) {
 	for s, a := range cfg.Accounts {
 		r.slotOf[a.ID] = int32(s + 1)
 		l := a.Limits
+		group := a.STPGroup
+		if group == 0 && a.Owner != 0 {
+			group = ownerGroup | a.Owner // the accounts of one beneficial owner are one STP group
+		}
 		r.accts[s] = acct{
 			cash: a.Cash, maxQty: l.MaxOrderQty, maxNotional: l.MaxOrderNotional, maxPos: l.MaxPosition,
 			creditLimit: l.DailyCredit, ordersPerSec: l.OrdersPerSec, cancelsPerSec: l.CancelsPerSec,
-			group: a.STPGroup, status: a.Status, prop: a.Proprietary,
+			group: group, status: a.Status, prop: a.Proprietary, stpOff: a.AllowSTPOff,
 			pdt: a.PDT && a.Equity < cfg.PDTMinEquity,
 		}
 		r.cold[s] = acctCold{id: a.ID, firm: a.Firm, owner: a.Owner, pdt: a.PDT, equity: a.Equity}
@@ -121,6 +126,11 @@ func (e *Engine) initRisk(cfg *Config) {
 		b.halted, b.restricted = b.inst.Halted, b.inst.Restricted
 	}
 }
+
+// ownerGroup marks the STP group the engine forms from a beneficial owner
+// id for accounts without a configured STPGroup; configured groups and owner
+// ids stay below it.
+const ownerGroup = 1 << 31
 
 // slot returns the account's slot, or -1 if it is not configured.
 func (r *risk) slot(id uint32) int {
@@ -200,13 +210,15 @@ func (e *Engine) triggerRisk(b *book, oi int32, open int64) bool {
 // riskCheck runs the pre-trade checks for an order of account slot s in book
 // bi (docs/engine.md, "Pre-trade risk"), in their documented order. It
 // returns the order's risk price and notional. Nothing changes.
-func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, qty, price, stop int64) (int64, int64, Reason) {
+func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, stp STPMode, qty, price, stop int64) (int64, int64, Reason) {
 	a := &e.risk.accts[s]
 	b := &e.books[bi]
 	if r := e.riskGate(a, b); r != ReasonNone {
 		return 0, 0, r
 	}
 	switch {
+	case stp == STPOff && !a.stpOff:
+		return 0, 0, RejectSTPOffNotAllowed
 	case a.maxQty != 0 && qty > a.maxQty:
 		return 0, 0, RejectOrderQtyLimit
 	}

@@ -163,3 +163,59 @@ func TestRiskCollarBypassByTrigger(t *testing.T) {
 		assert.Zero(t, st.Held)
 	})
 }
+
+// TestRiskSelfTradeByOptingOut: orders with STPOff let an account trade with
+// itself although its STP group was configured, walking the last sale (the
+// collar's reference) from 100 to 300 in 20 prints. An account's STP floor
+// (no opting out unless the account allows it) now refuses STPOff, and the
+// accounts of one beneficial owner never match each other.
+func TestRiskSelfTradeByOptingOut(t *testing.T) {
+	cfg := core.Config{
+		Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1000, TickValue: 1, CollarTicks: 10, RefPrice: 100}},
+		Accounts: []core.Account{
+			{ID: 1, Cash: 1_000_000_000, STPGroup: 7, Positions: []core.Position{{Instrument: 1, Lots: 1000}}},
+			{ID: 2, Cash: 1_000_000_000, Owner: 9, Positions: []core.Position{{Instrument: 1, Lots: 1000}}},
+			{ID: 3, Cash: 1_000_000_000, Owner: 9},
+			{ID: 6, Cash: 1_000_000_000, AllowSTPOff: true, Positions: []core.Position{{Instrument: 1, Lots: 1000}}},
+		},
+	}
+	t.Run("walk-the-reference", func(t *testing.T) {
+		h := newHarness(t, cfg)
+		cl, trades := uint64(0), 0
+		for px := int64(100); px <= 300; px += 10 {
+			cl++
+			trades += len(kinds(h.do(order(sell(1, 1, px, 1), cl)), core.KindExecuted))
+			cl++
+			b := order(buy(1, 1, px, 1), cl)
+			b.STP = core.STPOff
+			evs := h.do(b)
+			trades += len(kinds(evs, core.KindExecuted))
+			if px == 100 {
+				require.Equal(t, core.RejectSTPOffNotAllowed, evs[0].Reason, "%v", evs[0])
+			}
+		}
+		assert.Zero(t, trades)
+		last, _ := h.eng.LastPrice(1)
+		assert.Zero(t, last, "the account never traded with itself")
+	})
+	t.Run("same-owner", func(t *testing.T) {
+		h := newHarness(t, cfg)
+		h.ok(order(sell(2, 1, 100, 5), 1))
+		evs := h.ok(order(buy(3, 1, 100, 5), 1))
+		assert.Empty(t, kinds(evs, core.KindExecuted), "accounts of one owner do not trade with each other")
+		c := kinds(evs, core.KindCancelled)
+		require.Len(t, c, 1)
+		assert.Equal(t, core.CancelSTPNewest, c[0].Reason)
+		b := order(buy(3, 1, 100, 5), 2)
+		b.STP = core.STPOff
+		h.rejected(b, core.RejectSTPOffNotAllowed)
+	})
+	t.Run("allowed-opt-out", func(t *testing.T) {
+		h := newHarness(t, cfg)
+		h.ok(order(sell(6, 1, 100, 5), 1))
+		b := order(buy(6, 1, 100, 5), 2)
+		b.STP = core.STPOff
+		evs := h.ok(b)
+		assert.Len(t, kinds(evs, core.KindExecuted), 1, "an omnibus account may opt out")
+	})
+}

@@ -90,7 +90,8 @@ func runScript(t *testing.T, name string) result {
 			require.True(t, ok, where)
 			ecfg.Instruments = append(ecfg.Instruments, core.Instrument{ID: u32(t, kv["id"]), BandLow: i64(t, lo), BandHigh: i64(t, hi)})
 		case "account":
-			a := core.Account{ID: u32(t, kv["id"]), Firm: u32(t, kv["firm"]), Owner: u32(t, kv["owner"]), Proprietary: kv["prop"] == "1", Cash: 1 << 40}
+			a := core.Account{ID: u32(t, kv["id"]), Firm: u32(t, kv["firm"]), Owner: u32(t, kv["owner"]), Proprietary: kv["prop"] == "1", Cash: 1 << 40,
+				AllowSTPOff: true} // the scripts opt out of STP: surveillance is the second line
 			for _, in := range ecfg.Instruments {
 				a.Positions = append(a.Positions, core.Position{Instrument: in.ID, Lots: 1_000_000})
 			}
