@@ -80,10 +80,10 @@ type Limits struct {
 // Account is the reference data and opening state of one trading account.
 // Ids are random numbers (no personal data enters the engine).
 type Account struct {
-	ID       uint32        // 1..MaxAccountID, unique
-	Status   AccountStatus // zero = active
-	Cash     int64         // minor currency units; 0..2^62
-	Firm     uint32        // clearing firm id
+	ID     uint32        // 1..MaxAccountID, unique
+	Status AccountStatus // zero = active
+	Cash   int64         // minor currency units; 0..2^62
+	Firm   uint32        // clearing firm id
 	// STPGroup overrides Command.STPGroup of the account's orders (0 = none;
 	// below 2^31). Without one, the accounts of one non-zero beneficial
 	// Owner (below 2^31) form an STP group: they never trade with each other.
