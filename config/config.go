@@ -19,8 +19,8 @@ type File struct {
 	Engine      Engine
 	Risk        Risk
 	Instruments []Instrument // in file order
-	// Accounts turn the engine's pre-trade risk layer on; none (the
-	// default) leaves it off.
+	// Accounts are the trading accounts the engine's pre-trade risk layer
+	// checks. A file needs them unless Risk.Off.
 	Accounts []Account // in file order
 	Audit    Audit
 	Netseg   Netseg
@@ -181,6 +181,9 @@ func Parse(data []byte) (*File, error) {
 		return nil, err
 	}
 	if err := parseNetseg(fj.Netseg, &f.Netseg); err != nil {
+		return nil, err
+	}
+	if err := checkRiskOn(f); err != nil {
 		return nil, err
 	}
 	return f, nil

@@ -67,6 +67,9 @@ func describe(path string) string {
 				c.TickValue, c.RefPrice, c.CollarBps, c.CollarTicks)
 		}
 	}
+	if f.Risk.Off {
+		b.WriteString("risk: off\n")
+	}
 	if len(f.Accounts) > 0 {
 		fmt.Fprintf(&b, "risk: minor_unit=%s pdt_min_equity=%s -> core PDTMinEquity=%d\n", f.Risk.MinorUnit, f.Risk.PDTMinEquity, cfg.PDTMinEquity)
 	}

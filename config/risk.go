@@ -14,6 +14,10 @@ import (
 // object, optional). Money in the file is decimal currency units; the engine
 // counts it in minor units (MinorUnit each).
 type Risk struct {
+	// Off is "risk": "off": the engine runs without its pre-trade risk
+	// layer. It is the only way to run without accounts, and a daemon logs
+	// it as a warning at start. A file with accounts cannot set it.
+	Off bool
 	// MinorUnit is the currency's minor unit in currency units, such as
 	// 0.01 (cents), the default. Every money value in the file must be a
 	// whole number of it.
@@ -107,6 +111,17 @@ const maxMoneyUnits = 1 << 62
 func parseRisk(raw json.RawMessage, r *Risk) error {
 	*r = Risk{MinorUnit: DefaultMinorUnit, PDTMinEquity: DefaultPDTMinEquity}
 	if absent(raw) {
+		return nil
+	}
+	if raw[0] == '"' {
+		s, _, err := decodeString(raw, "risk")
+		switch {
+		case err != nil:
+			return err
+		case s != "off":
+			return invalid("risk", "%q is not a setting; write \"off\" to run without pre-trade risk, or an object (see docs/config.md)", truncate(s))
+		}
+		r.Off = true
 		return nil
 	}
 	var rj riskJSON
@@ -498,4 +513,16 @@ func (f *File) lots(h Holding) (uint32, int64) {
 		return 0, 0
 	}
 	return in.ID, n
+}
+
+// checkRiskOn enforces the fail-closed default: the pre-trade risk layer is
+// on, which needs accounts, unless the file says "risk": "off".
+func checkRiskOn(f *File) error {
+	switch {
+	case f.Risk.Off && len(f.Accounts) > 0:
+		return invalid("risk", "is \"off\" but the file has accounts; remove \"risk\": \"off\" to check their orders, or remove the accounts")
+	case !f.Risk.Off && len(f.Accounts) == 0:
+		return invalid("accounts", "missing; the pre-trade risk layer is on and needs the trading accounts (see docs/config.md), or set \"risk\": \"off\" to run without pre-trade risk")
+	}
+	return nil
 }

@@ -761,7 +761,7 @@ func (g *cmdGen) next(open []core.OrderState) core.Command {
 	case p < 998:
 		c = core.Command{Kind: core.CmdEndOfDay}
 	default:
-		c = core.Command{Kind: []core.CmdKind{core.CmdNone, 7, 200}[g.r.IntN(3)], Account: g.account(), ClOrdID: 5}
+		c = core.Command{Kind: []core.CmdKind{core.CmdNone, 100, 200}[g.r.IntN(3)], Account: g.account(), ClOrdID: 5}
 	}
 	if g.chance(5) {
 		c = g.noise(c)

@@ -257,7 +257,7 @@ func (e *Engine) Apply(c *Command) {
 	case CmdEndOfDay:
 		e.endOfDay()
 	default:
-		if e.risk.on && c.Kind >= CmdHalt && c.Kind < cmdKinds {
+		if c.Kind >= CmdHalt && c.Kind < cmdKinds {
 			e.admin(c)
 		} else {
 			e.reject(c, RejectUnknownCommand)
@@ -429,6 +429,9 @@ func (e *Engine) newOrder(c *Command) {
 		e.hold(s, bi, c.Side, c.Qty, notional)
 		e.countOrder(s)
 		group = e.risk.accts[s].group
+	} else if r := e.gateOff(c.Account, &e.books[bi]); r != ReasonNone {
+		e.reject(c, r)
+		return
 	}
 	b := &e.books[bi]
 	oi := e.allocOrder()
@@ -822,6 +825,8 @@ func (e *Engine) replace(c *Command) {
 	}
 	if r == ReasonNone && e.risk.on {
 		r = e.riskReplace(c, oi)
+	} else if r == ReasonNone {
+		r = e.gateOff(c.Account, &e.books[e.orders[oi].book])
 	}
 	if r != ReasonNone {
 		e.reject(c, r)

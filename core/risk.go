@@ -80,11 +80,21 @@ type risk struct {
 	// since: a reducing fill then completes a day trade.
 	day     int64
 	dayOpen []bool
+
+	// With the layer off, kill switches still work: offKilled marks killed
+	// accounts by directory slot, kills counts them (0: nothing to look up).
+	offKilled []bool
+	kills     int
 }
 
 func (e *Engine) initRisk(cfg *Config) {
 	r := &e.risk
+	for bi := range e.books { // halts and the restricted list apply with the layer off too
+		b := &e.books[bi]
+		b.halted, b.restricted = b.inst.Halted, b.inst.Restricted
+	}
 	if len(cfg.Accounts) == 0 {
+		r.offKilled = make([]bool, cfg.MaxAccounts)
 		return
 	}
 	r.on = true
@@ -121,10 +131,30 @@ func (e *Engine) initRisk(cfg *Config) {
 			r.pos[s*r.nb+int(bi)].locate = l.Qty
 		}
 	}
-	for bi := range e.books {
-		b := &e.books[bi]
-		b.halted, b.restricted = b.inst.Halted, b.inst.Restricted
+}
+
+// gateOff runs, with the risk layer off, the trading-status checks that
+// still apply to a new order or replace of account acct in book b: the
+// account's kill switch, the market and instrument halts, the restricted
+// list.
+func (e *Engine) gateOff(acct uint32, b *book) Reason {
+	switch {
+	case e.risk.kills > 0 && e.offKilled(acct):
+		return RejectAccountKilled
+	case e.risk.halted:
+		return RejectMarketHalted
+	case b.halted:
+		return RejectInstrumentHalted
+	case b.restricted:
+		return RejectRestricted
 	}
+	return ReasonNone
+}
+
+// offKilled reports whether account acct's kill switch is on (risk layer off).
+func (e *Engine) offKilled(acct uint32) bool {
+	s := e.dir.slot(acct)
+	return s >= 0 && e.risk.offKilled[s]
 }
 
 // ownerGroup marks the STP group the engine forms from a beneficial owner
@@ -421,7 +451,9 @@ func (r *risk) newTradingDay() {
 	clear(r.dayOpen)
 }
 
-// admin applies an admin command (risk layer on).
+// admin applies an admin command. The instrument and market commands and
+// the kill switch work with the risk layer off too; the account commands
+// (status, limits, locates) need configured accounts.
 func (e *Engine) admin(c *Command) {
 	r := &e.risk
 	var bi uint16
@@ -435,11 +467,24 @@ func (e *Engine) admin(c *Command) {
 		}
 	}
 	s := -1
-	if needAcct {
+	switch {
+	case needAcct && r.on:
 		if s = r.slot(c.Account); s < 0 {
 			e.reject(c, RejectUnknownAccount)
 			return
 		}
+	case needAcct && (c.Kind == CmdKill || c.Kind == CmdKillRelease):
+		if c.Account == 0 {
+			e.reject(c, RejectInvalidAccount)
+			return
+		}
+		if s = int(e.dir.slot(c.Account)); s < 0 {
+			e.reject(c, RejectAccountCapacity)
+			return
+		}
+	case needAcct:
+		e.reject(c, RejectUnknownAccount) // no accounts are configured
+		return
 	}
 	switch {
 	case c.Kind == CmdAccountStatus && (c.Qty < 0 || c.Qty >= int64(accountStatuses)),
@@ -469,12 +514,12 @@ func (e *Engine) admin(c *Command) {
 		e.emit(KindSystem).Reason = AdminMarketResume
 		e.emit(KindRegulatory).Reason = AdminMarketResume
 	case CmdKill:
-		r.accts[s].killed = true
+		r.setKill(s, true)
 		n := e.cancelWhere(c.Account, CancelKillSwitch)
 		ev := e.emit(KindAdmin)
 		ev.Account, ev.Reason, ev.Qty = c.Account, AdminKill, n
 	case CmdKillRelease:
-		r.accts[s].killed = false
+		r.setKill(s, false)
 		ev := e.emit(KindAdmin)
 		ev.Account, ev.Reason = c.Account, AdminKillRelease
 	case CmdAccountStatus:
@@ -510,6 +555,22 @@ func (e *Engine) admin(c *Command) {
 		e.books[bi].restricted = c.Qty == 1
 		ev := e.emit(KindAdmin)
 		ev.Instrument, ev.Reason, ev.Qty = c.Instrument, AdminRestrict, c.Qty
+	}
+}
+
+// setKill sets or releases the kill switch of the account in slot s: its
+// risk slot, or with the layer off its directory slot.
+func (r *risk) setKill(s int, on bool) {
+	switch {
+	case r.on:
+		r.accts[s].killed = on
+	case r.offKilled[s] == on:
+	case on:
+		r.offKilled[s] = true
+		r.kills++
+	default:
+		r.offKilled[s] = false
+		r.kills--
 	}
 }
 

@@ -219,3 +219,57 @@ func TestRiskSelfTradeByOptingOut(t *testing.T) {
 		assert.Len(t, kinds(evs, core.KindExecuted), 1, "an omnibus account may opt out")
 	})
 }
+
+// TestRiskOffHaltsAndKills: with the risk layer off (no accounts) the market
+// halt, instrument halt, restricted list and kill switch were unknown
+// commands. They now work whether or not risk is on; the account commands
+// (status, limits, locates) need configured accounts.
+func TestRiskOffHaltsAndKills(t *testing.T) {
+	cfg := core.Config{Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1000}, {ID: 2, BandLow: 1, BandHigh: 1000, Halted: true}}}
+	h := newHarness(t, cfg)
+	h.rejected(order(buy(1, 2, 100, 1), 1), core.RejectInstrumentHalted)
+	h.ok(order(buy(1, 1, 100, 1), 2))
+	evs := h.ok(core.Command{Kind: core.CmdMarketHalt})
+	assert.Len(t, kinds(evs, core.KindCancelled), 1)
+	assert.Len(t, kinds(evs, core.KindRegulatory), 1)
+	h.rejected(order(buy(1, 1, 100, 1), 3), core.RejectMarketHalted)
+	h.ok(core.Command{Kind: core.CmdMarketResume})
+	h.ok(order(buy(1, 1, 100, 1), 4))
+	h.ok(core.Command{Kind: core.CmdHalt, Instrument: 1})
+	h.rejected(order(buy(1, 1, 100, 1), 5), core.RejectInstrumentHalted)
+	h.rejected(core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 4, ClOrdID: 6, Price: 101, Qty: 1}, core.RejectInstrumentHalted)
+	h.ok(core.Command{Kind: core.CmdCancel, Account: 1, OrigClOrdID: 4})
+	h.ok(core.Command{Kind: core.CmdResume, Instrument: 1})
+	h.ok(order(buy(1, 1, 100, 1), 7))
+	evs = h.ok(core.Command{Kind: core.CmdKill, Account: 1})
+	assert.Len(t, kinds(evs, core.KindCancelled), 1)
+	h.rejected(order(buy(1, 1, 100, 1), 8), core.RejectAccountKilled)
+	h.ok(order(buy(2, 1, 100, 1), 1))                  // another account trades on
+	h.ok(core.Command{Kind: core.CmdKill, Account: 3}) // an account not seen yet
+	h.rejected(order(buy(3, 1, 100, 1), 1), core.RejectAccountKilled)
+	h.ok(core.Command{Kind: core.CmdKillRelease, Account: 1})
+	h.ok(order(buy(1, 1, 100, 1), 9))
+	h.ok(core.Command{Kind: core.CmdRestrict, Instrument: 1, Qty: 1})
+	h.rejected(order(buy(1, 1, 100, 1), 10), core.RejectRestricted)
+	for _, c := range []core.Command{
+		{Kind: core.CmdAccountStatus, Account: 1, Qty: 1},
+		{Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitOrderQty), Qty: 5},
+		{Kind: core.CmdLocate, Account: 1, Instrument: 1, Qty: 5},
+	} {
+		h.rejected(c, core.RejectUnknownAccount)
+	}
+	// The state hash carries the halts and kill switches.
+	a, b := newHarness(t, cfg), newHarness(t, cfg)
+	a.ok(order(buy(3, 1, 100, 1), 1))
+	b.ok(order(buy(3, 1, 100, 1), 1))
+	require.Equal(t, a.eng.StateHash(), b.eng.StateHash())
+	b.ok(core.Command{Kind: core.CmdKill, Account: 3})
+	a.ok(core.Command{Kind: core.CmdCancel, Account: 3, OrigClOrdID: 1})
+	require.Empty(t, a.eng.OpenOrders())
+	require.Empty(t, b.eng.OpenOrders())
+	assert.NotEqual(t, a.eng.StateHash(), b.eng.StateHash(), "the kill differs")
+	b.ok(core.Command{Kind: core.CmdKillRelease, Account: 3})
+	assert.Equal(t, a.eng.StateHash(), b.eng.StateHash())
+	b.ok(core.Command{Kind: core.CmdMarketHalt})
+	assert.NotEqual(t, a.eng.StateHash(), b.eng.StateHash(), "the halt differs")
+}

@@ -135,22 +135,6 @@ func TestRiskChecks(t *testing.T) {
 	}
 }
 
-// TestRiskOffAdminUnknown: with no accounts the admin kinds do not exist.
-func TestRiskOffAdminUnknown(t *testing.T) {
-	var evs []core.Event
-	eng, err := core.New(core.Config{Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 10}}}, func(b []core.Event) { evs = append(evs, b...) })
-	require.NoError(t, err)
-	for k := core.CmdHalt; k <= core.CmdRestrict; k++ {
-		evs = evs[:0]
-		eng.Apply(&core.Command{Kind: k, Instrument: 1, Account: 1})
-		eng.Flush()
-		require.Len(t, evs, 1)
-		assert.Equal(t, core.RejectUnknownCommand, evs[0].Reason, "%v", k)
-	}
-	_, ok := eng.Account(1)
-	assert.False(t, ok)
-}
-
 // TestRiskConservation feeds random orders, cancels, replaces, market and
 // stop orders, expiries, kill switches and halts to an engine with accounts
 // and checks after every command: each account's cash and position equal a

@@ -80,7 +80,8 @@ func (e *Engine) LastClOrdID(acct uint32) uint64 {
 
 // StateHash is a SHA-256 over the engine's complete observable state: its
 // counters and, per instrument in configuration order, the last price and
-// every open order in traversal order. Two engines fed the same commands have
+// every open order in traversal order; the halts, restricted list and kill
+// switches; with the risk layer on, every account's risk state. Two engines fed the same commands have
 // equal hashes.
 func (e *Engine) StateHash() [32]byte {
 	h := sha256.New()
@@ -125,13 +126,22 @@ func (e *Engine) StateHash() [32]byte {
 		h.Write(buf)
 		buf = buf[:0]
 	}
-	if e.risk.on { // risk state: halts, then every account in configuration order
-		r := &e.risk
-		u(boolBit(r.halted))
-		u(uint64(r.day))
-		for bi := range e.books {
-			u(boolBit(e.books[bi].halted) | boolBit(e.books[bi].restricted)<<1)
+	// trading status: halts and the restricted list, then (risk layer off)
+	// the kill switches by directory slot
+	r := &e.risk
+	u(boolBit(r.halted))
+	for bi := range e.books {
+		u(boolBit(e.books[bi].halted) | boolBit(e.books[bi].restricted)<<1)
+	}
+	for s, k := range r.offKilled {
+		if k {
+			u(uint64(s))
 		}
+	}
+	h.Write(buf)
+	buf = buf[:0]
+	if e.risk.on { // risk state: every account in configuration order
+		u(uint64(r.day))
 		for s := range r.accts {
 			a := &r.accts[s]
 			for _, v := range [...]int64{a.cash, a.held, a.openSell, a.credit, a.maxQty, a.maxNotional, a.maxPos,

@@ -22,14 +22,16 @@ import (
 func nanotime() int64
 
 // generator is the agent that stands in for the order-entry gateway until it
-// exists: random limit orders around each instrument's mid from 1,000
-// accounts, about 30% marketable, and cancels of earlier orders, offered at
+// exists: random limit orders around each instrument's mid (its reference
+// price, else the middle of its band) from the configured accounts (1,000
+// made-up ones with the risk layer off), about 30% marketable, and cancels of earlier orders, offered at
 // rate per second on an open-loop schedule. Each command's Tag is its due
 // time (monotonic ns), so latency counts from when it should have been sent.
 type generator struct {
 	in       *ring.MPSC[core.Command]
 	recent   *recentOrders
 	insts    []core.Instrument
+	accounts []uint32 // empty: 1..1000
 	rnd      *rand.Rand
 	interval float64
 	start    int64
@@ -53,9 +55,13 @@ func (g *generator) OnStop() { g.stopped.Store(true) }
 // waits for it.
 func (g *generator) Stopped() bool { return g.stopped.Load() }
 
-func newGenerator(in *ring.MPSC[core.Command], insts []core.Instrument, rate float64, recent *recentOrders) *generator {
-	return &generator{in: in, insts: insts, rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)),
+func newGenerator(in *ring.MPSC[core.Command], cfg core.Config, rate float64, recent *recentOrders) *generator {
+	g := &generator{in: in, insts: cfg.Instruments, rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)),
 		interval: 1e9 / rate, start: nanotime(), recent: recent}
+	for _, a := range cfg.Accounts {
+		g.accounts = append(g.accounts, a.ID)
+	}
+	return g
 }
 
 // recentOrders holds the last orders the engine accepted from the generator,
@@ -118,7 +124,14 @@ func (g *generator) next(due uint64) core.Command {
 	r := g.rnd
 	in0 := g.insts[r.IntN(len(g.insts))]
 	mid := (in0.BandLow + in0.BandHigh) / 2
-	c := core.Command{Kind: core.CmdNew, Instrument: in0.ID, Account: 1 + uint32(r.IntN(1000)), ClOrdID: g.refBase + g.n + 1,
+	if in0.RefPrice != 0 {
+		mid = in0.RefPrice
+	}
+	acct := 1 + uint32(r.IntN(1000))
+	if len(g.accounts) > 0 {
+		acct = g.accounts[r.IntN(len(g.accounts))]
+	}
+	c := core.Command{Kind: core.CmdNew, Instrument: in0.ID, Account: acct, ClOrdID: g.refBase + g.n + 1,
 		Type: core.Limit, TIF: core.DAY, Qty: 1 + r.Int64N(100), Side: core.Side(1 + r.IntN(2)), Tag: due}
 	off := 1 + r.Int64N(200)
 	if r.IntN(100) < 30 {
