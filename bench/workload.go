@@ -188,7 +188,7 @@ func RiskEngineConfig(maxOrders int) core.Config {
 	cfg.Instruments = []core.Instrument{in}
 	for id := uint32(1); id <= 1000; id++ {
 		cfg.Accounts = append(cfg.Accounts, core.Account{
-			ID: id, Cash: 1 << 55, AllowSTPOff: true, Positions: []core.Position{{Instrument: in.ID, Lots: 1 << 40}},
+			ID: id, Cash: 1 << 52, AllowSTPOff: true, Positions: []core.Position{{Instrument: in.ID, Lots: 1 << 40}},
 			Limits: core.Limits{MaxOrderQty: 1 << 20, MaxOrderNotional: 1 << 50, MaxPosition: 1 << 45,
 				DailyCredit: 1 << 61, OrdersPerSec: 1 << 40, CancelsPerSec: 1 << 40},
 		})

@@ -186,6 +186,12 @@ func Parse(data []byte) (*File, error) {
 	if err := checkRiskOn(f); err != nil {
 		return nil, err
 	}
+	// The engine's own checks, which bound every product it forms (an
+	// order's notional, a position's value): a backstop behind the field
+	// checks above, so a file Parse accepts always builds an engine.
+	if err := f.Core().Validate(); err != nil {
+		return nil, invalid("", "the engine refuses it: %v; see docs/config.md", err)
+	}
 	return f, nil
 }
 

@@ -271,11 +271,17 @@ func parseAccounts(raw json.RawMessage, f *File) error {
 	}
 	f.Accounts = make([]Account, len(list))
 	seen := make(map[uint32]int, len(list))
+	var cash int64 // minor units, of the accounts so far
 	for i, r := range list {
 		path := fmt.Sprintf("accounts[%d]", i)
 		a := &f.Accounts[i]
 		if err := parseAccount(r, path, f, a); err != nil {
 			return err
+		}
+		if c := units(a.Cash, f.Risk.MinorUnit); c > maxMoneyUnits-cash {
+			return invalid(path+".cash", "brings the accounts' cash together above 2^62 minor units; fills move cash between accounts, so no balance may exceed it: lower it")
+		} else {
+			cash += c
 		}
 		if j, dup := seen[a.ID]; dup {
 			return invalid(path+".id", "%d is also the id of accounts[%d]; give each account its own id", a.ID, j)
@@ -431,6 +437,9 @@ func parseHoldings(raw json.RawMessage, path string, f *File, neg bool) ([]Holdi
 		if err != nil || n > maxMoneyUnits || n < -maxMoneyUnits {
 			return nil, invalid(field, "%s is not a whole number of lots of %s (at most 2^62 lots); use a multiple of the lot size", text, in.LotSize)
 		}
+		if cp := f.positionCap(in); n > cp || n < -cp {
+			return nil, invalid(field, "%s is %d lots, above the %d lots whose value at the top of the band stays within 2^62 minor units; lower it", text, n, cp)
+		}
 		out = append(out, Holding{Symbol: in.Symbol, Qty: d})
 	}
 	return out, nil
@@ -463,6 +472,18 @@ func (f *File) coreRisk(in *Instrument, c *core.Instrument) {
 		c.CollarTicks, _ = toUnits(in.CollarAbsolute, in.TickSize)
 	}
 	c.Restricted, c.Threshold = in.Restricted, in.Threshold
+}
+
+// positionCap returns the most lots of in an account may hold, as core
+// bounds them: those whose value at the top of the band, at the tick value,
+// stays within 2^62 minor units (1 when the band is not on the tick).
+func (f *File) positionCap(in *Instrument) int64 {
+	hi, err := in.PriceToTicks(in.BandHigh)
+	tv, ok := in.tickValueUnits(f.minorUnit())
+	if err != nil || !ok || hi <= 0 {
+		return 1
+	}
+	return maxMoneyUnits / hi / tv
 }
 
 func (f *File) minorUnit() decimal.Decimal {

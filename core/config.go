@@ -159,6 +159,10 @@ const (
 	maxBandTicks       = 1 << 24
 )
 
+// Validate reports whether New would accept c, without building an engine:
+// the same checks, each error wrapping ErrConfig and naming the field.
+func (c Config) Validate() error { return c.fill() }
+
 func (c *Config) fill() error {
 	if c.MaxOrders == 0 {
 		c.MaxOrders = defaultMaxOrders
@@ -200,14 +204,18 @@ func (c *Config) fill() error {
 			return fmt.Errorf("%w: Instruments[%d] (id %d) band is [%d, %d] ticks; need 1 <= BandLow <= BandHigh", ErrConfig, i, in.ID, in.BandLow, in.BandHigh)
 		case in.BandHigh-in.BandLow >= maxBandTicks:
 			return fmt.Errorf("%w: Instruments[%d] (id %d) band spans %d ticks; narrow it to under %d", ErrConfig, i, in.ID, in.BandHigh-in.BandLow+1, maxBandTicks)
+		case in.BandHigh > maxNotional:
+			return fmt.Errorf("%w: Instruments[%d] (id %d) BandHigh is %d ticks; keep prices at most 2^62 ticks (a larger tick size)", ErrConfig, i, in.ID, in.BandHigh)
 		}
 		seen[in.ID] = true
 	}
 	return c.fillRisk()
 }
 
-// maxNotional bounds every notional the risk layer computes, so sums of a
-// few of them never overflow int64.
+// maxNotional bounds every amount of money, lot count and price the risk
+// layer keeps: products are bounded by configuration (an order's notional,
+// a position's), sums of two never overflow int64, and counters that only
+// grow saturate at it (docs/engine.md, "Money and reference data").
 const maxNotional = 1 << 62
 
 func (c *Config) fillRisk() error {
@@ -228,11 +236,12 @@ func (c *Config) fillRisk() error {
 			return fmt.Errorf("%w: Instruments[%d] (id %d) collar is %d bps / %d ticks; use 0..10000 bps and 0..%d ticks", ErrConfig, i, in.ID, in.CollarBps, in.CollarTicks, maxBandTicks)
 		}
 	}
-	inst := make(map[uint32]bool, len(c.Instruments))
+	lotCap := make(map[uint32]int64, len(c.Instruments)) // lots whose notional at BandHigh stays within 2^62
 	for _, in := range c.Instruments {
-		inst[in.ID] = true
+		lotCap[in.ID] = positionCap(&in)
 	}
 	seen := make(map[uint32]bool, len(c.Accounts))
+	var cash int64
 	for i, a := range c.Accounts {
 		l := a.Limits
 		switch {
@@ -248,20 +257,36 @@ func (c *Config) fillRisk() error {
 			return fmt.Errorf("%w: Accounts[%d] (id %d) Cash is %d; use 0..2^62 minor units", ErrConfig, i, a.ID, a.Cash)
 		case a.Equity < 0 || a.Equity > maxNotional:
 			return fmt.Errorf("%w: Accounts[%d] (id %d) Equity is %d; use 0..2^62 minor units", ErrConfig, i, a.ID, a.Equity)
-		case l.MaxOrderQty < 0 || l.MaxOrderNotional < 0 || l.MaxPosition < 0 || l.DailyCredit < 0 || l.OrdersPerSec < 0 || l.CancelsPerSec < 0:
-			return fmt.Errorf("%w: Accounts[%d] (id %d) has a negative limit; use 0 for no limit", ErrConfig, i, a.ID)
+		case !limitOK(l.MaxOrderQty) || !limitOK(l.MaxOrderNotional) || !limitOK(l.MaxPosition) || !limitOK(l.DailyCredit) ||
+			!limitOK(l.OrdersPerSec) || !limitOK(l.CancelsPerSec):
+			return fmt.Errorf("%w: Accounts[%d] (id %d) has a limit below 0 or above 2^62; use 0 for no limit", ErrConfig, i, a.ID)
 		}
 		seen[a.ID] = true
+		if a.Cash > maxNotional-cash {
+			return fmt.Errorf("%w: Accounts[%d] (id %d) Cash brings the accounts' cash together above 2^62 minor units; fills move cash between accounts, so no balance may exceed it: lower it", ErrConfig, i, a.ID)
+		}
+		cash += a.Cash
 		for _, p := range a.Positions {
-			if !inst[p.Instrument] || p.Lots < -maxNotional || p.Lots > maxNotional {
-				return fmt.Errorf("%w: Accounts[%d] (id %d) position in instrument %d: configure the instrument and keep |lots| <= 2^62", ErrConfig, i, a.ID, p.Instrument)
+			if cp, ok := lotCap[p.Instrument]; !ok || p.Lots < -cp || p.Lots > cp {
+				return fmt.Errorf("%w: Accounts[%d] (id %d) position in instrument %d: configure the instrument and keep |lots| x BandHigh x TickValue <= 2^62", ErrConfig, i, a.ID, p.Instrument)
 			}
 		}
 		for _, l := range a.Locates {
-			if !inst[l.Instrument] || l.Qty < 0 {
-				return fmt.Errorf("%w: Accounts[%d] (id %d) locate in instrument %d: configure the instrument and use Qty >= 0", ErrConfig, i, a.ID, l.Instrument)
+			if cp, ok := lotCap[l.Instrument]; !ok || l.Qty < 0 || l.Qty > cp {
+				return fmt.Errorf("%w: Accounts[%d] (id %d) locate in instrument %d: configure the instrument and use 0 <= Qty, Qty x BandHigh x TickValue <= 2^62", ErrConfig, i, a.ID, l.Instrument)
 			}
 		}
 	}
 	return nil
+}
+
+// limitOK reports whether v is a valid limit: 0 (none) up to 2^62.
+func limitOK(v int64) bool { return v >= 0 && v <= maxNotional }
+
+// positionCap returns the most lots of in one account may hold or have open
+// on one side (long or short, counting open orders): the lots whose notional
+// at BandHigh stays within 2^62, so a position's value never overflows.
+// MaxPosition applies below it.
+func positionCap(in *Instrument) int64 {
+	return maxNotional / in.BandHigh / max(in.TickValue, 1)
 }

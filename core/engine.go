@@ -45,6 +45,7 @@ type book struct {
 	buyStops  ladder
 	sellStops ladder
 	last      int64 // last trade price; 0 = no trade yet
+	lotCap    int64 // risk layer: the position ceiling in lots (positionCap)
 
 	halted, restricted bool // risk layer: trading status and restricted list
 }
@@ -147,6 +148,7 @@ func New(cfg Config, sink func([]Event)) (*Engine, error) {
 			asks:      newLadder(n, false),
 			buyStops:  newLadder(n, false),
 			sellStops: newLadder(n, true),
+			lotCap:    positionCap(&in),
 		}
 		e.bookOf[in.ID] = uint16(i + 1)
 	}

@@ -1,6 +1,9 @@
 package core
 
-import "math/bits"
+import (
+	"math"
+	"math/bits"
+)
 
 // Pre-trade risk: accounts, holds, positions, limits and the admin commands
 // (docs/engine.md, "Pre-trade risk" and "Admin commands"). The layer is on
@@ -170,6 +173,14 @@ func (r *risk) slot(id uint32) int {
 	return int(r.slotOf[id]) - 1
 }
 
+// addSat returns a+b for a, b >= 0, saturating at maxNotional.
+func addSat(a, b int64) int64 {
+	if s := uint64(a) + uint64(b); s <= maxNotional {
+		return int64(s)
+	}
+	return maxNotional
+}
+
 // mulSat returns a*b for a, b >= 0, saturating at maxNotional.
 func mulSat(a, b int64) int64 {
 	hi, lo := bits.Mul64(uint64(a), uint64(b))
@@ -196,8 +207,17 @@ func (b *book) collar(ref int64) (lo, hi int64) {
 	if ref == 0 || (w == 0 && b.inst.CollarBps == 0) {
 		return lo, hi
 	}
-	w = max(w, ref*b.inst.CollarBps/10_000)
-	return max(lo, ref-w), min(hi, ref+w)
+	// ref x bps / 10000 in 128 bits: ref is at most 2^62, bps 10000
+	ph, pl := bits.Mul64(uint64(ref), uint64(b.inst.CollarBps))
+	q, _ := bits.Div64(ph, pl, 10_000)
+	w = max(w, int64(q))
+	if w < ref-lo {
+		lo = ref - w
+	}
+	if w < hi-ref {
+		hi = ref + w
+	}
+	return lo, hi
 }
 
 // riskPrice returns the price an order is held and valued at, and whether a
@@ -261,11 +281,15 @@ func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, stp STPMo
 		return 0, 0, RejectOutsideCollar
 	}
 	p := &e.risk.pos[s*e.risk.nb+int(bi)]
+	maxPos := b.lotCap // the engine's own position ceiling, below which MaxPosition applies
+	if a.maxPos != 0 && a.maxPos < maxPos {
+		maxPos = a.maxPos
+	}
 	if side == Buy {
 		if notional > a.cash-a.held {
 			return 0, 0, RejectInsufficientFunds
 		}
-		if a.maxPos != 0 && p.pos+p.buyOpen+qty > a.maxPos {
+		if qty > maxPos-p.pos-p.buyOpen {
 			return 0, 0, RejectPositionLimit
 		}
 	} else {
@@ -277,11 +301,15 @@ func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, stp STPMo
 				return 0, 0, RejectShortNoLocate
 			}
 		}
-		if a.maxPos != 0 && p.pos-p.sellOpen-qty < -a.maxPos {
+		if qty > maxPos+p.pos-p.sellOpen {
 			return 0, 0, RejectPositionLimit
 		}
 	}
-	if a.creditLimit != 0 && a.credit+a.held+a.openSell+notional > a.creditLimit {
+	creditLimit := a.creditLimit // without one, the engine's 2^62 ceiling bounds the open and executed notional
+	if creditLimit == 0 {
+		creditLimit = maxNotional
+	}
+	if addSat(addSat(a.credit, a.held), addSat(a.openSell, notional)) > creditLimit {
 		return 0, 0, RejectCreditLimit
 	}
 	if a.pdt && e.wouldDayTrade(s, bi, side) && a.dayTradeCount() >= pdtMaxDayTrades {
@@ -415,7 +443,7 @@ func (e *Engine) fill(oi int32, q, px int64) {
 		a.cash += n
 		p.pos -= q
 	}
-	a.credit += n
+	a.credit = addSat(a.credit, n)
 }
 
 // dayTrade updates the day-trade state of account a at position index i for
@@ -427,7 +455,9 @@ func (e *Engine) dayTrade(a *acct, i int, side Side, pos, q int64) {
 	reduces := side == Sell && pos > 0 || side == Buy && pos < 0
 	opens := side == Buy && pos+q > 0 || side == Sell && pos-q < 0
 	if reduces && *d {
-		a.dayTrades[e.risk.day%dayTradesWindow]++
+		if t := &a.dayTrades[e.risk.day%dayTradesWindow]; *t < math.MaxInt32 {
+			*t++
+		}
 		*d = false
 	}
 	if opens {
@@ -488,8 +518,8 @@ func (e *Engine) admin(c *Command) {
 	}
 	switch {
 	case c.Kind == CmdAccountStatus && (c.Qty < 0 || c.Qty >= int64(accountStatuses)),
-		c.Kind == CmdSetLimit && (c.OrigClOrdID == 0 || c.OrigClOrdID >= uint64(limitIDs) || c.Qty < 0),
-		c.Kind == CmdLocate && c.Qty < 0,
+		c.Kind == CmdSetLimit && (c.OrigClOrdID == 0 || c.OrigClOrdID >= uint64(limitIDs) || !limitOK(c.Qty)),
+		c.Kind == CmdLocate && (c.Qty < 0 || c.Qty > e.books[bi].lotCap),
 		c.Kind == CmdRestrict && c.Qty != 0 && c.Qty != 1:
 		e.reject(c, RejectInvalidAdmin)
 		return

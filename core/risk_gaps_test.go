@@ -273,3 +273,60 @@ func TestRiskOffHaltsAndKills(t *testing.T) {
 	b.ok(core.Command{Kind: core.CmdMarketHalt})
 	assert.NotEqual(t, a.eng.StateHash(), b.eng.StateHash(), "the halt differs")
 }
+
+// TestRiskMoneyOverflow: config limits let money and counters wrap. Two
+// 2^62 fills wrapped a seller's cash to -2^63; a wrapped executed-notional
+// counter let a sell through a daily credit limit of 1; a 100% collar near
+// 2^62 collapsed to nothing. Config now bounds every product the engine
+// forms (and the accounts' cash together, which fills only move between
+// accounts), and the counters saturate.
+func TestRiskMoneyOverflow(t *testing.T) {
+	const px = 1 << 20
+	inst := core.Instrument{ID: 1, BandLow: 1, BandHigh: px, TickValue: 1}
+	t.Run("cash-beyond-2^62-refused", func(t *testing.T) {
+		_, err := core.New(core.Config{MaxOrderQty: 1 << 42, Instruments: []core.Instrument{inst}, Accounts: []core.Account{
+			{ID: 1, Cash: 1 << 62}, {ID: 2, Cash: 1 << 62}, {ID: 3, Positions: []core.Position{{Instrument: 1, Lots: 1 << 42}}},
+		}}, nil)
+		require.ErrorIs(t, err, core.ErrConfig)
+		require.ErrorContains(t, err, "Cash")
+	})
+	t.Run("credit-counter-saturates", func(t *testing.T) {
+		h := newHarness(t, core.Config{MaxOrderQty: 1 << 42, Instruments: []core.Instrument{inst}, Accounts: []core.Account{
+			{ID: 1, Cash: 1 << 61, Positions: []core.Position{{Instrument: 1, Lots: 1 << 41}}},
+			{ID: 2, Cash: 1 << 61, Positions: []core.Position{{Instrument: 1, Lots: 1 << 41}}},
+		}})
+		cl := uint64(0)
+		for range 2 { // A sells 2^61 to B, B sells it back: 2^62 of A's executed notional a round
+			cl++
+			h.ok(order(sell(1, 1, px, 1<<41), cl))
+			h.ok(order(buy(2, 1, px, 1<<41), cl))
+			cl++
+			h.ok(order(sell(2, 1, px, 1<<41), cl))
+			h.ok(order(buy(1, 1, px, 1<<41), cl))
+		}
+		st, _ := h.eng.Account(1)
+		assert.Positive(t, st.Credit, "executed notional never wraps")
+		assert.Equal(t, int64(1<<61), st.Cash)
+		h.ok(core.Command{Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitDailyCredit), Qty: 1})
+		h.rejected(order(sell(1, 1, 1, 1), cl+1), core.RejectCreditLimit)
+	})
+	t.Run("collar-near-2^62", func(t *testing.T) {
+		const top = 1 << 62
+		h := newHarness(t, core.Config{MaxOrderQty: 1, Instruments: []core.Instrument{
+			{ID: 1, BandLow: top - 1000, BandHigh: top, TickValue: 1, RefPrice: top - 500, CollarBps: 10_000}},
+			Accounts: []core.Account{{ID: 1, Cash: 1 << 62}, {ID: 2, Positions: []core.Position{{Instrument: 1, Lots: 1}}}}})
+		h.ok(order(buy(1, 1, top-900, 1), 1))
+		h.ok(order(sell(2, 1, top-100, 1), 1))
+	})
+	t.Run("products-bounded", func(t *testing.T) {
+		for name, cfg := range map[string]core.Config{
+			"band-beyond-2^62": {Instruments: []core.Instrument{{ID: 1, BandLow: 1<<62 + 1, BandHigh: 1<<62 + 2}}, Accounts: []core.Account{{ID: 1}}},
+			"position-beyond-notional": {MaxOrderQty: 1, Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1 << 40}},
+				Accounts: []core.Account{{ID: 1, Positions: []core.Position{{Instrument: 1, Lots: 1 << 30}}}}},
+			"limit-beyond-2^62": {Instruments: []core.Instrument{inst}, Accounts: []core.Account{{ID: 1, Limits: core.Limits{MaxPosition: 1<<62 + 1}}}},
+		} {
+			_, err := core.New(cfg, nil)
+			assert.ErrorIs(t, err, core.ErrConfig, name)
+		}
+	})
+}
