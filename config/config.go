@@ -502,6 +502,9 @@ func (f *File) Core() core.Config {
 	if f.Risk.PDTMinEquity.Sign() != 0 {
 		cfg.PDTMinEquity = units(f.Risk.PDTMinEquity, f.minorUnit())
 	}
+	if len(cfg.Accounts) > 0 {
+		cfg.ShortMarginPct = f.Risk.ShortMarginPct
+	}
 	return cfg
 }
 

@@ -71,13 +71,14 @@ func describe(path string) string {
 		b.WriteString("risk: off\n")
 	}
 	if len(f.Accounts) > 0 {
-		fmt.Fprintf(&b, "risk: minor_unit=%s pdt_min_equity=%s -> core PDTMinEquity=%d\n", f.Risk.MinorUnit, f.Risk.PDTMinEquity, cfg.PDTMinEquity)
+		fmt.Fprintf(&b, "risk: minor_unit=%s pdt_min_equity=%s short_margin_percent=%d account_types=%v -> core PDTMinEquity=%d ShortMarginPct=%d\n",
+			f.Risk.MinorUnit, f.Risk.PDTMinEquity, f.Risk.ShortMarginPct, f.Risk.AccountTypes, cfg.PDTMinEquity, cfg.ShortMarginPct)
 	}
 	for i, a := range f.Accounts {
 		c := cfg.Accounts[i]
 		l := a.Limits
-		fmt.Fprintf(&b, "account id=%d firm=%d owner=%d stp_group=%d status=%d cash=%s equity=%s proprietary=%v allow_stp_off=%v pdt=%v positions=%v locates=%v\n",
-			a.ID, a.Firm, a.Owner, a.STPGroup, a.Status, a.Cash, a.Equity, a.Proprietary, a.AllowSTPOff, a.PDT, a.Positions, a.Locates)
+		fmt.Fprintf(&b, "account id=%d firm=%d owner=%d stp_group=%d status=%d type=%q cash=%s equity=%s proprietary=%v allow_stp_off=%v pdt=%v positions=%v locates=%v\n",
+			a.ID, a.Firm, a.Owner, a.STPGroup, a.Status, a.Type, a.Cash, a.Equity, a.Proprietary, a.AllowSTPOff, a.PDT, a.Positions, a.Locates)
 		fmt.Fprintf(&b, "  limits max_order_qty=%d max_order_notional=%s max_position=%d daily_credit=%s orders_per_sec=%d cancels_per_sec=%d\n",
 			l.MaxOrderQty, l.MaxOrderNotional, l.MaxPosition, l.DailyCredit, l.OrdersPerSec, l.CancelsPerSec)
 		fmt.Fprintf(&b, "  -> core %+v\n", c)

@@ -26,7 +26,24 @@ type Risk struct {
 	// exempt from the day-trade limit; default 25000 (with cents,
 	// 2,500,000 minor units).
 	PDTMinEquity decimal.Decimal
+	// ShortMarginPct is the short-sale requirement, in percent of a short
+	// position's value with its proceeds, of accounts without a type that
+	// sets one: 100..1000, default 150 (Reg T).
+	ShortMarginPct int64
+	// AccountTypes are named account types (such as "margin", "portfolio",
+	// "market-maker") with their own short requirement; an account names
+	// one in its "type".
+	AccountTypes map[string]AccountType
 }
+
+// AccountType is one entry of "risk.account_types".
+type AccountType struct {
+	ShortMarginPct int64 // 100..1000
+}
+
+// DefaultShortMarginPct is Reg T's requirement for short sales: the
+// proceeds and half the short's value again.
+const DefaultShortMarginPct = 150
 
 // Defaults Parse fills into Risk when the file leaves a field out.
 var (
@@ -42,6 +59,7 @@ type Account struct {
 	Owner    uint32             // beneficial owner id
 	STPGroup uint32             // 0 = none; below 2^31
 	Status   core.AccountStatus // "active" (default), "suspended", "closed"
+	Type     string             // a name from Risk.AccountTypes, or "" (Risk.ShortMarginPct applies)
 	// Cash and Equity are money, >= 0, whole numbers of Risk.MinorUnit.
 	Cash, Equity decimal.Decimal
 	Proprietary  bool // market-making account: short sales need no locate outside threshold securities
@@ -70,11 +88,19 @@ type Holding struct {
 }
 
 type riskJSON struct {
-	MinorUnit    json.RawMessage `json:"minor_unit"`
-	PDTMinEquity json.RawMessage `json:"pdt_min_equity"`
+	MinorUnit      json.RawMessage `json:"minor_unit"`
+	PDTMinEquity   json.RawMessage `json:"pdt_min_equity"`
+	ShortMarginPct json.RawMessage `json:"short_margin_percent"`
+	AccountTypes   json.RawMessage `json:"account_types"`
 }
 
-const riskFields = "minor_unit, pdt_min_equity"
+const riskFields = "minor_unit, pdt_min_equity, short_margin_percent, account_types"
+
+type accountTypeJSON struct {
+	ShortMarginPct json.RawMessage `json:"short_margin_percent"`
+}
+
+const accountTypeFields = "short_margin_percent"
 
 type accountJSON struct {
 	ID          json.RawMessage `json:"id"`
@@ -82,6 +108,7 @@ type accountJSON struct {
 	Owner       json.RawMessage `json:"owner"`
 	STPGroup    json.RawMessage `json:"stp_group"`
 	Status      json.RawMessage `json:"status"`
+	Type        json.RawMessage `json:"type"`
 	Cash        json.RawMessage `json:"cash"`
 	Equity      json.RawMessage `json:"equity"`
 	Proprietary json.RawMessage `json:"proprietary"`
@@ -92,7 +119,7 @@ type accountJSON struct {
 	Locates     json.RawMessage `json:"locates"`
 }
 
-const accountFields = "id, firm, owner, stp_group, status, cash, equity, proprietary, allow_stp_off, pdt, limits, positions, locates"
+const accountFields = "id, firm, owner, stp_group, status, type, cash, equity, proprietary, allow_stp_off, pdt, limits, positions, locates"
 
 type limitsJSON struct {
 	MaxOrderQty      json.RawMessage `json:"max_order_qty"`
@@ -109,7 +136,7 @@ const limitsFields = "max_order_qty, max_order_notional, max_position, daily_cre
 const maxMoneyUnits = 1 << 62
 
 func parseRisk(raw json.RawMessage, r *Risk) error {
-	*r = Risk{MinorUnit: DefaultMinorUnit, PDTMinEquity: DefaultPDTMinEquity}
+	*r = Risk{MinorUnit: DefaultMinorUnit, PDTMinEquity: DefaultPDTMinEquity, ShortMarginPct: DefaultShortMarginPct}
 	if absent(raw) {
 		return nil
 	}
@@ -142,7 +169,63 @@ func parseRisk(raw json.RawMessage, r *Risk) error {
 	case ok:
 		r.PDTMinEquity = d
 	}
+	if r.ShortMarginPct, err = decodeMarginPct(rj.ShortMarginPct, "risk.short_margin_percent", DefaultShortMarginPct); err != nil {
+		return err
+	}
+	if absent(rj.AccountTypes) {
+		return nil
+	}
+	if rj.AccountTypes[0] != '{' {
+		return invalid("risk.account_types", "got %s; want an object of type name to settings, such as {\"margin\": {\"short_margin_percent\": 150}}", kind(rj.AccountTypes))
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(rj.AccountTypes, &m); err != nil {
+		return invalid("risk.account_types", "%v", err)
+	}
+	r.AccountTypes = make(map[string]AccountType, len(m))
+	for name, raw := range m {
+		path := "risk.account_types." + truncate(name)
+		if !validTypeName(name) {
+			return invalid(path, "%q is not a type name; use 1 to 32 characters of a-z, 0-9 and '-'", truncate(name))
+		}
+		var tj accountTypeJSON
+		if err := decodeObject(raw, path, accountTypeFields, &tj); err != nil {
+			return err
+		}
+		pct, err := decodeMarginPct(tj.ShortMarginPct, path+".short_margin_percent", r.ShortMarginPct)
+		if err != nil {
+			return err
+		}
+		r.AccountTypes[name] = AccountType{ShortMarginPct: pct}
+	}
 	return nil
+}
+
+// decodeMarginPct decodes a short requirement in percent: an integer from
+// 100 to 1000; def when absent or 0.
+func decodeMarginPct(raw json.RawMessage, field string, def int64) (int64, error) {
+	v, ok, err := decodeInt(raw, field)
+	switch {
+	case err != nil:
+		return 0, err
+	case !ok || v == 0:
+		return def, nil
+	case v < 100 || v > 1000:
+		return 0, invalid(field, "%d is out of range; set 100 to 1000 percent of the short's value, proceeds included (Reg T: 150)", v)
+	}
+	return v, nil
+}
+
+func validTypeName(s string) bool {
+	if len(s) < 1 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeMoney decodes a money field: a decimal string, a whole number of
@@ -336,6 +419,13 @@ func parseAccount(raw json.RawMessage, path string, f *File, a *Account) error {
 	default:
 		return invalid(field, "%q is not a status; use \"active\" (the default), \"suspended\" or \"closed\"", truncate(s))
 	}
+	field = path + ".type"
+	if a.Type, _, err = decodeString(aj.Type, field); err != nil {
+		return err
+	}
+	if _, ok := f.Risk.AccountTypes[a.Type]; a.Type != "" && !ok {
+		return invalid(field, "%q is not a type of risk.account_types; name one of them, or leave it out", truncate(a.Type))
+	}
 	unit := f.Risk.MinorUnit
 	if a.Cash, _, err = decodeMoney(aj.Cash, path+".cash", unit, false); err != nil {
 		return err
@@ -507,6 +597,7 @@ func (f *File) coreAccounts() []core.Account {
 		out[i] = core.Account{
 			ID: a.ID, Status: a.Status, Cash: units(a.Cash, unit), Firm: a.Firm, STPGroup: a.STPGroup, Owner: a.Owner,
 			Proprietary: a.Proprietary, AllowSTPOff: a.AllowSTPOff, PDT: a.PDT, Equity: units(a.Equity, unit),
+			ShortMarginPct: f.Risk.AccountTypes[a.Type].ShortMarginPct,
 			Limits: core.Limits{
 				MaxOrderQty: l.MaxOrderQty, MaxOrderNotional: units(l.MaxOrderNotional, unit), MaxPosition: l.MaxPosition,
 				DailyCredit: units(l.DailyCredit, unit), OrdersPerSec: l.OrdersPerSec, CancelsPerSec: l.CancelsPerSec,

@@ -102,6 +102,11 @@ type Account struct {
 	// trading days (docs/engine.md, "Day trades").
 	PDT    bool
 	Equity int64 // minor units; 0..2^62; read once, at New
+	// ShortMarginPct is the account's short-sale requirement in percent of a
+	// short position's value, the proceeds included (Reg T: 150): 100..1000,
+	// 0 = Config.ShortMarginPct. Set it by account type (docs/engine.md,
+	// "Short sales").
+	ShortMarginPct int64
 
 	Positions []Position
 	Locates   []Locate
@@ -148,6 +153,11 @@ type Config struct {
 	// account flagged PDT is exempt from the day-trade limit. Default
 	// 2,500,000 ($25,000 in cents).
 	PDTMinEquity int64
+
+	// ShortMarginPct is the short-sale requirement of accounts that do not
+	// set their own, in percent of a short position's value with the
+	// proceeds included: 100..1000. Default 150 (Reg T).
+	ShortMarginPct int64
 }
 
 const (
@@ -156,6 +166,7 @@ const (
 	defaultEventBatch  = 4096
 	defaultMaxAccounts = 1 << 16
 	defaultPDTEquity   = 2_500_000
+	defaultShortMargin = 150
 	maxBandTicks       = 1 << 24
 )
 
@@ -179,6 +190,9 @@ func (c *Config) fill() error {
 	if c.MaxAccounts == 0 {
 		c.MaxAccounts = defaultMaxAccounts
 	}
+	if c.ShortMarginPct == 0 {
+		c.ShortMarginPct = defaultShortMargin
+	}
 	switch {
 	case c.MaxOrders < 1 || c.MaxOrders > 1<<30:
 		return fmt.Errorf("%w: MaxOrders is %d; set it between 1 and 2^30", ErrConfig, c.MaxOrders)
@@ -190,6 +204,8 @@ func (c *Config) fill() error {
 		return fmt.Errorf("%w: MaxAccounts is %d; set it between 1 and %d", ErrConfig, c.MaxAccounts, MaxAccountID)
 	case c.PDTMinEquity < 0 || c.PDTMinEquity > maxNotional:
 		return fmt.Errorf("%w: PDTMinEquity is %d; use 0 (default $25,000 = 2,500,000) or up to 2^62 minor units", ErrConfig, c.PDTMinEquity)
+	case c.ShortMarginPct < 100 || c.ShortMarginPct > 1000:
+		return fmt.Errorf("%w: ShortMarginPct is %d; use 100..1000 percent (0: Reg T's 150)", ErrConfig, c.ShortMarginPct)
 	case len(c.Instruments) == 0:
 		return fmt.Errorf("%w: Instruments is empty; configure at least one instrument", ErrConfig)
 	}
@@ -255,6 +271,8 @@ func (c *Config) fillRisk() error {
 			return fmt.Errorf("%w: Accounts[%d] (id %d) STPGroup %d / Owner %d: use ids below 2^31 (the engine forms owner groups above)", ErrConfig, i, a.ID, a.STPGroup, a.Owner)
 		case a.Cash < 0 || a.Cash > maxNotional:
 			return fmt.Errorf("%w: Accounts[%d] (id %d) Cash is %d; use 0..2^62 minor units", ErrConfig, i, a.ID, a.Cash)
+		case a.ShortMarginPct != 0 && (a.ShortMarginPct < 100 || a.ShortMarginPct > 1000):
+			return fmt.Errorf("%w: Accounts[%d] (id %d) ShortMarginPct is %d; use 100..1000 percent, or 0 for Config.ShortMarginPct", ErrConfig, i, a.ID, a.ShortMarginPct)
 		case a.Equity < 0 || a.Equity > maxNotional:
 			return fmt.Errorf("%w: Accounts[%d] (id %d) Equity is %d; use 0..2^62 minor units", ErrConfig, i, a.ID, a.Equity)
 		case !limitOK(l.MaxOrderQty) || !limitOK(l.MaxOrderNotional) || !limitOK(l.MaxPosition) || !limitOK(l.DailyCredit) ||

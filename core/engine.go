@@ -24,7 +24,8 @@ type order struct {
 type orderCold struct {
 	stopPrice int64
 	display   int64 // iceberg peak; 0 = show all
-	rp        int64 // risk layer: the price the order is held and valued at; Market/Stop: protective limit
+	rp        int64 // risk layer: the price the order is valued at; Market/Stop: protective limit
+	hp        int64 // risk layer: the cash held per open lot (a buy's rp x TickValue, a short sale's margin)
 }
 
 type orderState uint8
@@ -420,15 +421,14 @@ func (e *Engine) newOrder(c *Command) {
 		e.reject(c, r)
 		return
 	}
-	group, rp := c.STPGroup, int64(0)
+	group := c.STPGroup
+	var t terms
 	if e.risk.on {
 		s := int(as)
-		var notional int64
-		if rp, notional, r = e.riskCheck(s, bi, c.Side, c.Type, c.STP, c.Qty, c.Price, c.StopPrice); r != ReasonNone {
+		if t, r = e.riskCheck(s, bi, c.Side, c.Type, c.STP, c.Qty, c.Price, c.StopPrice); r != ReasonNone {
 			e.reject(c, r)
 			return
 		}
-		e.hold(s, bi, c.Side, c.Qty, notional)
 		e.countOrder(s)
 		group = e.risk.accts[s].group
 	} else if r := e.gateOff(c.Account, &e.books[bi]); r != ReasonNone {
@@ -441,13 +441,16 @@ func (e *Engine) newOrder(c *Command) {
 	*o = order{
 		id: e.nextOrderID, clOrdID: c.ClOrdID, price: c.Price, shown: c.Qty,
 		account: c.Account, stpGroup: group, next: -1, prev: -1, book: bi,
-		side: c.Side, tif: c.TIF, typ: c.Type, stp: c.STP, flags: c.Flags, state: stateTaking,
+		side: c.Side, tif: c.TIF, typ: c.Type, stp: c.STP, flags: c.Flags | t.cls, state: stateTaking,
 	}
 	display := c.DisplayQty
 	if display == c.Qty {
 		display = 0
 	}
-	e.cold[oi] = orderCold{stopPrice: c.StopPrice, display: display, rp: rp}
+	e.cold[oi] = orderCold{stopPrice: c.StopPrice, display: display, rp: t.rp, hp: t.hp}
+	if e.risk.on {
+		e.hold(oi, c.Qty)
+	}
 
 	ev := e.emitOrder(KindAccepted, oi)
 	ev.Qty, ev.Leaves = c.Qty, c.Qty
@@ -903,15 +906,15 @@ func (e *Engine) riskReplace(c *Command, oi int32) Reason {
 	if typ == StopLimit && o.state != stateWaiting {
 		typ = Limit // triggered: a limit order, checked against the reference
 	}
-	rp, notional, r := e.riskCheck(s, o.book, o.side, typ, o.stp, c.Qty, c.Price, c.StopPrice)
+	t, r := e.riskCheck(s, o.book, o.side, typ, o.stp, c.Qty, c.Price, c.StopPrice)
 	if r != ReasonNone {
-		cold := &e.cold[oi]
-		e.hold(s, o.book, o.side, open, open*cold.rp*e.books[o.book].inst.TickValue)
+		e.hold(oi, open) // back as it was
 		return r
 	}
-	e.hold(s, o.book, o.side, c.Qty, notional)
+	e.cold[oi].rp, e.cold[oi].hp = t.rp, t.hp
+	o.flags = o.flags&^(flagShort|flagCover) | t.cls
+	e.hold(oi, c.Qty)
 	e.countOrder(s)
-	e.cold[oi].rp = rp
 	return ReasonNone
 }
 

@@ -14,9 +14,14 @@ import (
 // or write except the per-instrument position, in two cache lines.
 type acct struct {
 	cash     int64 // minor units
-	held     int64 // cash held by open buy orders: sum of open lots x risk price x TickValue
+	held     int64 // cash held by open orders: sum of open lots x hold per lot (orderCold.hp)
+	openBuy  int64 // notional of open buy orders, at their risk prices
 	openSell int64 // notional of open sell orders, at their risk prices
 	credit   int64 // notional executed today (both sides), reset by CmdEndOfDay
+	// shortNet is what the account's short positions hold back from buying
+	// power: the sum of apos.shortNet. Buying power = cash - held - shortNet.
+	shortNet int64
+	mpct     int64 // short margin beyond the proceeds, in percent (ShortMarginPct - 100)
 
 	maxQty, maxNotional, maxPos, creditLimit int64
 	ordersPerSec, cancelsPerSec              int64
@@ -51,13 +56,32 @@ func (a *acct) dayTradeCount() int64 {
 	return n
 }
 
-// apos is one account's state in one instrument, half a cache line.
+// apos is one account's state in one instrument, one cache line.
 type apos struct {
 	pos      int64 // lots; negative = short
 	buyOpen  int64 // open lots of buy orders
 	sellOpen int64 // open lots of sell orders
 	locate   int64 // lots the account may be short
+	// shortReq is the short position's requirement: the proceeds of its
+	// short sales at their trade prices plus their margin at the orders'
+	// margin per lot, released in proportion as the short is bought back
+	// (docs/engine.md, "Short sales").
+	shortReq int64
+	// coverOpen is the open lots of buys to cover that use the short's
+	// collateral (flagCover); shortOpen the open lots of short sales
+	// (flagShort).
+	coverOpen, shortOpen int64
+	// shortNet is the part of shortReq not backing open cover lots:
+	// ceil(shortReq x (short lots - coverOpen) / short lots), at least 0.
+	shortNet int64
 }
+
+// Internal order flags (order.flags above flagsAll): the risk layer's
+// classification of an order at acceptance.
+const (
+	flagShort Flags = 1 << 6 // a sell not covered by the position: holds its margin, may open a short
+	flagCover Flags = 1 << 7 // a buy to cover that uses the short's collateral
+)
 
 // acctCold is reference data the checks do not read.
 type acctCold struct {
@@ -118,8 +142,12 @@ func (e *Engine) initRisk(cfg *Config) {
 		if group == 0 && a.Owner != 0 {
 			group = ownerGroup | a.Owner // the accounts of one beneficial owner are one STP group
 		}
+		mp := a.ShortMarginPct
+		if mp == 0 {
+			mp = cfg.ShortMarginPct
+		}
 		r.accts[s] = acct{
-			cash: a.Cash, maxQty: l.MaxOrderQty, maxNotional: l.MaxOrderNotional, maxPos: l.MaxPosition,
+			mpct: mp - 100, cash: a.Cash, maxQty: l.MaxOrderQty, maxNotional: l.MaxOrderNotional, maxPos: l.MaxPosition,
 			creditLimit: l.DailyCredit, ordersPerSec: l.OrdersPerSec, cancelsPerSec: l.CancelsPerSec,
 			group: group, status: a.Status, prop: a.Proprietary, stpOff: a.AllowSTPOff,
 			pdt: a.PDT && a.Equity < cfg.PDTMinEquity,
@@ -257,68 +285,133 @@ func (e *Engine) triggerRisk(b *book, oi int32, open int64) bool {
 	return false
 }
 
+// terms are an order's risk terms, fixed at acceptance (and at a replace):
+// its risk price, notional, hold per lot and classification.
+type terms struct {
+	rp, notional, hp int64
+	cls              Flags // flagShort, flagCover or 0
+}
+
 // riskCheck runs the pre-trade checks for an order of account slot s in book
 // bi (docs/engine.md, "Pre-trade risk"), in their documented order. It
-// returns the order's risk price and notional. Nothing changes.
-func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, stp STPMode, qty, price, stop int64) (int64, int64, Reason) {
+// returns the order's terms. Nothing changes.
+func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, stp STPMode, qty, price, stop int64) (terms, Reason) {
 	a := &e.risk.accts[s]
 	b := &e.books[bi]
 	if r := e.riskGate(a, b); r != ReasonNone {
-		return 0, 0, r
+		return terms{}, r
 	}
 	switch {
 	case stp == STPOff && !a.stpOff:
-		return 0, 0, RejectSTPOffNotAllowed
+		return terms{}, RejectSTPOffNotAllowed
 	case a.maxQty != 0 && qty > a.maxQty:
-		return 0, 0, RejectOrderQtyLimit
+		return terms{}, RejectOrderQtyLimit
 	}
 	rp, outside := b.riskPrice(side, typ, price, stop)
-	notional := mulSat(qty, rp*b.inst.TickValue)
+	t := terms{rp: rp, notional: mulSat(qty, rp*b.inst.TickValue)}
 	switch {
-	case a.maxNotional != 0 && notional > a.maxNotional:
-		return 0, 0, RejectOrderNotionalLimit
+	case a.maxNotional != 0 && t.notional > a.maxNotional:
+		return terms{}, RejectOrderNotionalLimit
 	case outside:
-		return 0, 0, RejectOutsideCollar
+		return terms{}, RejectOutsideCollar
 	}
 	p := &e.risk.pos[s*e.risk.nb+int(bi)]
 	maxPos := b.lotCap // the engine's own position ceiling, below which MaxPosition applies
 	if a.maxPos != 0 && a.maxPos < maxPos {
 		maxPos = a.maxPos
 	}
+	bp := a.cash - a.held - a.shortNet
 	if side == Buy {
-		if notional > a.cash-a.held {
-			return 0, 0, RejectInsufficientFunds
+		t.hp = rp * b.inst.TickValue
+		if t.notional > bp {
+			// A buy to cover may use the short's collateral: all its lots
+			// must cover (with the other open buys), no short sale may be
+			// open, and it holds at least the collateral it frees.
+			if p.pos >= 0 || qty > -p.pos-p.buyOpen || p.shortOpen > 0 {
+				return terms{}, RejectInsufficientFunds
+			}
+			freed := p.shortNet - shortNet(p.shortReq, -p.pos, p.coverOpen+qty)
+			t.hp = max(t.hp, ceilDiv(p.shortReq, -p.pos))
+			if mulSat(qty, t.hp) > bp+freed {
+				return terms{}, RejectInsufficientFunds
+			}
+			t.cls = flagCover
 		}
 		if qty > maxPos-p.pos-p.buyOpen {
-			return 0, 0, RejectPositionLimit
+			return terms{}, RejectPositionLimit
 		}
 	} else {
-		if short := qty - (p.pos - p.sellOpen); short > 0 && short > p.locate {
-			if b.inst.Threshold {
-				return 0, 0, RejectThresholdShort
+		if short := qty - (p.pos - p.sellOpen); short > 0 {
+			if short > p.locate {
+				if b.inst.Threshold {
+					return terms{}, RejectThresholdShort
+				}
+				if !a.prop {
+					return terms{}, RejectShortNoLocate
+				}
 			}
-			if !a.prop {
-				return 0, 0, RejectShortNoLocate
+			if p.coverOpen > 0 {
+				return terms{}, RejectShortWhileCovering
+			}
+			t.cls, t.hp = flagShort, marginPerLot(rp*b.inst.TickValue, a.mpct)
+			if mulSat(qty, t.hp) > bp {
+				return terms{}, RejectInsufficientFunds
 			}
 		}
 		if qty > maxPos+p.pos-p.sellOpen {
-			return 0, 0, RejectPositionLimit
+			return terms{}, RejectPositionLimit
 		}
 	}
 	creditLimit := a.creditLimit // without one, the engine's 2^62 ceiling bounds the open and executed notional
 	if creditLimit == 0 {
 		creditLimit = maxNotional
 	}
-	if addSat(addSat(a.credit, a.held), addSat(a.openSell, notional)) > creditLimit {
-		return 0, 0, RejectCreditLimit
+	if addSat(addSat(a.credit, a.openBuy), addSat(a.openSell, t.notional)) > creditLimit {
+		return terms{}, RejectCreditLimit
 	}
 	if a.pdt && e.wouldDayTrade(s, bi, side) && a.dayTradeCount() >= pdtMaxDayTrades {
-		return 0, 0, RejectPatternDayTrader
+		return terms{}, RejectPatternDayTrader
 	}
 	if e.overOrderRate(a) {
-		return 0, 0, RejectOrderRate
+		return terms{}, RejectOrderRate
 	}
-	return rp, notional, ReasonNone
+	return t, ReasonNone
+}
+
+// marginPerLot returns the margin a short sale holds per lot beyond its
+// proceeds: mpct percent of v, one lot's value at the risk price, rounded up.
+func marginPerLot(v, mpct int64) int64 {
+	hi, lo := bits.Mul64(uint64(v), uint64(mpct))
+	lo, c := bits.Add64(lo, 99, 0)
+	q, _ := bits.Div64(hi+c, lo, 100)
+	return min(int64(q), maxNotional)
+}
+
+// ceilDiv returns ceil(a / b) for a >= 0, b > 0.
+func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
+
+// shortNet returns ceil(req x max(0, short-cover) / short): the part of a
+// short position's requirement req (short lots short) that does not back
+// cover lots of open buys to cover.
+func shortNet(req, short, cover int64) int64 {
+	if short <= 0 || cover >= short {
+		return 0
+	}
+	hi, lo := bits.Mul64(uint64(req), uint64(short-cover))
+	lo, c := bits.Add64(lo, uint64(short-1), 0)
+	q, _ := bits.Div64(hi+c, lo, uint64(short))
+	return int64(q)
+}
+
+// shortUpdate recomputes position p's shortNet after its short, requirement
+// or cover lots changed, and the account's total.
+func shortUpdate(a *acct, p *apos) {
+	if p.shortReq == 0 && p.shortNet == 0 {
+		return
+	}
+	n := shortNet(p.shortReq, -p.pos, p.coverOpen)
+	a.shortNet += n - p.shortNet
+	p.shortNet = n
 }
 
 // riskGate runs checks 18-20: the account may trade and the instrument is
@@ -362,16 +455,39 @@ func (e *Engine) wouldDayTrade(s int, bi uint16, side Side) bool {
 	return e.risk.dayOpen[i] && (side == Sell && p > 0 || side == Buy && p < 0)
 }
 
-// hold commits an accepted order's exposure: lots at risk price rp.
-func (e *Engine) hold(s int, bi uint16, side Side, lots, notional int64) {
+// hold commits lots of open order oi at its terms (cold.rp, cold.hp,
+// flags): the hold, the open notional and lots, the cover and short lots.
+func (e *Engine) hold(oi int32, lots int64) { e.exposure(oi, lots, 1) }
+
+// unhold releases lots of open order oi that left (filled, cancelled,
+// reduced, expired): the reverse of hold.
+func (e *Engine) unhold(oi int32, lots int64) {
+	if e.risk.on {
+		e.exposure(oi, lots, -1)
+	}
+}
+
+func (e *Engine) exposure(oi int32, lots, sign int64) {
+	o := &e.orders[oi]
+	c := &e.cold[oi]
+	s := int(e.risk.slotOf[o.account]) - 1
 	a := &e.risk.accts[s]
-	p := &e.risk.pos[s*e.risk.nb+int(bi)]
-	if side == Buy {
-		a.held += notional
-		p.buyOpen += lots
-	} else {
-		a.openSell += notional
-		p.sellOpen += lots
+	p := &e.risk.pos[s*e.risk.nb+int(o.book)]
+	a.held += sign * lots * c.hp
+	n := sign * lots * c.rp * e.books[o.book].inst.TickValue
+	if o.side == Buy {
+		a.openBuy += n
+		p.buyOpen += sign * lots
+		if o.flags&flagCover != 0 {
+			p.coverOpen += sign * lots
+			shortUpdate(a, p)
+		}
+		return
+	}
+	a.openSell += n
+	p.sellOpen += sign * lots
+	if o.flags&flagShort != 0 {
+		p.shortOpen += sign * lots
 	}
 }
 
@@ -405,44 +521,37 @@ func (e *Engine) cancelRate(id uint32) bool {
 	return false
 }
 
-// unhold releases lots of open order oi that left without trading
-// (cancelled, reduced, expired).
-func (e *Engine) unhold(oi int32, lots int64) {
-	if !e.risk.on {
-		return
-	}
-	o := &e.orders[oi]
-	s := int(e.risk.slotOf[o.account]) - 1
-	n := lots * e.cold[oi].rp * e.books[o.book].inst.TickValue
-	a := &e.risk.accts[s]
-	p := &e.risk.pos[s*e.risk.nb+int(o.book)]
-	if o.side == Buy {
-		a.held -= n
-		p.buyOpen -= lots
-	} else {
-		a.openSell -= n
-		p.sellOpen -= lots
-	}
-}
-
-// fill settles q lots of order oi traded at price px: the hold at the risk
-// price is released and the cash at the trade price moves.
+// fill settles q lots of order oi traded at price px: the hold is released,
+// the cash at the trade price moves, and a short opened or bought back
+// moves the short requirement (docs/engine.md, "Short sales").
 func (e *Engine) fill(oi int32, q, px int64) {
 	o := &e.orders[oi]
 	s := int(e.risk.slotOf[o.account]) - 1
-	n := q * px * e.books[o.book].inst.TickValue
+	tv := e.books[o.book].inst.TickValue
+	n := q * px * tv
 	a := &e.risk.accts[s]
 	i := s*e.risk.nb + int(o.book)
 	p := &e.risk.pos[i]
 	e.dayTrade(a, i, o.side, p.pos, q)
 	e.unhold(oi, q) // the filled lots no longer hold cash or open exposure
 	if o.side == Buy {
+		if p.pos < 0 { // buys back c lots of the short: release their share, rounded up
+			c := min(q, -p.pos)
+			hi, lo := bits.Mul64(uint64(p.shortReq), uint64(c))
+			lo, cy := bits.Add64(lo, uint64(-p.pos-1), 0)
+			rel, _ := bits.Div64(hi+cy, lo, uint64(-p.pos))
+			p.shortReq -= int64(rel)
+		}
 		a.cash -= n
 		p.pos += q
 	} else {
+		if short := q - max(p.pos, 0); short > 0 { // opens (or extends) a short
+			p.shortReq = addSat(p.shortReq, addSat(short*px*tv, mulSat(short, e.cold[oi].hp)))
+		}
 		a.cash += n
 		p.pos -= q
 	}
+	shortUpdate(a, p)
 	a.credit = addSat(a.credit, n)
 }
 
@@ -637,6 +746,12 @@ type AccountState struct {
 	Firm, Owner uint32
 	PDT         bool  // the pattern-day-trader rule applies (flagged, equity below Config.PDTMinEquity)
 	DayTrades   int64 // day trades in the last five trading days, today included
+	// ShortReq is what short positions hold back from buying power (their
+	// proceeds and margin, less what backs open buys to cover): buying
+	// power = Cash - Held - ShortReq. ShortReqs is each instrument's whole
+	// requirement.
+	ShortReq  int64
+	ShortReqs []int64
 }
 
 // Account returns the account's risk state, and false if the risk layer is
@@ -651,26 +766,29 @@ func (e *Engine) Account(id uint32) (AccountState, bool) {
 	}
 	a, c := &e.risk.accts[s], &e.risk.cold[s]
 	st := AccountState{ID: id, Status: a.status, Killed: a.killed, Cash: a.cash, Held: a.held, OpenSell: a.openSell,
-		Credit: a.credit, Firm: c.firm, Owner: c.owner, PDT: a.pdt, DayTrades: a.dayTradeCount()}
+		Credit: a.credit, Firm: c.firm, Owner: c.owner, PDT: a.pdt, DayTrades: a.dayTradeCount(), ShortReq: a.shortNet}
 	for bi := range e.books {
 		p := &e.risk.pos[s*e.risk.nb+bi]
 		st.Positions = append(st.Positions, p.pos)
 		st.Locates = append(st.Locates, p.locate)
 		st.BuyOpen = append(st.BuyOpen, p.buyOpen)
 		st.SellOpen = append(st.SellOpen, p.sellOpen)
+		st.ShortReqs = append(st.ShortReqs, p.shortReq)
 	}
 	return st, true
 }
 
 // checkRisk verifies the risk state against the open orders: every
-// account's held cash, open sell notional and open lots equal the sums over
-// its open orders, and no buying power is negative.
+// account's held cash, open sell notional, open lots, cover and short lots
+// equal the sums over its open orders; every short requirement and its net
+// part agree with the positions; cash is not negative and no buying power is.
 func (e *Engine) checkRisk(fail func(string, ...any) error) error {
 	if !e.risk.on {
 		return nil
 	}
 	r := &e.risk
 	held := make([]int64, len(r.accts))
+	buy := make([]int64, len(r.accts))
 	sell := make([]int64, len(r.accts))
 	lots := make([]apos, len(r.pos))
 	for bi := range e.books {
@@ -678,32 +796,57 @@ func (e *Engine) checkRisk(fail func(string, ...any) error) error {
 			o := &e.orders[oi]
 			s := r.slot(o.account)
 			open := o.shown + o.hidden
-			n := open * e.cold[oi].rp * e.books[bi].inst.TickValue
+			w := &lots[s*r.nb+bi]
+			held[s] += open * e.cold[oi].hp
 			if o.side == Buy {
-				held[s] += n
-				lots[s*r.nb+bi].buyOpen += open
+				buy[s] += open * e.cold[oi].rp * e.books[bi].inst.TickValue
+				w.buyOpen += open
+				if o.flags&flagCover != 0 {
+					w.coverOpen += open
+				}
 			} else {
-				sell[s] += n
-				lots[s*r.nb+bi].sellOpen += open
+				sell[s] += open * e.cold[oi].rp * e.books[bi].inst.TickValue
+				w.sellOpen += open
+				if o.flags&flagShort != 0 {
+					w.shortOpen += open
+				}
 			}
 		})
 	}
 	for s := range r.accts {
 		a := &r.accts[s]
 		id := r.cold[s].id
-		switch {
-		case a.held != held[s]:
-			return fail("account %d holds %d, open buys need %d", id, a.held, held[s])
-		case a.openSell != sell[s]:
-			return fail("account %d open sell notional %d, open sells sum to %d", id, a.openSell, sell[s])
-		case a.cash-a.held < 0:
-			return fail("account %d buying power %d is negative", id, a.cash-a.held)
-		}
+		var net int64
 		for bi := range e.books {
 			p, w := &r.pos[s*r.nb+bi], &lots[s*r.nb+bi]
-			if p.buyOpen != w.buyOpen || p.sellOpen != w.sellOpen {
-				return fail("account %d instrument %d open lots %d/%d, orders %d/%d", id, e.books[bi].inst.ID, p.buyOpen, p.sellOpen, w.buyOpen, w.sellOpen)
+			inst := e.books[bi].inst.ID
+			switch {
+			case p.buyOpen != w.buyOpen || p.sellOpen != w.sellOpen:
+				return fail("account %d instrument %d open lots %d/%d, orders %d/%d", id, inst, p.buyOpen, p.sellOpen, w.buyOpen, w.sellOpen)
+			case p.coverOpen != w.coverOpen || p.shortOpen != w.shortOpen:
+				return fail("account %d instrument %d cover/short lots %d/%d, orders %d/%d", id, inst, p.coverOpen, p.shortOpen, w.coverOpen, w.shortOpen)
+			case p.shortReq < 0 || p.shortReq > 0 && p.pos >= 0:
+				return fail("account %d instrument %d short requirement %d at position %d", id, inst, p.shortReq, p.pos)
+			case p.shortNet != shortNet(p.shortReq, -p.pos, p.coverOpen):
+				return fail("account %d instrument %d net short requirement %d, want %d", id, inst, p.shortNet, shortNet(p.shortReq, -p.pos, p.coverOpen))
+			case p.coverOpen > 0 && p.shortOpen > 0:
+				return fail("account %d instrument %d has cover lots and short sales open together", id, inst)
 			}
+			net += p.shortNet
+		}
+		switch {
+		case a.held != held[s]:
+			return fail("account %d holds %d, open orders need %d", id, a.held, held[s])
+		case a.openBuy != buy[s]:
+			return fail("account %d open buy notional %d, open buys sum to %d", id, a.openBuy, buy[s])
+		case a.openSell != sell[s]:
+			return fail("account %d open sell notional %d, open sells sum to %d", id, a.openSell, sell[s])
+		case a.shortNet != net:
+			return fail("account %d net short requirement %d, positions sum to %d", id, a.shortNet, net)
+		case a.cash < 0:
+			return fail("account %d cash %d is negative", id, a.cash)
+		case a.cash-a.held-a.shortNet < 0:
+			return fail("account %d buying power %d is negative", id, a.cash-a.held-a.shortNet)
 		}
 	}
 	return nil

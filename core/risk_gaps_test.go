@@ -330,3 +330,79 @@ func TestRiskMoneyOverflow(t *testing.T) {
 		}
 	})
 }
+
+// shortConfig: instrument 1 around 100 (tick value 1); account 1 with no
+// cash, account 4 with no cash of an account type whose short requirement
+// is only the proceeds (100%), account 5 with half the short's value in
+// cash under Reg T's 150%; each with a locate for 20,000,000 in instrument
+// 1; account 2 a buyer, account 3 a holder of both instruments.
+func shortConfig() core.Config {
+	loc := []core.Locate{{Instrument: 1, Qty: 20_000_000}}
+	return core.Config{
+		Instruments: []core.Instrument{
+			{ID: 1, BandLow: 1, BandHigh: 1000, TickValue: 1, RefPrice: 100, CollarTicks: 10},
+			{ID: 2, BandLow: 1, BandHigh: 1000, TickValue: 1, RefPrice: 100, CollarTicks: 10},
+		},
+		Accounts: []core.Account{
+			{ID: 1, Locates: loc},
+			{ID: 2, Cash: 3_000_000_000},
+			{ID: 3, Positions: []core.Position{{Instrument: 1, Lots: 30_000_000}, {Instrument: 2, Lots: 30_000_000}}},
+			{ID: 4, Locates: loc, ShortMarginPct: 100},
+			{ID: 5, Cash: 500_000_000, Locates: loc},
+		},
+	}
+}
+
+// TestRiskShortProceedsAsBuyingPower: a zero-cash account with a locate shorted
+// 10,000,000 and bought another 10,000,000 with the proceeds. Short proceeds
+// are not buying power, and a short sale needs its margin (Reg T: 150% of
+// the short's value, the proceeds included; configurable per account).
+func TestRiskShortProceedsAsBuyingPower(t *testing.T) {
+	const n = 10_000_000
+	t.Run("no-cash-no-short", func(t *testing.T) {
+		h := newHarness(t, shortConfig())
+		h.rejected(order(sell(1, 1, 100, n), 1), core.RejectInsufficientFunds)
+	})
+	t.Run("proceeds-not-buying-power", func(t *testing.T) {
+		h := newHarness(t, shortConfig())
+		h.ok(order(sell(4, 1, 100, n), 1))
+		evs := h.ok(order(buy(2, 1, 100, n), 1))
+		require.Len(t, kinds(evs, core.KindExecuted), 1)
+		st, _ := h.eng.Account(4)
+		assert.Equal(t, int64(n*100), st.Cash, "the proceeds are in the account")
+		assert.Equal(t, int64(n*100), st.ShortReq, "and held against the short")
+		h.ok(order(sell(3, 2, 100, n), 1))
+		h.rejected(order(buy(4, 2, 100, n), 2), core.RejectInsufficientFunds)
+		h.rejected(order(buy(4, 2, 100, 1), 3), core.RejectInsufficientFunds)
+		h.rejected(order(buy(4, 1, 100, n+1), 4), core.RejectInsufficientFunds) // covering, and 1 more
+	})
+	t.Run("reg-t-150", func(t *testing.T) {
+		h := newHarness(t, shortConfig())
+		h.ok(order(sell(5, 1, 100, n), 1)) // margin: half the value, all of its cash
+		h.rejected(order(sell(5, 1, 100, 1), 2), core.RejectInsufficientFunds)
+		h.ok(order(buy(2, 1, 100, n), 1))
+		st, _ := h.eng.Account(5)
+		assert.Equal(t, int64(1_500_000_000), st.Cash)
+		assert.Equal(t, int64(1_500_000_000), st.ShortReq)
+		h.rejected(order(buy(5, 2, 100, 1), 3), core.RejectInsufficientFunds)
+		// Covering is funded by the short's collateral, even with no buying power.
+		h.ok(order(buy(5, 1, 99, n), 4))
+		h.rejected(order(sell(5, 1, 105, 1), 5), core.RejectShortWhileCovering)
+		h.ok(order(sell(3, 1, 99, n), 2))
+		st, _ = h.eng.Account(5)
+		assert.Equal(t, []int64{0, 0}, st.Positions)
+		assert.Equal(t, int64(500_000_000+n), st.Cash, "shorted at 100, covered at 99")
+		assert.Zero(t, st.ShortReq)
+		assert.Zero(t, st.Held)
+	})
+	t.Run("cover-bid-far-below-adds-nothing", func(t *testing.T) {
+		h := newHarness(t, shortConfig())
+		h.ok(order(sell(5, 1, 100, n), 1))
+		h.ok(order(buy(2, 1, 100, n), 1))
+		h.ok(order(buy(5, 1, 90, n), 2)) // a cover bid far below the collateral per share
+		h.rejected(order(buy(5, 2, 100, 1), 3), core.RejectInsufficientFunds)
+		h.ok(core.Command{Kind: core.CmdCancel, Account: 5, OrigClOrdID: 2})
+		st, _ := h.eng.Account(5)
+		assert.Equal(t, st.Cash, st.Held+st.ShortReq, "back to no buying power")
+	})
+}

@@ -149,16 +149,23 @@ func TestRiskConservation(t *testing.T) {
 	if testing.Short() {
 		seeds, ops = seeds[:2], 5_000
 	}
-	for _, seed := range seeds {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			if err := runConservation(seed, ops); err != nil {
-				t.Fatalf("seed %d: %v\nreproduce: go test ./core -run 'TestRiskConservation/%d$'", seed, err, seed)
-			}
-		})
+	for _, shorts := range []bool{false, true} {
+		for _, seed := range seeds {
+			name := fmt.Sprintf("shorts=%v/%d", shorts, seed)
+			t.Run(name, func(t *testing.T) {
+				if err := runConservation(seed, ops, shorts); err != nil {
+					t.Fatalf("seed %d: %v\nreproduce: go test ./core -run 'TestRiskConservation/%s$'", seed, err, name)
+				}
+			})
+		}
 	}
 }
 
-func runConservation(seed uint64, ops int) error {
+// runConservation runs the randomised conservation test. With shorts, the
+// accounts have little cash, small positions and large locates, so short
+// sales, their margin, buys to cover on the short's collateral and
+// short-while-covering rejects happen often.
+func runConservation(seed uint64, ops int, shorts bool) error {
 	r := rand.New(rand.NewPCG(seed, 0x715c))
 	insts := []core.Instrument{
 		{ID: 1, BandLow: 50, BandHigh: 150, TickValue: 7, RefPrice: 100, CollarBps: 800},
@@ -167,11 +174,19 @@ func runConservation(seed uint64, ops int) error {
 	const nAcct = 6
 	var accts []core.Account
 	for a := uint32(1); a <= nAcct; a++ {
-		accts = append(accts, core.Account{ID: a, Cash: int64(r.IntN(200_000)), Proprietary: a == 6,
+		ac := core.Account{ID: a, Cash: int64(r.IntN(200_000)), Proprietary: a == 6,
 			Positions: []core.Position{{Instrument: 1, Lots: int64(r.IntN(100))}, {Instrument: 2, Lots: int64(r.IntN(100))}},
 			Locates:   []core.Locate{{Instrument: 1, Qty: int64(r.IntN(20))}},
-			Limits:    core.Limits{MaxPosition: 400, CancelsPerSec: 50, OrdersPerSec: 200}})
+			Limits:    core.Limits{MaxPosition: 400, CancelsPerSec: 50, OrdersPerSec: 200}}
+		if shorts {
+			ac.Cash = int64(r.IntN(30_000))
+			ac.Positions = []core.Position{{Instrument: 1, Lots: int64(r.IntN(10))}, {Instrument: 2, Lots: int64(r.IntN(10))}}
+			ac.Locates = []core.Locate{{Instrument: 1, Qty: 200}, {Instrument: 2, Qty: 200}}
+			ac.ShortMarginPct = []int64{0, 100, 150, 300}[a%4]
+		}
+		accts = append(accts, ac)
 	}
+	var covering int // short-while-covering rejects: buys to cover on collateral were open
 	var evs []core.Event
 	eng, err := core.New(core.Config{Instruments: insts, Accounts: accts, MaxOrders: 512}, func(b []core.Event) { evs = append(evs, b...) })
 	if err != nil {
@@ -257,6 +272,9 @@ func runConservation(seed uint64, ops int) error {
 			switch {
 			case ev.Kind == core.KindRejected && ev.Reason >= 400:
 				rejects++
+				if ev.Reason == core.RejectShortWhileCovering {
+					covering++
+				}
 			case ev.Reason == core.CancelMarketHalt || ev.Reason == core.CancelKillSwitch:
 				halts++
 			}
@@ -279,8 +297,9 @@ func runConservation(seed uint64, ops int) error {
 		}
 		held := map[uint32]int64{}
 		for _, o := range eng.OpenOrders() {
-			if o.Side == core.Buy {
-				held[o.Account] += (o.Shown + o.Hidden) * o.RiskPrice * tv[o.Instrument]
+			held[o.Account] += (o.Shown + o.Hidden) * o.HoldPerLot
+			if o.Side == core.Buy && o.HoldPerLot < o.RiskPrice*tv[o.Instrument] {
+				return fmt.Errorf("command %d: buy %d holds %d a lot, below its value %d", i+1, o.OrderID, o.HoldPerLot, o.RiskPrice*tv[o.Instrument])
 			}
 		}
 		var sumCash int64
@@ -292,8 +311,8 @@ func runConservation(seed uint64, ops int) error {
 				return fmt.Errorf("command %d: account %d cash %d, reference %d", i+1, id, st.Cash, cash[id])
 			case st.Held != held[id]:
 				return fmt.Errorf("command %d: account %d held %d, open buys %d", i+1, id, st.Held, held[id])
-			case st.Cash-st.Held < 0:
-				return fmt.Errorf("command %d: account %d buying power %d", i+1, id, st.Cash-st.Held)
+			case st.Cash-st.Held-st.ShortReq < 0:
+				return fmt.Errorf("command %d: account %d buying power %d", i+1, id, st.Cash-st.Held-st.ShortReq)
 			}
 			for bi, in := range insts {
 				if st.Positions[bi] != pos[[2]uint32{id, in.ID}] {
@@ -312,8 +331,8 @@ func runConservation(seed uint64, ops int) error {
 			}
 		}
 	}
-	if trades < ops/20 || rejects < ops/50 || halts == 0 {
-		return fmt.Errorf("generator drifted: %d trades, %d risk rejects, %d risk cancels in %d commands", trades, rejects, halts, ops)
+	if trades < ops/20 || rejects < ops/50 || halts == 0 || shorts && covering == 0 {
+		return fmt.Errorf("generator drifted: %d trades, %d risk rejects, %d risk cancels, %d short-while-covering in %d commands", trades, rejects, halts, covering, ops)
 	}
 	return nil
 }

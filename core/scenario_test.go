@@ -120,8 +120,8 @@ func runScenario(t *testing.T, file string) string {
 		for _, a := range cfg.Accounts {
 			st, ok := eng.Account(a.ID)
 			require.True(t, ok)
-			fmt.Fprintf(&out, "  acct=%d status=%d killed=%v cash=%d held=%d open-sell=%d credit=%d pos=%v locate=%v\n",
-				st.ID, st.Status, st.Killed, st.Cash, st.Held, st.OpenSell, st.Credit, st.Positions, st.Locates)
+			fmt.Fprintf(&out, "  acct=%d status=%d killed=%v cash=%d held=%d short-req=%d open-sell=%d credit=%d pos=%v locate=%v\n",
+				st.ID, st.Status, st.Killed, st.Cash, st.Held, st.ShortReq, st.OpenSell, st.Credit, st.Positions, st.Locates)
 		}
 	}
 	return out.String()

@@ -24,7 +24,8 @@ type OrderState struct {
 	Price, StopPrice              int64
 	Shown, Hidden                 int64 // open lots = Shown + Hidden; a waiting stop shows all its open lots
 	DisplayQty                    int64 // iceberg peak; 0 = show all
-	RiskPrice                     int64 // risk layer on: the price the order is held and valued at (0 when off)
+	RiskPrice                     int64 // risk layer on: the price the order is valued at (0 when off)
+	HoldPerLot                    int64 // risk layer on: the cash held per open lot (a buy's value at RiskPrice, a short sale's margin; 0 when off)
 	Waiting                       bool  // a stop order not yet triggered
 }
 
@@ -41,8 +42,8 @@ func (e *Engine) orderState(oi int32) OrderState {
 	o, c := &e.orders[oi], &e.cold[oi]
 	return OrderState{
 		OrderID: o.id, ClOrdID: o.clOrdID, Account: o.account, STPGroup: o.stpGroup,
-		Instrument: e.books[o.book].inst.ID, Side: o.side, Type: o.typ, TIF: o.tif, STP: o.stp, Flags: o.flags,
-		Price: o.price, StopPrice: c.stopPrice, Shown: o.shown, Hidden: o.hidden, DisplayQty: c.display, RiskPrice: c.rp,
+		Instrument: e.books[o.book].inst.ID, Side: o.side, Type: o.typ, TIF: o.tif, STP: o.stp, Flags: o.flags & flagsAll,
+		Price: o.price, StopPrice: c.stopPrice, Shown: o.shown, Hidden: o.hidden, DisplayQty: c.display, RiskPrice: c.rp, HoldPerLot: c.hp,
 		Waiting: o.state == stateWaiting,
 	}
 }
@@ -114,12 +115,14 @@ func (e *Engine) StateHash() [32]byte {
 			u(s.OrderID)
 			u(s.ClOrdID)
 			u(uint64(s.Account)<<32 | uint64(s.STPGroup))
-			u(uint64(s.Side) | uint64(s.Type)<<8 | uint64(s.TIF)<<16 | uint64(s.STP)<<24 | uint64(s.Flags)<<32)
+			u(uint64(s.Side) | uint64(s.Type)<<8 | uint64(s.TIF)<<16 | uint64(s.STP)<<24 | uint64(e.orders[oi].flags)<<32)
 			u(uint64(s.Price))
 			u(uint64(s.StopPrice))
 			u(uint64(s.Shown))
 			u(uint64(s.Hidden))
 			u(uint64(s.DisplayQty))
+			u(uint64(s.RiskPrice))
+			u(uint64(s.HoldPerLot))
 			h.Write(buf)
 			buf = buf[:0]
 		})
@@ -144,7 +147,7 @@ func (e *Engine) StateHash() [32]byte {
 		u(uint64(r.day))
 		for s := range r.accts {
 			a := &r.accts[s]
-			for _, v := range [...]int64{a.cash, a.held, a.openSell, a.credit, a.maxQty, a.maxNotional, a.maxPos,
+			for _, v := range [...]int64{a.cash, a.held, a.openBuy, a.openSell, a.credit, a.shortNet, a.mpct, a.maxQty, a.maxNotional, a.maxPos,
 				a.creditLimit, a.ordersPerSec, a.cancelsPerSec, a.window, int64(a.orders), int64(a.cancels)} {
 				u(uint64(v))
 			}
@@ -159,6 +162,10 @@ func (e *Engine) StateHash() [32]byte {
 				u(uint64(p.buyOpen))
 				u(uint64(p.sellOpen))
 				u(uint64(p.locate))
+				u(uint64(p.shortReq))
+				u(uint64(p.coverOpen))
+				u(uint64(p.shortOpen))
+				u(uint64(p.shortNet))
 			}
 			h.Write(buf)
 			buf = buf[:0]
