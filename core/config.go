@@ -73,8 +73,8 @@ type Limits struct {
 	MaxOrderNotional int64 // minor units per order (qty x risk price x TickValue)
 	MaxPosition      int64 // lots, absolute, per instrument, counting open orders
 	DailyCredit      int64 // minor units: executed notional today + open orders' notional
-	OrdersPerSec     int64 // new orders and replaces per one-second window of Command.Time
-	CancelsPerSec    int64 // cancels and cancel-to-size per one-second window of Command.Time
+	OrdersPerSec     int64 // new order and replace messages a second of Command.Time, every one counted (a token bucket)
+	CancelsPerSec    int64 // cancel and cancel-to-size messages a second, every one counted (a token bucket)
 }
 
 // Account is the reference data and opening state of one trading account.

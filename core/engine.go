@@ -336,6 +336,9 @@ func (e *Engine) validateNew(c *Command) (uint16, int32, Reason) {
 	if r != ReasonNone {
 		return 0, -1, r
 	}
+	if e.risk.on && !e.risk.accts[s].ordBucket.take(e.time) {
+		return 0, s, RejectOrderRate // every message counts (check 1b)
+	}
 	if c.ClOrdID == 0 {
 		return 0, s, RejectInvalidClOrdID
 	}
@@ -429,7 +432,6 @@ func (e *Engine) newOrder(c *Command) {
 			e.reject(c, r)
 			return
 		}
-		e.countOrder(s)
 		group = e.risk.accts[s].group
 	} else if r := e.gateOff(c.Account, &e.books[bi]); r != ReasonNone {
 		e.reject(c, r)
@@ -790,9 +792,10 @@ func (e *Engine) lookup(c *Command) (int32, Reason) {
 // against the account's cancel rate when the risk layer is on. It rejects
 // the command itself and returns -1 on failure.
 func (e *Engine) lookupCancel(c *Command) int32 {
-	oi, r := e.lookup(c)
-	if r == ReasonNone && e.risk.on && e.cancelRate(c.Account) {
-		r = RejectCancelRate
+	r := RejectCancelRate // every message counts, the unknown order's too
+	oi := int32(-1)
+	if !e.risk.on || e.cancelToken(c.Account) {
+		oi, r = e.lookup(c)
 	}
 	if r != ReasonNone {
 		e.reject(c, r)
@@ -824,7 +827,11 @@ func (e *Engine) cancelSize(c *Command) {
 }
 
 func (e *Engine) replace(c *Command) {
-	oi, r := e.lookup(c)
+	r := RejectOrderRate // every message counts, the unknown order's too
+	oi := int32(-1)
+	if !e.risk.on || e.orderToken(c.Account) {
+		oi, r = e.lookup(c)
+	}
 	if r == ReasonNone {
 		r = e.validateReplace(c, oi)
 	}
@@ -883,8 +890,8 @@ func (e *Engine) replace(c *Command) {
 //
 // Fast path: a replace that keeps the price and stop price and does not
 // raise the quantity only lowers the order's exposure at an unchanged risk
-// price, so only the gate (checks 18-20) and the order rate (28) run and
-// just the removed lots are released.
+// price, so only the gate (checks 18-20) runs (the order token was taken on
+// arrival) and just the removed lots are released.
 func (e *Engine) riskReplace(c *Command, oi int32) Reason {
 	o := &e.orders[oi]
 	s := int(e.risk.slotOf[o.account]) - 1
@@ -894,11 +901,7 @@ func (e *Engine) riskReplace(c *Command, oi int32) Reason {
 		if r := e.riskGate(a, &e.books[o.book]); r != ReasonNone {
 			return r
 		}
-		if e.overOrderRate(a) {
-			return RejectOrderRate
-		}
 		e.unhold(oi, open-c.Qty)
-		e.countOrder(s)
 		return ReasonNone
 	}
 	e.unhold(oi, open)
@@ -914,7 +917,6 @@ func (e *Engine) riskReplace(c *Command, oi int32) Reason {
 	e.cold[oi].rp, e.cold[oi].hp = t.rp, t.hp
 	o.flags = o.flags&^(flagShort|flagCover) | t.cls
 	e.hold(oi, c.Qty)
-	e.countOrder(s)
 	return ReasonNone
 }
 

@@ -26,18 +26,52 @@ type acct struct {
 	maxQty, maxNotional, maxPos, creditLimit int64
 	ordersPerSec, cancelsPerSec              int64
 
-	window          int64 // the one-second window (Command.Time / 1e9) the counts belong to
-	orders, cancels int32
-	group           uint32 // STP group, overriding the command's
-	status          AccountStatus
-	killed, prop    bool
-	stpOff          bool // AllowSTPOff: orders may opt out of self-trade prevention
+	// The message throttles: token buckets in GCRA form (docs/engine.md,
+	// "Throttles"), one for new orders and replaces, one for cancels.
+	ordBucket, cxlBucket bucket
+	group                uint32 // STP group, overriding the command's
+	status               AccountStatus
+	killed, prop         bool
+	stpOff               bool // AllowSTPOff: orders may opt out of self-trade prevention
 	// pdt: the pattern-day-trader rule applies (flagged PDT with Equity below
 	// Config.PDTMinEquity).
 	pdt bool
 	// dayTrades counts the day trades of the last five trading days, one
 	// entry per day at risk.day % 5 (docs/engine.md, "Day trades").
 	dayTrades [5]int32
+}
+
+// bucket is a token bucket of perSec tokens a second and a burst of perSec,
+// as a generic cell rate algorithm over Command.Time: a message is allowed
+// while tat - now <= tau, and then tat = max(tat, now) + t.
+type bucket struct {
+	tat int64 // theoretical arrival time, ns
+	t   int64 // ns per token: ceil(1e9 / perSec); 0 = no limit
+	tau int64 // burst tolerance: (perSec - 1) x t
+}
+
+func newBucket(perSec int64) bucket {
+	if perSec == 0 {
+		return bucket{}
+	}
+	t := (1_000_000_000 + perSec - 1) / perSec
+	return bucket{t: t, tau: (perSec - 1) * t}
+}
+
+// take takes a token at time now, and reports false when there is none.
+func (b *bucket) take(now int64) bool {
+	if b.t == 0 {
+		return true
+	}
+	x := max(b.tat, now)
+	if uint64(x-now) > uint64(b.tau) {
+		return false
+	}
+	if x > math.MaxInt64-b.t {
+		x = math.MaxInt64 - b.t
+	}
+	b.tat = x + b.t
+	return true
 }
 
 // dayTradesWindow is the number of trading days the PDT rule looks back
@@ -149,6 +183,7 @@ func (e *Engine) initRisk(cfg *Config) {
 		r.accts[s] = acct{
 			mpct: mp - 100, cash: a.Cash, maxQty: l.MaxOrderQty, maxNotional: l.MaxOrderNotional, maxPos: l.MaxPosition,
 			creditLimit: l.DailyCredit, ordersPerSec: l.OrdersPerSec, cancelsPerSec: l.CancelsPerSec,
+			ordBucket: newBucket(l.OrdersPerSec), cxlBucket: newBucket(l.CancelsPerSec),
 			group: group, status: a.Status, prop: a.Proprietary, stpOff: a.AllowSTPOff,
 			pdt: a.PDT && a.Equity < cfg.PDTMinEquity,
 		}
@@ -372,9 +407,6 @@ func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, stp STPMo
 	if a.pdt && e.wouldDayTrade(s, bi, side) && a.dayTradeCount() >= pdtMaxDayTrades {
 		return terms{}, RejectPatternDayTrader
 	}
-	if e.overOrderRate(a) {
-		return terms{}, RejectOrderRate
-	}
 	return t, ReasonNone
 }
 
@@ -434,16 +466,19 @@ func (e *Engine) riskGate(a *acct, b *book) Reason {
 	return ReasonNone
 }
 
-// overOrderRate runs check 28: whether another new order or replace would
-// exceed the account's OrdersPerSec in the current window.
-func (e *Engine) overOrderRate(a *acct) bool {
-	if a.ordersPerSec == 0 {
-		return false
-	}
-	if w := e.time / 1e9; w != a.window {
-		a.window, a.orders, a.cancels = w, 0, 0
-	}
-	return int64(a.orders) >= a.ordersPerSec
+// orderToken takes a token from the order bucket of account id for a new
+// order or replace message, whatever becomes of it (check 1b); it reports
+// false when the account has none left. Unknown accounts are not throttled
+// here (they are rejected unknown-account).
+func (e *Engine) orderToken(id uint32) bool {
+	s := e.risk.slot(id)
+	return s < 0 || e.risk.accts[s].ordBucket.take(e.time)
+}
+
+// cancelToken is orderToken for cancel and cancel-to-size messages.
+func (e *Engine) cancelToken(id uint32) bool {
+	s := e.risk.slot(id)
+	return s < 0 || e.risk.accts[s].cxlBucket.take(e.time)
 }
 
 // wouldDayTrade reports whether a side order of account slot s in book bi
@@ -489,36 +524,6 @@ func (e *Engine) exposure(oi int32, lots, sign int64) {
 	if o.flags&flagShort != 0 {
 		p.shortOpen += sign * lots
 	}
-}
-
-// countOrder counts a new order or replace in the account's rate window.
-func (e *Engine) countOrder(s int) {
-	a := &e.risk.accts[s]
-	if w := e.time / 1e9; w != a.window {
-		a.window, a.orders, a.cancels = w, 0, 0
-	}
-	a.orders++
-}
-
-// cancelRate counts a cancel of account id and reports whether it is over
-// the account's CancelsPerSec.
-func (e *Engine) cancelRate(id uint32) bool {
-	s := e.risk.slot(id)
-	if s < 0 {
-		return false
-	}
-	a := &e.risk.accts[s]
-	if a.cancelsPerSec == 0 {
-		return false
-	}
-	if w := e.time / 1e9; w != a.window {
-		a.window, a.orders, a.cancels = w, 0, 0
-	}
-	if int64(a.cancels) >= a.cancelsPerSec {
-		return true
-	}
-	a.cancels++
-	return false
 }
 
 // fill settles q lots of order oi traded at price px: the hold is released,
@@ -680,9 +685,9 @@ func (e *Engine) admin(c *Command) {
 		case LimitDailyCredit:
 			a.creditLimit = c.Qty
 		case LimitOrdersPerSec:
-			a.ordersPerSec = c.Qty
+			a.ordersPerSec, a.ordBucket = c.Qty, newBucket(c.Qty)
 		case LimitCancelsPerSec:
-			a.cancelsPerSec = c.Qty
+			a.cancelsPerSec, a.cxlBucket = c.Qty, newBucket(c.Qty)
 		}
 		ev := e.emit(KindAdmin)
 		ev.Account, ev.Reason, ev.OrigClOrdID, ev.Qty = c.Account, AdminSetLimit, c.OrigClOrdID, c.Qty

@@ -406,3 +406,58 @@ func TestRiskShortProceedsAsBuyingPower(t *testing.T) {
 		assert.Equal(t, st.Cash, st.Held+st.ShortReq, "back to no buying power")
 	})
 }
+
+// TestRiskThrottleBlindSpots: only accepted orders were counted, so 1,000
+// rejected orders and 1,000 cancels of unknown orders in one second drew no
+// rate reject, and the fixed one-second window let 6 orders through within
+// 1 ns at a limit of 3. Every message of a configured account now takes a
+// token from its bucket (OrdersPerSec, CancelsPerSec, refilled continuously).
+func TestRiskThrottleBlindSpots(t *testing.T) {
+	cfg := core.Config{
+		Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1000}},
+		Accounts: []core.Account{{ID: 1, Cash: 1_000_000, Positions: []core.Position{{Instrument: 1, Lots: 1000}},
+			Limits: core.Limits{OrdersPerSec: 3, CancelsPerSec: 3}}},
+	}
+	at := func(c core.Command, ns int64) core.Command { c.Time = ns; return c }
+	t.Run("rejected-orders-count", func(t *testing.T) {
+		h := newHarness(t, cfg)
+		for i := range uint64(3) {
+			h.rejected(at(order(buy(1, 1, 100, 0), i+1), 10), core.RejectInvalidQty)
+		}
+		h.rejected(at(order(buy(1, 1, 100, 1), 4), 10), core.RejectOrderRate)
+	})
+	t.Run("unknown-cancels-count", func(t *testing.T) {
+		h := newHarness(t, cfg)
+		for i := range uint64(3) {
+			h.rejected(at(core.Command{Kind: core.CmdCancel, Account: 1, OrderID: 999, OrigClOrdID: i + 1}, 10), core.RejectUnknownOrder)
+		}
+		h.ok(at(order(buy(1, 1, 100, 1), 1), 10))
+		h.rejected(at(core.Command{Kind: core.CmdCancel, Account: 1, OrigClOrdID: 1}, 10), core.RejectCancelRate)
+	})
+	t.Run("replaces-of-unknown-orders-count", func(t *testing.T) {
+		h := newHarness(t, cfg)
+		for i := range uint64(3) {
+			h.rejected(at(core.Command{Kind: core.CmdReplace, Account: 1, OrderID: 999, OrigClOrdID: 1, ClOrdID: i + 1, Price: 100, Qty: 1}, 10), core.RejectUnknownOrder)
+		}
+		h.rejected(at(order(buy(1, 1, 100, 1), 9), 10), core.RejectOrderRate)
+	})
+	t.Run("no-burst-at-the-window-edge", func(t *testing.T) {
+		h := newHarness(t, cfg)
+		for i := range uint64(3) {
+			h.ok(at(order(buy(1, 1, 100, 1), i+1), 1e9-1))
+		}
+		h.rejected(at(order(buy(1, 1, 100, 1), 4), 1e9), core.RejectOrderRate)
+		h.ok(at(order(buy(1, 1, 100, 1), 5), 1e9-1+333_333_334)) // one token back after a third of a second
+		h.rejected(at(order(buy(1, 1, 100, 1), 6), 1e9-1+333_333_334), core.RejectOrderRate)
+	})
+	t.Run("sustained-rate", func(t *testing.T) {
+		h := newHarness(t, cfg)
+		ok := 0
+		for i := range int64(300) { // 300 orders over 10 s at 30 a second: 3 a second pass, plus the burst
+			if evs := h.do(at(order(buy(1, 1, 100, 1), uint64(i+1)), i*(1_000_000_000/30))); evs[0].Kind != core.KindRejected {
+				ok++
+			}
+		}
+		assert.InDelta(t, 3+29, ok, 1) // the burst of 3, then 3 a second over 9.97 s
+	})
+}

@@ -148,7 +148,8 @@ func (e *Engine) StateHash() [32]byte {
 		for s := range r.accts {
 			a := &r.accts[s]
 			for _, v := range [...]int64{a.cash, a.held, a.openBuy, a.openSell, a.credit, a.shortNet, a.mpct, a.maxQty, a.maxNotional, a.maxPos,
-				a.creditLimit, a.ordersPerSec, a.cancelsPerSec, a.window, int64(a.orders), int64(a.cancels)} {
+				a.creditLimit, a.ordersPerSec, a.cancelsPerSec, a.ordBucket.tat, a.ordBucket.t, a.ordBucket.tau,
+				a.cxlBucket.tat, a.cxlBucket.t, a.cxlBucket.tau} {
 				u(uint64(v))
 			}
 			u(uint64(a.status) | boolBit(a.killed)<<8 | boolBit(a.pdt)<<9)
