@@ -482,12 +482,16 @@ func (e *Engine) cancelToken(id uint32) bool {
 }
 
 // wouldDayTrade reports whether a side order of account slot s in book bi
-// would, if it executed, complete a day trade: it reduces a position opened
-// today and not reduced since.
+// could, if it executed, complete a day trade: it reduces a position opened
+// today and not reduced since, or the account has orders open on the other
+// side, which could open a position today before this one fills.
 func (e *Engine) wouldDayTrade(s int, bi uint16, side Side) bool {
 	i := s*e.risk.nb + int(bi)
-	p := e.risk.pos[i].pos
-	return e.risk.dayOpen[i] && (side == Sell && p > 0 || side == Buy && p < 0)
+	p := &e.risk.pos[i]
+	if side == Sell {
+		return p.buyOpen > 0 || e.risk.dayOpen[i] && p.pos > 0
+	}
+	return p.sellOpen > 0 || e.risk.dayOpen[i] && p.pos < 0
 }
 
 // hold commits lots of open order oi at its terms (cold.rp, cold.hp,

@@ -461,3 +461,37 @@ func TestRiskThrottleBlindSpots(t *testing.T) {
 		assert.InDelta(t, 3+29, ok, 1) // the burst of 3, then 3 a second over 9.97 s
 	})
 }
+
+// TestRiskPDTBypassByPendingOpening: with 3 day trades counted, placing the
+// closing sell before the opening buy had filled reached 6 day trades
+// against a limit of 3. Pending opening orders now count: with orders open
+// on the other side, an order could complete a day trade.
+func TestRiskPDTBypassByPendingOpening(t *testing.T) {
+	run := func(t *testing.T, open core.Side) {
+		h := newHarness(t, pdtConfig())
+		cl, mm := uint64(0), uint64(0)
+		next := func() uint64 { cl++; return cl }
+		nextMM := func() uint64 { mm++; return mm }
+		for range 3 { // three day trades against the market maker, account 20
+			h.ok(order(sell(20, 1, 100, 1), nextMM()))
+			h.ok(order(buy(10, 1, 100, 1), next()))
+			h.ok(order(buy(20, 1, 100, 1), nextMM()))
+			h.ok(order(sell(10, 1, 100, 1), next()))
+		}
+		st, _ := h.eng.Account(10)
+		require.Equal(t, int64(3), st.DayTrades)
+		for range 3 { // the attack: opening and closing orders both rest, then fill
+			o, c := buy(10, 1, 99, 1), sell(10, 1, 101, 1)
+			if open == core.Sell {
+				o, c = sell(10, 1, 101, 1), buy(10, 1, 99, 1)
+			}
+			h.ok(order(o, next()))
+			h.rejected(order(c, next()), core.RejectPatternDayTrader)
+			h.ok(core.Command{Kind: core.CmdMassCancel, Account: 10})
+		}
+		st, _ = h.eng.Account(10)
+		assert.Equal(t, int64(3), st.DayTrades)
+	}
+	t.Run("long", func(t *testing.T) { run(t, core.Buy) })
+	t.Run("short", func(t *testing.T) { run(t, core.Sell) })
+}

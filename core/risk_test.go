@@ -374,13 +374,13 @@ func TestRiskBenchConfigNeutral(t *testing.T) {
 // below, at and above the $25,000 minimum; account 20 the counterparty.
 func pdtConfig() core.Config {
 	return core.Config{
-		Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1000}},
+		Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1000}, {ID: 2, BandLow: 1, BandHigh: 1000}},
 		Accounts: []core.Account{
 			{ID: 10, Cash: 1_000_000, PDT: true, Equity: 2_499_999, Locates: []core.Locate{{Instrument: 1, Qty: 100}}},
 			{ID: 11, Cash: 1_000_000, PDT: true, Equity: 2_500_000},
 			{ID: 12, Cash: 1_000_000, PDT: true, Equity: 9_000_000},
 			{ID: 13, Cash: 1_000_000},
-			{ID: 20, Cash: 1_000_000, Proprietary: true, Positions: []core.Position{{Instrument: 1, Lots: 1000}}},
+			{ID: 20, Cash: 1_000_000, Proprietary: true, Positions: []core.Position{{Instrument: 1, Lots: 1000}, {Instrument: 2, Lots: 1000}}},
 		},
 	}
 }
@@ -423,6 +423,8 @@ func TestPatternDayTrader(t *testing.T) {
 		return cs
 	}
 	resting := sell(10, 1, 200, 1) // accepted with two day trades; replaced with three
+	// inst2DayTrade is a day trade in instrument 2, against account 20.
+	inst2DayTrade := []core.Command{sell(20, 2, 100, 1), buy(10, 2, 100, 1), buy(20, 2, 100, 1), sell(10, 2, 100, 1)}
 	resting.ClOrdID = 999
 	lastSell := func(acct uint32) core.Command { return sell(acct, 1, 100, 1) }
 	lastBuy := func(acct uint32) core.Command { return buy(acct, 1, 100, 1) }
@@ -445,7 +447,7 @@ func TestPatternDayTrader(t *testing.T) {
 		{"equity-at-minimum", cat(trades(11, 3), open(11, core.Buy)), lastSell(11), core.ReasonNone, 3},
 		{"equity-above-minimum", cat(trades(12, 3), open(12, core.Buy)), lastSell(12), core.ReasonNone, 3},
 		{"not-flagged", cat(trades(13, 3), open(13, core.Buy)), lastSell(13), core.ReasonNone, 3},
-		{"replace-rejected", cat(trades(10, 2), open(10, core.Buy), []core.Command{resting}, open(10, core.Buy), closeBy(10, core.Sell), open(10, core.Buy)),
+		{"replace-rejected", cat(trades(10, 2), open(10, core.Buy), []core.Command{resting}, inst2DayTrade),
 			core.Command{Kind: core.CmdReplace, Account: 10, OrigClOrdID: 999, ClOrdID: 998, Price: 201, Qty: 1}, core.RejectPatternDayTrader, 3},
 	}
 	for _, tc := range cases {
