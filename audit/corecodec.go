@@ -32,7 +32,7 @@ const (
 	cTIF                  // "day" | "gtc" | "ioc" | "fok"
 	cSTP                  // "cancel-newest" | "cancel-oldest" | "cancel-both" | "decrement" | "off"
 	cStatus               // "active" | "suspended" | "closed"
-	cLimit                // "order-qty" | "order-notional" | "position" | "daily-credit" | "orders-per-sec" | "cancels-per-sec"
+	cLimit                // "order-qty" | "order-notional" | "position" | "daily-credit" | "orders-per-sec" | "cancels-per-sec" | "duplicate-window"
 )
 
 var enumNames = map[codec][]string{
@@ -41,7 +41,7 @@ var enumNames = map[codec][]string{
 	cTIF:     {"", "day", "gtc", "ioc", "fok"},
 	cSTP:     {"cancel-newest", "cancel-oldest", "cancel-both", "decrement", "off"},
 	cStatus:  {"active", "suspended", "closed"},
-	cLimit:   {"", "order-qty", "order-notional", "position", "daily-credit", "orders-per-sec", "cancels-per-sec"},
+	cLimit:   {"", "order-qty", "order-notional", "position", "daily-credit", "orders-per-sec", "cancels-per-sec", "duplicate-window"},
 }
 
 // slot is one field of a body: its JSON name, the struct field it carries

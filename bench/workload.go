@@ -35,6 +35,7 @@ func RandomLimits(seed uint64, n, crossPct int) []core.Command {
 		c.Kind, c.Type, c.TIF, c.Instrument, c.STP = core.CmdNew, core.Limit, core.DAY, Instrument.ID, core.STPOff
 		c.Account = 1 + uint32(r.IntN(1000))
 		c.ClOrdID = uint64(i + 1)
+		c.Time = int64(i) * 1000 // 1M commands a second of command time
 		c.Qty = 1 + r.Int64N(100)
 		c.Side = core.Buy
 		if r.IntN(2) == 1 {
@@ -169,6 +170,7 @@ func MoveHeavy(seed uint64, n int) []core.Command {
 			}
 		}
 		c.Seq = uint64(len(cmds) + 1)
+		c.Time = int64(len(cmds)) * 1000 // 1M commands a second of command time
 		cmds = append(cmds, c)
 		eng.Apply(&cmds[len(cmds)-1])
 		eng.Flush()
@@ -190,7 +192,7 @@ func RiskEngineConfig(maxOrders int) core.Config {
 		cfg.Accounts = append(cfg.Accounts, core.Account{
 			ID: id, Cash: 1 << 52, AllowSTPOff: true, Positions: []core.Position{{Instrument: in.ID, Lots: 1 << 40}},
 			Limits: core.Limits{MaxOrderQty: 1 << 20, MaxOrderNotional: 1 << 50, MaxPosition: 1 << 45,
-				DailyCredit: 1 << 61, OrdersPerSec: 1 << 40, CancelsPerSec: 1 << 40},
+				DailyCredit: 1 << 61, OrdersPerSec: 1 << 40, CancelsPerSec: 1 << 40, DuplicateWindow: 1},
 		})
 	}
 	return cfg

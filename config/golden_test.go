@@ -79,8 +79,8 @@ func describe(path string) string {
 		l := a.Limits
 		fmt.Fprintf(&b, "account id=%d firm=%d owner=%d stp_group=%d status=%d type=%q cash=%s equity=%s proprietary=%v allow_stp_off=%v pdt=%v positions=%v locates=%v\n",
 			a.ID, a.Firm, a.Owner, a.STPGroup, a.Status, a.Type, a.Cash, a.Equity, a.Proprietary, a.AllowSTPOff, a.PDT, a.Positions, a.Locates)
-		fmt.Fprintf(&b, "  limits max_order_qty=%d max_order_notional=%s max_position=%d daily_credit=%s orders_per_sec=%d cancels_per_sec=%d\n",
-			l.MaxOrderQty, l.MaxOrderNotional, l.MaxPosition, l.DailyCredit, l.OrdersPerSec, l.CancelsPerSec)
+		fmt.Fprintf(&b, "  limits max_order_qty=%d max_order_notional=%s max_position=%d daily_credit=%s orders_per_sec=%d cancels_per_sec=%d duplicate_window_ms=%d\n",
+			l.MaxOrderQty, l.MaxOrderNotional, l.MaxPosition, l.DailyCredit, l.OrdersPerSec, l.CancelsPerSec, l.DuplicateWindowMS)
 		fmt.Fprintf(&b, "  -> core %+v\n", c)
 	}
 	return b.String()

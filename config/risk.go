@@ -73,12 +73,13 @@ type Account struct {
 
 // AccountLimits are an account's limits; zero means no limit.
 type AccountLimits struct {
-	MaxOrderQty      int64           // lots
-	MaxOrderNotional decimal.Decimal // money
-	MaxPosition      int64           // lots
-	DailyCredit      decimal.Decimal // money
-	OrdersPerSec     int64
-	CancelsPerSec    int64
+	MaxOrderQty       int64           // lots
+	MaxOrderNotional  decimal.Decimal // money
+	MaxPosition       int64           // lots
+	DailyCredit       decimal.Decimal // money
+	OrdersPerSec      int64
+	CancelsPerSec     int64
+	DuplicateWindowMS int64 // milliseconds; 0 = no check
 }
 
 // Holding is a quantity of shares of one instrument.
@@ -122,15 +123,19 @@ type accountJSON struct {
 const accountFields = "id, firm, owner, stp_group, status, type, cash, equity, proprietary, allow_stp_off, pdt, limits, positions, locates"
 
 type limitsJSON struct {
-	MaxOrderQty      json.RawMessage `json:"max_order_qty"`
-	MaxOrderNotional json.RawMessage `json:"max_order_notional"`
-	MaxPosition      json.RawMessage `json:"max_position"`
-	DailyCredit      json.RawMessage `json:"daily_credit"`
-	OrdersPerSec     json.RawMessage `json:"orders_per_sec"`
-	CancelsPerSec    json.RawMessage `json:"cancels_per_sec"`
+	MaxOrderQty       json.RawMessage `json:"max_order_qty"`
+	MaxOrderNotional  json.RawMessage `json:"max_order_notional"`
+	MaxPosition       json.RawMessage `json:"max_position"`
+	DailyCredit       json.RawMessage `json:"daily_credit"`
+	OrdersPerSec      json.RawMessage `json:"orders_per_sec"`
+	CancelsPerSec     json.RawMessage `json:"cancels_per_sec"`
+	DuplicateWindowMS json.RawMessage `json:"duplicate_window_ms"`
 }
 
-const limitsFields = "max_order_qty, max_order_notional, max_position, daily_credit, orders_per_sec, cancels_per_sec"
+const limitsFields = "max_order_qty, max_order_notional, max_position, daily_credit, orders_per_sec, cancels_per_sec, duplicate_window_ms"
+
+// maxDuplicateWindowMS bounds limits.duplicate_window_ms: a day.
+const maxDuplicateWindowMS = 86_400_000
 
 // maxMoneyUnits bounds every money value and lot count, as core does.
 const maxMoneyUnits = 1 << 62
@@ -465,13 +470,16 @@ func parseLimits(raw json.RawMessage, path string, unit decimal.Decimal, l *Acco
 		name string
 		dst  *int64
 	}{{lj.MaxOrderQty, "max_order_qty", &l.MaxOrderQty}, {lj.MaxPosition, "max_position", &l.MaxPosition},
-		{lj.OrdersPerSec, "orders_per_sec", &l.OrdersPerSec}, {lj.CancelsPerSec, "cancels_per_sec", &l.CancelsPerSec}} {
+		{lj.OrdersPerSec, "orders_per_sec", &l.OrdersPerSec}, {lj.CancelsPerSec, "cancels_per_sec", &l.CancelsPerSec},
+		{lj.DuplicateWindowMS, "duplicate_window_ms", &l.DuplicateWindowMS}} {
 		v, _, err := decodeInt(n.raw, path+"."+n.name)
 		switch {
 		case err != nil:
 			return err
 		case v < 0 || v > maxMoneyUnits:
 			return invalid(path+"."+n.name, "%d is out of range; use 0 (no limit) to 2^62", v)
+		case n.name == "duplicate_window_ms" && v > maxDuplicateWindowMS:
+			return invalid(path+"."+n.name, "%d is out of range; use 0 (no check) to %d milliseconds (a day)", v, maxDuplicateWindowMS)
 		}
 		*n.dst = v
 	}
@@ -601,6 +609,7 @@ func (f *File) coreAccounts() []core.Account {
 			Limits: core.Limits{
 				MaxOrderQty: l.MaxOrderQty, MaxOrderNotional: units(l.MaxOrderNotional, unit), MaxPosition: l.MaxPosition,
 				DailyCredit: units(l.DailyCredit, unit), OrdersPerSec: l.OrdersPerSec, CancelsPerSec: l.CancelsPerSec,
+				DuplicateWindow: l.DuplicateWindowMS * 1e6,
 			},
 		}
 		for _, h := range a.Positions {

@@ -43,6 +43,7 @@ const (
 	LimitDailyCredit           // Limits.DailyCredit
 	LimitOrdersPerSec          // Limits.OrdersPerSec
 	LimitCancelsPerSec         // Limits.CancelsPerSec
+	LimitDuplicateWindow       // Limits.DuplicateWindow
 	limitIDs
 )
 

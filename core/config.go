@@ -75,6 +75,11 @@ type Limits struct {
 	DailyCredit      int64 // minor units: executed notional today + open orders' notional
 	OrdersPerSec     int64 // new order and replace messages a second of Command.Time, every one counted (a token bucket)
 	CancelsPerSec    int64 // cancel and cancel-to-size messages a second, every one counted (a token bucket)
+	// DuplicateWindow refuses a new order identical to one of the
+	// account's last 16 accepted new orders (instrument, side, type, price,
+	// stop price, quantity) entered less than this many nanoseconds of
+	// Command.Time before: 15c3-5's duplicative orders.
+	DuplicateWindow int64
 }
 
 // Account is the reference data and opening state of one trading account.
@@ -276,7 +281,7 @@ func (c *Config) fillRisk() error {
 		case a.Equity < 0 || a.Equity > maxNotional:
 			return fmt.Errorf("%w: Accounts[%d] (id %d) Equity is %d; use 0..2^62 minor units", ErrConfig, i, a.ID, a.Equity)
 		case !limitOK(l.MaxOrderQty) || !limitOK(l.MaxOrderNotional) || !limitOK(l.MaxPosition) || !limitOK(l.DailyCredit) ||
-			!limitOK(l.OrdersPerSec) || !limitOK(l.CancelsPerSec):
+			!limitOK(l.OrdersPerSec) || !limitOK(l.CancelsPerSec) || !limitOK(l.DuplicateWindow):
 			return fmt.Errorf("%w: Accounts[%d] (id %d) has a limit below 0 or above 2^62; use 0 for no limit", ErrConfig, i, a.ID)
 		}
 		seen[a.ID] = true

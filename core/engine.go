@@ -432,6 +432,12 @@ func (e *Engine) newOrder(c *Command) {
 			e.reject(c, r)
 			return
 		}
+		key := orderKey(c.Instrument, c.Side, c.Type, c.Price, c.StopPrice, c.Qty)
+		if e.duplicative(s, key) {
+			e.reject(c, RejectDuplicativeOrder)
+			return
+		}
+		e.remember(s, key)
 		group = e.risk.accts[s].group
 	} else if r := e.gateOff(c.Account, &e.books[bi]); r != ReasonNone {
 		e.reject(c, r)

@@ -82,6 +82,7 @@ const (
 	RejectPatternDayTrader   Reason = 418 // a PDT account under the equity minimum would make a fourth day trade in five days
 	RejectSTPOffNotAllowed   Reason = 419 // STPOff on an order of an account whose STP floor does not allow opting out
 	RejectShortWhileCovering Reason = 430 // a short sale while the account's buys to cover in the instrument use the short's collateral
+	RejectDuplicativeOrder   Reason = 431 // an order identical to one of the account's recent ones within its DuplicateWindow
 	CancelMarketHalt         Reason = 420 // a market-wide halt cancelled the order
 	CancelKillSwitch         Reason = 421 // the account's kill switch cancelled the order
 	CancelAccountStatus      Reason = 422 // the account was suspended or closed, which cancelled the order
@@ -157,6 +158,7 @@ var reasonNames = map[Reason]string{
 	RejectPatternDayTrader:   "pattern-day-trader",
 	RejectSTPOffNotAllowed:   "stp-off-not-allowed",
 	RejectShortWhileCovering: "short-while-covering",
+	RejectDuplicativeOrder:   "duplicative-order",
 	CancelMarketHalt:         "market-halt-cancel",
 	CancelKillSwitch:         "kill-switch-cancel",
 	CancelAccountStatus:      "account-status-cancel",

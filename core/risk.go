@@ -25,6 +25,7 @@ type acct struct {
 
 	maxQty, maxNotional, maxPos, creditLimit int64
 	ordersPerSec, cancelsPerSec              int64
+	dupWindow                                int64 // DuplicateWindow, ns
 
 	// The message throttles: token buckets in GCRA form (docs/engine.md,
 	// "Throttles"), one for new orders and replaces, one for cancels.
@@ -142,6 +143,10 @@ type risk struct {
 	day     int64
 	dayOpen []bool
 
+	// recent holds each account's last accepted new orders, by slot, for
+	// the duplicative-order check.
+	recent []recentOrders
+
 	// With the layer off, kill switches still work: offKilled marks killed
 	// accounts by directory slot, kills counts them (0: nothing to look up).
 	offKilled []bool
@@ -168,6 +173,7 @@ func (e *Engine) initRisk(cfg *Config) {
 	r.accts = make([]acct, len(cfg.Accounts))
 	r.cold = make([]acctCold, len(cfg.Accounts))
 	r.pos = make([]apos, len(cfg.Accounts)*r.nb)
+	r.recent = make([]recentOrders, len(cfg.Accounts))
 	r.dayOpen = make([]bool, len(r.pos))
 	for s, a := range cfg.Accounts {
 		r.slotOf[a.ID] = int32(s + 1)
@@ -183,7 +189,7 @@ func (e *Engine) initRisk(cfg *Config) {
 		r.accts[s] = acct{
 			mpct: mp - 100, cash: a.Cash, maxQty: l.MaxOrderQty, maxNotional: l.MaxOrderNotional, maxPos: l.MaxPosition,
 			creditLimit: l.DailyCredit, ordersPerSec: l.OrdersPerSec, cancelsPerSec: l.CancelsPerSec,
-			ordBucket: newBucket(l.OrdersPerSec), cxlBucket: newBucket(l.CancelsPerSec),
+			ordBucket: newBucket(l.OrdersPerSec), cxlBucket: newBucket(l.CancelsPerSec), dupWindow: l.DuplicateWindow,
 			group: group, status: a.Status, prop: a.Proprietary, stpOff: a.AllowSTPOff,
 			pdt: a.PDT && a.Equity < cfg.PDTMinEquity,
 		}
@@ -408,6 +414,53 @@ func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, stp STPMo
 		return terms{}, RejectPatternDayTrader
 	}
 	return t, ReasonNone
+}
+
+// recentOrders is a ring of an account's last accepted new orders: a hash
+// of each one's terms and its Command.Time.
+type recentOrders struct {
+	key  [recentN]uint64
+	time [recentN]int64
+	next uint32
+}
+
+const recentN = 16
+
+// orderKey hashes an order's terms (instrument, side, type, price, stop
+// price, quantity) to a non-zero key.
+func orderKey(inst uint32, side Side, typ OrderType, price, stop, qty int64) uint64 {
+	h := uint64(inst)<<16 | uint64(side)<<8 | uint64(typ)
+	for _, v := range [...]uint64{uint64(price), uint64(stop), uint64(qty)} {
+		h = (h ^ v) * 0x9e3779b97f4a7c15
+		h ^= h >> 29
+	}
+	return h | 1
+}
+
+// duplicative reports whether key matches one of account slot s's recent
+// new orders entered within its window before now (check 28).
+func (e *Engine) duplicative(s int, key uint64) bool {
+	w := e.risk.accts[s].dupWindow
+	if w == 0 {
+		return false
+	}
+	r := &e.risk.recent[s]
+	for i := range r.key {
+		if r.key[i] == key && uint64(e.time-r.time[i]) < uint64(w) {
+			return true
+		}
+	}
+	return false
+}
+
+// remember records an accepted new order of account slot s.
+func (e *Engine) remember(s int, key uint64) {
+	if e.risk.accts[s].dupWindow == 0 {
+		return
+	}
+	r := &e.risk.recent[s]
+	r.key[r.next], r.time[r.next] = key, e.time
+	r.next = (r.next + 1) % recentN
 }
 
 // marginPerLot returns the margin a short sale holds per lot beyond its
@@ -692,6 +745,8 @@ func (e *Engine) admin(c *Command) {
 			a.ordersPerSec, a.ordBucket = c.Qty, newBucket(c.Qty)
 		case LimitCancelsPerSec:
 			a.cancelsPerSec, a.cxlBucket = c.Qty, newBucket(c.Qty)
+		case LimitDuplicateWindow:
+			a.dupWindow = c.Qty
 		}
 		ev := e.emit(KindAdmin)
 		ev.Account, ev.Reason, ev.OrigClOrdID, ev.Qty = c.Account, AdminSetLimit, c.OrigClOrdID, c.Qty

@@ -495,3 +495,35 @@ func TestRiskPDTBypassByPendingOpening(t *testing.T) {
 	t.Run("long", func(t *testing.T) { run(t, core.Buy) })
 	t.Run("short", func(t *testing.T) { run(t, core.Sell) })
 }
+
+// TestRiskDuplicativeOrders: identical orders (same account, instrument,
+// side, type, price, stop price and quantity) repeated within the account's
+// DuplicateWindow are refused as 15c3-5 "duplicative orders", with their own
+// reason code; outside the window, or differing in anything, they pass.
+func TestRiskDuplicativeOrders(t *testing.T) {
+	cfg := core.Config{
+		Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1000}, {ID: 2, BandLow: 1, BandHigh: 1000}},
+		Accounts: []core.Account{{ID: 1, Cash: 1_000_000_000, Positions: []core.Position{{Instrument: 1, Lots: 100}}, Limits: core.Limits{DuplicateWindow: 1e9}},
+			{ID: 2, Cash: 1_000_000_000}},
+	}
+	at := func(c core.Command, cl uint64, ns int64) core.Command { c.ClOrdID, c.Time = cl, ns; return c }
+	h := newHarness(t, cfg)
+	h.ok(at(buy(1, 1, 100, 10), 1, 0))
+	h.rejected(at(buy(1, 1, 100, 10), 2, 500_000_000), core.RejectDuplicativeOrder)
+	h.ok(at(buy(1, 1, 100, 11), 3, 500_000_001))
+	h.ok(at(buy(1, 1, 101, 10), 4, 500_000_002))
+	h.ok(at(buy(1, 2, 100, 10), 5, 500_000_003))
+	h.ok(at(sell(1, 1, 200, 10), 6, 500_000_004))
+	h.ok(at(buy(2, 1, 100, 10), 1, 500_000_005)) // another account, no window
+	h.ok(at(buy(2, 1, 100, 10), 2, 500_000_006))
+	h.ok(at(buy(1, 1, 100, 10), 7, 1_000_000_000)) // a second later
+	// The account's last 16 new orders are remembered: 15 others between two
+	// identical ones do not hide the repeat.
+	for i := range int64(15) {
+		h.ok(at(buy(1, 1, 50+i, 1), uint64(8+i), 1_100_000_000))
+	}
+	h.rejected(at(buy(1, 1, 50, 1), 40, 1_200_000_000), core.RejectDuplicativeOrder)
+	// The window is an account limit.
+	h.ok(core.Command{Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitDuplicateWindow), Qty: 0})
+	h.ok(at(buy(1, 1, 50, 1), 41, 1_200_000_001))
+}

@@ -156,6 +156,13 @@ func (e *Engine) StateHash() [32]byte {
 			for _, d := range a.dayTrades {
 				u(uint64(d))
 			}
+			u(uint64(a.dupWindow))
+			rc := &r.recent[s]
+			u(uint64(rc.next))
+			for i := range rc.key {
+				u(rc.key[i])
+				u(uint64(rc.time[i]))
+			}
 			for bi := range e.books {
 				u(boolBit(r.dayOpen[s*r.nb+bi]))
 				p := &r.pos[s*r.nb+bi]
