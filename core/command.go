@@ -36,14 +36,14 @@ const (
 type LimitID uint8
 
 const (
-	LimitNone          LimitID = iota
-	LimitOrderQty              // Limits.MaxOrderQty
-	LimitOrderNotional         // Limits.MaxOrderNotional
-	LimitPosition              // Limits.MaxPosition
-	LimitDailyCredit           // Limits.DailyCredit
-	LimitOrdersPerSec          // Limits.OrdersPerSec
-	LimitCancelsPerSec         // Limits.CancelsPerSec
-	LimitDuplicateWindow       // Limits.DuplicateWindow
+	LimitNone            LimitID = iota
+	LimitOrderQty                // Limits.MaxOrderQty
+	LimitOrderNotional           // Limits.MaxOrderNotional
+	LimitPosition                // Limits.MaxPosition
+	LimitDailyCredit             // Limits.DailyCredit
+	LimitOrdersPerSec            // Limits.OrdersPerSec
+	LimitCancelsPerSec           // Limits.CancelsPerSec
+	LimitDuplicateWindow         // Limits.DuplicateWindow
 	limitIDs
 )
 
