@@ -33,6 +33,7 @@ const (
 	cSTP                  // "cancel-newest" | "cancel-oldest" | "cancel-both" | "decrement" | "off"
 	cStatus               // "active" | "suspended" | "closed"
 	cLimit                // "order-qty" | "order-notional" | "position" | "daily-credit" | "orders-per-sec" | "cancels-per-sec" | "duplicate-window"
+	cMark                 // "long" | "short" | "short-exempt"
 )
 
 var enumNames = map[codec][]string{
@@ -42,6 +43,7 @@ var enumNames = map[codec][]string{
 	cSTP:     {"cancel-newest", "cancel-oldest", "cancel-both", "decrement", "off"},
 	cStatus:  {"active", "suspended", "closed"},
 	cLimit:   {"", "order-qty", "order-notional", "position", "daily-credit", "orders-per-sec", "cancels-per-sec", "duplicate-window"},
+	cMark:    {"", "long", "short", "short-exempt"},
 }
 
 // slot is one field of a body: its JSON name, the struct field it carries
@@ -78,6 +80,7 @@ var cmdSlots = []slot[core.Command]{
 	{name: "tif", field: "TIF", codec: cTIF, get: func(c *core.Command) uint64 { return uint64(c.TIF) }, set: func(c *core.Command, v uint64) { c.TIF = core.TIF(v) }},
 	{name: "flags", field: "Flags", codec: cUint, get: func(c *core.Command) uint64 { return uint64(c.Flags) }, set: func(c *core.Command, v uint64) { c.Flags = core.Flags(v) }},
 	{name: "stp", field: "STP", codec: cSTP, get: func(c *core.Command) uint64 { return uint64(c.STP) }, set: func(c *core.Command, v uint64) { c.STP = core.STPMode(v) }},
+	{name: "mark", field: "Mark", codec: cMark, get: func(c *core.Command) uint64 { return uint64(c.Mark) }, set: func(c *core.Command, v uint64) { c.Mark = core.SaleMark(v) }},
 	{name: "stp_group", field: "STPGroup", codec: cUint, get: func(c *core.Command) uint64 { return uint64(c.STPGroup) }, set: func(c *core.Command, v uint64) { c.STPGroup = uint32(v) }},
 	{name: "price", field: "Price", codec: cPrice, get: func(c *core.Command) uint64 { return uint64(c.Price) }, set: func(c *core.Command, v uint64) { c.Price = int64(v) }},
 	{name: "stop_price", field: "StopPrice", codec: cPrice, get: func(c *core.Command) uint64 { return uint64(c.StopPrice) }, set: func(c *core.Command, v uint64) { c.StopPrice = int64(v) }},
@@ -127,6 +130,7 @@ var evSlots = []slot[core.Event]{
 	{name: "side", field: "Side", codec: cSide, get: func(e *core.Event) uint64 { return uint64(e.Side) }, set: func(e *core.Event, v uint64) { e.Side = core.Side(v) }},
 	{name: "ord_type", field: "Type", codec: cOrdType, get: func(e *core.Event) uint64 { return uint64(e.Type) }, set: func(e *core.Event, v uint64) { e.Type = core.OrderType(v) }},
 	{name: "tif", field: "TIF", codec: cTIF, get: func(e *core.Event) uint64 { return uint64(e.TIF) }, set: func(e *core.Event, v uint64) { e.TIF = core.TIF(v) }},
+	{name: "mark", field: "Mark", codec: cMark, get: func(e *core.Event) uint64 { return uint64(e.Mark) }, set: func(e *core.Event, v uint64) { e.Mark = core.SaleMark(v) }},
 	{name: "reason", field: "Reason", codec: cUint, get: func(e *core.Event) uint64 { return uint64(e.Reason) }, set: func(e *core.Event, v uint64) { e.Reason = core.Reason(v) }},
 	{name: "price", field: "Price", codec: cPrice, get: func(e *core.Event) uint64 { return uint64(e.Price) }, set: func(e *core.Event, v uint64) { e.Price = int64(v) }},
 	{name: "stop_price", field: "StopPrice", codec: cPrice, get: func(e *core.Event) uint64 { return uint64(e.StopPrice) }, set: func(e *core.Event, v uint64) { e.StopPrice = int64(v) }},

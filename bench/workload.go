@@ -39,7 +39,7 @@ func RandomLimits(seed uint64, n, crossPct int) []core.Command {
 		c.Qty = 1 + r.Int64N(100)
 		c.Side = core.Buy
 		if r.IntN(2) == 1 {
-			c.Side = core.Sell
+			c.Side, c.Mark = core.Sell, core.MarkLong // the risk configuration's accounts hold the shares
 		}
 		off := 1 + r.Int64N(1000)
 		if r.IntN(100) < crossPct {
@@ -138,6 +138,7 @@ func MoveHeavy(seed uint64, n int) []core.Command {
 			c.Kind, c.Type, c.TIF = core.CmdNew, core.Limit, core.GTC
 			c.Account, c.ClOrdID = 1+uint32(r.IntN(1000)), nextCl
 			c.Side = core.Side(1 + r.IntN(2))
+			c.Mark = core.SaleMark(c.Side - 1) // sells are long sales: the risk configuration's accounts hold the shares
 			c.Qty = 1 + r.Int64N(100)
 			c.Price = Mid - 1 - r.Int64N(50)
 			if c.Side == core.Sell {
@@ -148,6 +149,7 @@ func MoveHeavy(seed uint64, n int) []core.Command {
 			c.Kind, c.Type, c.TIF = core.CmdNew, core.Limit, core.IOC
 			c.Account, c.ClOrdID = 1+uint32(r.IntN(1000)), nextCl
 			c.Side = core.Side(1 + r.IntN(2))
+			c.Mark = core.SaleMark(c.Side - 1)
 			c.Qty = 1 + r.Int64N(100)
 			c.Price = Mid + 5
 			if c.Side == core.Sell {

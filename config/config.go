@@ -105,6 +105,12 @@ type Instrument struct {
 	// Restricted puts the instrument on the restricted list; Threshold marks
 	// it a Reg SHO threshold security.
 	Restricted, Threshold bool
+	// PreviousClose is the last trading day's closing price, the base of the
+	// Rule 201 trigger until the first end of day: on the tick, in the band;
+	// zero means none. ShortSaleTest starts the first day with the Rule 201
+	// price test on (it was triggered the day before).
+	PreviousClose decimal.Decimal
+	ShortSaleTest bool
 }
 
 // MaxBandTicks is the widest price band the engine accepts, in ticks
@@ -503,7 +509,7 @@ func (f *File) Core() core.Config {
 		cfg.PDTMinEquity = units(f.Risk.PDTMinEquity, f.minorUnit())
 	}
 	if len(cfg.Accounts) > 0 {
-		cfg.ShortMarginPct = f.Risk.ShortMarginPct
+		cfg.ShortMarginPct, cfg.LocatePolicy = f.Risk.ShortMarginPct, f.Risk.LocatePolicy
 	}
 	return cfg
 }

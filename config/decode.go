@@ -55,9 +55,11 @@ type instrumentJSON struct {
 	CollarAbsolute json.RawMessage `json:"collar_absolute"`
 	Restricted     json.RawMessage `json:"restricted"`
 	Threshold      json.RawMessage `json:"threshold_security"`
+	PreviousClose  json.RawMessage `json:"previous_close"`
+	ShortSaleTest  json.RawMessage `json:"short_sale_test"`
 }
 
-const instrumentFields = "symbol, id, tick_size, lot_size, price_band, tick_value, reference_price, collar_percent, collar_absolute, restricted, threshold_security"
+const instrumentFields = "symbol, id, tick_size, lot_size, price_band, tick_value, reference_price, collar_percent, collar_absolute, restricted, threshold_security, previous_close, short_sale_test"
 
 type bandJSON struct {
 	Low  json.RawMessage `json:"low"`

@@ -62,17 +62,17 @@ func describe(path string) string {
 			c.ID, c.BandLow, c.BandHigh, c.BandHigh-c.BandLow+1, (c.BandHigh-c.BandLow+1)*config.BandBytesPerTick>>10)
 		if !in.TickValue.IsZero() || !in.ReferencePrice.IsZero() || !in.CollarPercent.IsZero() || !in.CollarAbsolute.IsZero() ||
 			in.Restricted || in.Threshold || len(f.Accounts) > 0 {
-			fmt.Fprintf(&b, "  risk tick_value=%s reference=%s collar=%s%%/%s restricted=%v threshold=%v -> core TickValue=%d RefPrice=%d CollarBps=%d CollarTicks=%d\n",
-				in.TickValue, in.ReferencePrice, in.CollarPercent, in.CollarAbsolute, in.Restricted, in.Threshold,
-				c.TickValue, c.RefPrice, c.CollarBps, c.CollarTicks)
+			fmt.Fprintf(&b, "  risk tick_value=%s reference=%s collar=%s%%/%s restricted=%v threshold=%v previous_close=%s short_sale_test=%v -> core TickValue=%d RefPrice=%d CollarBps=%d CollarTicks=%d PrevClose=%d ShortSaleTest=%v\n",
+				in.TickValue, in.ReferencePrice, in.CollarPercent, in.CollarAbsolute, in.Restricted, in.Threshold, in.PreviousClose, in.ShortSaleTest,
+				c.TickValue, c.RefPrice, c.CollarBps, c.CollarTicks, c.PrevClose, c.ShortSaleTest)
 		}
 	}
 	if f.Risk.Off {
 		b.WriteString("risk: off\n")
 	}
 	if len(f.Accounts) > 0 {
-		fmt.Fprintf(&b, "risk: minor_unit=%s pdt_min_equity=%s short_margin_percent=%d account_types=%v -> core PDTMinEquity=%d ShortMarginPct=%d\n",
-			f.Risk.MinorUnit, f.Risk.PDTMinEquity, f.Risk.ShortMarginPct, f.Risk.AccountTypes, cfg.PDTMinEquity, cfg.ShortMarginPct)
+		fmt.Fprintf(&b, "risk: minor_unit=%s pdt_min_equity=%s short_margin_percent=%d account_types=%v locate_policy=%d -> core PDTMinEquity=%d ShortMarginPct=%d LocatePolicy=%d\n",
+			f.Risk.MinorUnit, f.Risk.PDTMinEquity, f.Risk.ShortMarginPct, f.Risk.AccountTypes, f.Risk.LocatePolicy, cfg.PDTMinEquity, cfg.ShortMarginPct, cfg.LocatePolicy)
 	}
 	for i, a := range f.Accounts {
 		c := cfg.Accounts[i]

@@ -30,6 +30,10 @@ type Risk struct {
 	// position's value with its proceeds, of accounts without a type that
 	// sets one: 100..1000, default 150 (Reg T).
 	ShortMarginPct int64
+	// LocatePolicy is "consume" (core.LocateConsume, the default: a locate is
+	// used up by the short sales it covers) or "cap" (core.LocateCap: it caps
+	// the short position).
+	LocatePolicy core.LocatePolicy
 	// AccountTypes are named account types (such as "margin", "portfolio",
 	// "market-maker") with their own short requirement; an account names
 	// one in its "type".
@@ -93,9 +97,10 @@ type riskJSON struct {
 	PDTMinEquity   json.RawMessage `json:"pdt_min_equity"`
 	ShortMarginPct json.RawMessage `json:"short_margin_percent"`
 	AccountTypes   json.RawMessage `json:"account_types"`
+	LocatePolicy   json.RawMessage `json:"locate_policy"`
 }
 
-const riskFields = "minor_unit, pdt_min_equity, short_margin_percent, account_types"
+const riskFields = "minor_unit, pdt_min_equity, short_margin_percent, account_types, locate_policy"
 
 type accountTypeJSON struct {
 	ShortMarginPct json.RawMessage `json:"short_margin_percent"`
@@ -176,6 +181,16 @@ func parseRisk(raw json.RawMessage, r *Risk) error {
 	}
 	if r.ShortMarginPct, err = decodeMarginPct(rj.ShortMarginPct, "risk.short_margin_percent", DefaultShortMarginPct); err != nil {
 		return err
+	}
+	switch s, _, err := decodeString(rj.LocatePolicy, "risk.locate_policy"); {
+	case err != nil:
+		return err
+	case s == "" || s == "consume":
+		r.LocatePolicy = core.LocateConsume
+	case s == "cap":
+		r.LocatePolicy = core.LocateCap
+	default:
+		return invalid("risk.locate_policy", "%q is not a policy; use \"consume\" (the default: short sales use their locates up) or \"cap\" (a locate caps the short position)", truncate(s))
 	}
 	if absent(rj.AccountTypes) {
 		return nil
@@ -270,26 +285,18 @@ func parseInstrumentRisk(ij *instrumentJSON, path string, unit decimal.Decimal, 
 	}
 	in.TickValue = d
 
-	field := path + ".reference_price"
-	d, text, ok, err := decodeDecimal(ij.ReferencePrice, field, "150.00")
-	if err != nil {
+	if in.ReferencePrice, err = bandPrice(ij.ReferencePrice, path+".reference_price", in); err != nil {
 		return err
 	}
-	if ok {
-		n, uerr := toUnits(d, in.TickSize)
-		lo, _ := toUnits(in.BandLow, in.TickSize)
-		hi, _ := toUnits(in.BandHigh, in.TickSize)
-		switch {
-		case uerr != nil:
-			return invalid(field, "%s is not a whole number of ticks of %s inside the band; use a price on the tick", text, in.TickSize)
-		case n < lo || n > hi:
-			return invalid(field, "%s is outside the price band; set it between %s and %s, or leave it out", text,
-				in.BandLow.StringFixed(-in.TickSize.Exponent()), in.BandHigh.StringFixed(-in.TickSize.Exponent()))
-		}
-		in.ReferencePrice = d
+	if in.PreviousClose, err = bandPrice(ij.PreviousClose, path+".previous_close", in); err != nil {
+		return err
 	}
+	if in.ShortSaleTest, err = decodeBool(ij.ShortSaleTest, path+".short_sale_test"); err != nil {
+		return err
+	}
+	var text string
 
-	field = path + ".collar_percent"
+	field := path + ".collar_percent"
 	d, text, ok, err = decodeDecimal(ij.CollarPercent, field, "5")
 	if err != nil {
 		return err
@@ -320,6 +327,26 @@ func parseInstrumentRisk(ij *instrumentJSON, path string, unit decimal.Decimal, 
 	}
 	in.Threshold, err = decodeBool(ij.Threshold, path+".threshold_security")
 	return err
+}
+
+// bandPrice decodes an optional price that must be on the tick and inside
+// the instrument's band (zero when absent).
+func bandPrice(raw json.RawMessage, field string, in *Instrument) (decimal.Decimal, error) {
+	d, text, ok, err := decodeDecimal(raw, field, "150.00")
+	if err != nil || !ok {
+		return decimal.Decimal{}, err
+	}
+	n, uerr := toUnits(d, in.TickSize)
+	lo, _ := toUnits(in.BandLow, in.TickSize)
+	hi, _ := toUnits(in.BandHigh, in.TickSize)
+	switch {
+	case uerr != nil:
+		return decimal.Decimal{}, invalid(field, "%s is not a whole number of ticks of %s inside the band; use a price on the tick", text, in.TickSize)
+	case n < lo || n > hi:
+		return decimal.Decimal{}, invalid(field, "%s is outside the price band; set it between %s and %s, or leave it out", text,
+			in.BandLow.StringFixed(-in.TickSize.Exponent()), in.BandHigh.StringFixed(-in.TickSize.Exponent()))
+	}
+	return d, nil
 }
 
 // tickValueUnits returns the instrument's tick value in minor units: the
@@ -565,6 +592,10 @@ func (f *File) coreRisk(in *Instrument, c *core.Instrument) {
 	if in.ReferencePrice.Sign() != 0 {
 		c.RefPrice, _ = toUnits(in.ReferencePrice, in.TickSize)
 	}
+	if in.PreviousClose.Sign() != 0 {
+		c.PrevClose, _ = toUnits(in.PreviousClose, in.TickSize)
+	}
+	c.ShortSaleTest = in.ShortSaleTest
 	c.CollarBps = in.CollarPercent.Shift(2).IntPart()
 	if in.CollarAbsolute.Sign() != 0 {
 		c.CollarTicks, _ = toUnits(in.CollarAbsolute, in.TickSize)

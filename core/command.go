@@ -2,7 +2,7 @@ package core
 
 // CommandVersion is the layout version of Command's binary encoding. It is
 // the first byte of every encoded command; decoders reject other versions.
-const CommandVersion = 2
+const CommandVersion = 3
 
 // CmdKind says what a Command asks the engine to do.
 type CmdKind uint8
@@ -107,6 +107,18 @@ const (
 	stpModes
 )
 
+// SaleMark is a sell order's Reg SHO marking (Rule 200(g)): long, short or
+// short exempt (docs/engine.md, "Reg SHO").
+type SaleMark uint8
+
+const (
+	MarkNone        SaleMark = iota // buys; a sell left unmarked is marked by the risk layer: long when the position covers it, else short
+	MarkLong                        // a long sale: the account owns the shares (its position covers the order)
+	MarkShort                       // a short sale: needs a locate; subject to the Rule 201 price test
+	MarkShortExempt                 // a short sale exempt from the Rule 201 price test (Rule 201(d)); still needs a locate
+	saleMarks
+)
+
 // Command is one sequenced input to the engine: fixed size, no pointers, so it
 // travels through the inbound ring and into the journal by value. Prices are
 // in ticks of the instrument and quantities in lots.
@@ -123,7 +135,8 @@ type Command struct {
 	TIF   TIF
 	Flags Flags
 	STP   STPMode
-	_     [2]byte
+	Mark  SaleMark // sells: long, short or short exempt; buys: none
+	_     byte
 
 	Instrument uint32 // instrument id from the config
 	Account    uint32 // account id; never zero for order commands

@@ -41,7 +41,27 @@ type Instrument struct {
 	// Halted starts the instrument halted; Restricted starts it on the
 	// restricted list; Threshold marks it a Reg SHO threshold security.
 	Halted, Restricted, Threshold bool
+	// PrevClose is the previous trading day's closing price in ticks, the
+	// base of the Rule 201 trigger (a trade 10% or more below it); 0 = none
+	// until the first end of day, which sets it from the last sale.
+	PrevClose int64
+	// ShortSaleTest starts the instrument with the Rule 201 price test on
+	// for the first trading day (it was triggered the day before).
+	ShortSaleTest bool
 }
+
+// LocatePolicy says how short sales use an account's locates.
+type LocatePolicy uint8
+
+const (
+	// LocateConsume (the default): a locate is used up by the short sales
+	// it covers; buying the shares back does not restore it.
+	LocateConsume LocatePolicy = iota
+	// LocateCap: a locate caps the short position; buying back frees it
+	// for another short sale.
+	LocateCap
+	locatePolicies
+)
 
 // AccountStatus is an account's trading status. The zero value is active.
 type AccountStatus uint8
@@ -159,6 +179,10 @@ type Config struct {
 	// 2,500,000 ($25,000 in cents).
 	PDTMinEquity int64
 
+	// LocatePolicy says how short sales use the locates; the zero value
+	// consumes them.
+	LocatePolicy LocatePolicy
+
 	// ShortMarginPct is the short-sale requirement of accounts that do not
 	// set their own, in percent of a short position's value with the
 	// proceeds included: 100..1000. Default 150 (Reg T).
@@ -209,6 +233,8 @@ func (c *Config) fill() error {
 		return fmt.Errorf("%w: MaxAccounts is %d; set it between 1 and %d", ErrConfig, c.MaxAccounts, MaxAccountID)
 	case c.PDTMinEquity < 0 || c.PDTMinEquity > maxNotional:
 		return fmt.Errorf("%w: PDTMinEquity is %d; use 0 (default $25,000 = 2,500,000) or up to 2^62 minor units", ErrConfig, c.PDTMinEquity)
+	case c.LocatePolicy >= locatePolicies:
+		return fmt.Errorf("%w: LocatePolicy is %d; use LocateConsume or LocateCap", ErrConfig, c.LocatePolicy)
 	case c.ShortMarginPct < 100 || c.ShortMarginPct > 1000:
 		return fmt.Errorf("%w: ShortMarginPct is %d; use 100..1000 percent (0: Reg T's 150)", ErrConfig, c.ShortMarginPct)
 	case len(c.Instruments) == 0:
@@ -253,6 +279,8 @@ func (c *Config) fillRisk() error {
 			return fmt.Errorf("%w: Instruments[%d] (id %d) MaxOrderQty x BandHigh x TickValue exceeds 2^62; lower MaxOrderQty or TickValue", ErrConfig, i, in.ID)
 		case in.RefPrice != 0 && (in.RefPrice < in.BandLow || in.RefPrice > in.BandHigh):
 			return fmt.Errorf("%w: Instruments[%d] (id %d) RefPrice %d is outside the band; set it inside [%d, %d] or 0", ErrConfig, i, in.ID, in.RefPrice, in.BandLow, in.BandHigh)
+		case in.PrevClose != 0 && (in.PrevClose < in.BandLow || in.PrevClose > in.BandHigh):
+			return fmt.Errorf("%w: Instruments[%d] (id %d) PrevClose %d is outside the band; set it inside [%d, %d] or 0", ErrConfig, i, in.ID, in.PrevClose, in.BandLow, in.BandHigh)
 		case in.CollarBps < 0 || in.CollarBps > 10_000 || in.CollarTicks < 0 || in.CollarTicks > maxBandTicks:
 			return fmt.Errorf("%w: Instruments[%d] (id %d) collar is %d bps / %d ticks; use 0..10000 bps and 0..%d ticks", ErrConfig, i, in.ID, in.CollarBps, in.CollarTicks, maxBandTicks)
 		}

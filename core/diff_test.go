@@ -951,6 +951,9 @@ func (g *cmdGen) newOrder() core.Command {
 	if c.Type == core.Limit && (c.TIF == core.DAY || c.TIF == core.GTC) && g.chance(10) {
 		c.Flags = core.PostOnly
 	}
+	if c.Side == core.Sell && g.chance(50) {
+		c.Mark = core.SaleMark(1 + g.r.IntN(3))
+	}
 	if g.chance(4) {
 		g.corruptNew(&c, in)
 	}
@@ -960,7 +963,12 @@ func (g *cmdGen) newOrder() core.Command {
 // corruptNew makes one field of c invalid (or a combination the spec
 // forbids), so every reject reason of New comes up.
 func (g *cmdGen) corruptNew(c *core.Command, in core.Instrument) {
-	switch g.r.IntN(25) {
+	switch g.r.IntN(26) {
+	case 25:
+		c.Mark = []core.SaleMark{4, 255, core.MarkLong}[g.r.IntN(3)]
+		if c.Mark == core.MarkLong {
+			c.Side = core.Buy
+		}
 	case 0:
 		c.Account = 0
 	case 1:

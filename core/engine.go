@@ -48,6 +48,11 @@ type book struct {
 	last      int64 // last trade price; 0 = no trade yet
 	lotCap    int64 // risk layer: the position ceiling in lots (positionCap)
 
+	// Rule 201 (risk layer): a trade at or below ssrAt (10% under the
+	// previous close) turns the short-sale price test on while the trading
+	// day is below ssrUntil (docs/engine.md, "Reg SHO").
+	prevClose, ssrAt, ssrUntil int64
+
 	halted, restricted bool // risk layer: trading status and restricted list
 }
 
@@ -211,8 +216,12 @@ func (e *Engine) emitOrder(k EventKind, oi int32) *Event {
 	ev.TIF = o.tif
 	ev.Price = o.price
 	ev.StopPrice = e.cold[oi].stopPrice
+	ev.Mark = o.mark()
 	return ev
 }
+
+// mark returns the order's sale mark, kept in flags bits 4-5.
+func (o *order) mark() SaleMark { return SaleMark(o.flags>>flagMarkShift) & 3 }
 
 // emitBook emits a public book event about order oi.
 func (e *Engine) emitBook(k EventKind, oi int32, qty, leaves int64) {
@@ -237,6 +246,7 @@ func (e *Engine) reject(c *Command, r Reason) {
 	ev.Side = c.Side
 	ev.Type = c.Type
 	ev.TIF = c.TIF
+	ev.Mark = c.Mark
 	ev.Price = c.Price
 	ev.StopPrice = c.StopPrice
 	ev.Qty = c.Qty
@@ -362,6 +372,8 @@ func (e *Engine) validateNew(c *Command) (uint16, int32, Reason) {
 	case c.Flags&^flagsAll != 0,
 		c.Flags&PostOnly != 0 && !(c.Type == Limit && (c.TIF == DAY || c.TIF == GTC)):
 		return bi, s, RejectInvalidFlags
+	case c.Mark >= saleMarks || c.Mark != MarkNone && c.Side != Sell:
+		return bi, s, RejectInvalidSaleMark
 	case c.Qty < 1 || c.Qty > e.cfg.MaxOrderQty:
 		return bi, s, RejectInvalidQty
 	}
@@ -428,7 +440,7 @@ func (e *Engine) newOrder(c *Command) {
 	var t terms
 	if e.risk.on {
 		s := int(as)
-		if t, r = e.riskCheck(s, bi, c.Side, c.Type, c.STP, c.Qty, c.Price, c.StopPrice); r != ReasonNone {
+		if t, r = e.riskCheck(s, bi, c.Side, c.Type, c.STP, c.Mark, c.Qty, c.Price, c.StopPrice); r != ReasonNone {
 			e.reject(c, r)
 			return
 		}
@@ -442,6 +454,8 @@ func (e *Engine) newOrder(c *Command) {
 	} else if r := e.gateOff(c.Account, &e.books[bi]); r != ReasonNone {
 		e.reject(c, r)
 		return
+	} else {
+		t.cls = Flags(c.Mark) << flagMarkShift // as given: no position to mark by
 	}
 	b := &e.books[bi]
 	oi := e.allocOrder()
@@ -613,6 +627,9 @@ func (e *Engine) match(b *book, ti int32, rem int64) (int64, bool) {
 					opp.unlink(e.orders, li, mi)
 					e.release(mi)
 				}
+			}
+			if e.risk.on && price <= b.ssrAt && b.ssrUntil <= e.risk.day+1 && e.shortSaleTestOn(b, ti, rem) {
+				return 0, true
 			}
 		}
 	}
@@ -915,13 +932,13 @@ func (e *Engine) riskReplace(c *Command, oi int32) Reason {
 	if typ == StopLimit && o.state != stateWaiting {
 		typ = Limit // triggered: a limit order, checked against the reference
 	}
-	t, r := e.riskCheck(s, o.book, o.side, typ, o.stp, c.Qty, c.Price, c.StopPrice)
+	t, r := e.riskCheck(s, o.book, o.side, typ, o.stp, o.mark(), c.Qty, c.Price, c.StopPrice)
 	if r != ReasonNone {
 		e.hold(oi, open) // back as it was
 		return r
 	}
 	e.cold[oi].rp, e.cold[oi].hp = t.rp, t.hp
-	o.flags = o.flags&^(flagShort|flagCover) | t.cls
+	o.flags = o.flags&^flagsRisk | t.cls
 	e.hold(oi, c.Qty)
 	return ReasonNone
 }
@@ -991,7 +1008,7 @@ func (e *Engine) massCancel(c *Command) {
 }
 
 func (e *Engine) endOfDay() {
-	e.risk.newTradingDay()
+	e.newTradingDay()
 	clear(e.lastRef) // references start again for the new trading day
 	for bi := range e.books {
 		e.walk(&e.books[bi], func(oi int32) {

@@ -1,7 +1,7 @@
 package core
 
 // EventVersion is the layout version of Event's binary encoding.
-const EventVersion = 1
+const EventVersion = 2
 
 // EventKind says what happened. Kinds below KindBookAdd concern the orders of
 // one or two accounts (order entry, private); kinds from KindBookAdd on are the
@@ -50,7 +50,8 @@ type Event struct {
 	Type   OrderType
 	TIF    TIF
 	Reason Reason
-	_      [2]byte
+	Mark   SaleMark // order events of a sell: its (effective) Reg SHO mark
+	_      byte
 
 	Instrument uint32
 	Account    uint32

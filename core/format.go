@@ -10,6 +10,7 @@ var (
 	typeNames = [...]string{"none", "limit", "market", "stop", "stop-limit"}
 	tifNames  = [...]string{"none", "day", "gtc", "ioc", "fok"}
 	stpNames  = [...]string{"cancel-newest", "cancel-oldest", "cancel-both", "decrement", "off"}
+	markNames = [...]string{"none", "long", "short", "short-exempt"}
 	kindNames = [...]string{"none", "accepted", "rejected", "executed", "cancelled", "reduced", "replaced",
 		"triggered", "expired", "book-add", "book-execute", "book-cancel", "book-delete", "book-replace", "trade",
 		"admin", "system", "regulatory"}
@@ -29,6 +30,7 @@ func (s Side) String() string      { return name(sideNames[:], int(s)) }
 func (t OrderType) String() string { return name(typeNames[:], int(t)) }
 func (t TIF) String() string       { return name(tifNames[:], int(t)) }
 func (m STPMode) String() string   { return name(stpNames[:], int(m)) }
+func (m SaleMark) String() string  { return name(markNames[:], int(m)) }
 func (k EventKind) String() string { return name(kindNames[:], int(k)) }
 func (k CmdKind) String() string   { return name(cmdNames[:], int(k)) }
 
@@ -63,6 +65,7 @@ func (ev Event) String() string {
 	s("side", ev.Side.String(), ev.Side == 0)
 	s("type", ev.Type.String(), ev.Type == 0)
 	s("tif", ev.TIF.String(), ev.TIF == 0)
+	s("mark", ev.Mark.String(), ev.Mark == 0)
 	i("px", ev.Price)
 	i("stop", ev.StopPrice)
 	i("qty", ev.Qty)

@@ -36,6 +36,7 @@ const (
 	RejectInvalidFlags      Reason = 112 // unknown flags, or PostOnly on an order that cannot rest
 	RejectInvalidSTP        Reason = 113 // STP is not a known mode
 	RejectInvalidClOrdID    Reason = 114 // ClOrdID is zero
+	RejectInvalidSaleMark   Reason = 115 // Mark is not a known mark, or is set on a buy
 
 	RejectDuplicateClOrdID   Reason = 200 // ClOrdID equals the highest reference the account used today (a resend)
 	RejectUnknownOrder       Reason = 201 // OrderID is not an open order of the account with current reference OrigClOrdID
@@ -83,6 +84,9 @@ const (
 	RejectSTPOffNotAllowed   Reason = 419 // STPOff on an order of an account whose STP floor does not allow opting out
 	RejectShortWhileCovering Reason = 430 // a short sale while the account's buys to cover in the instrument use the short's collateral
 	RejectDuplicativeOrder   Reason = 431 // an order identical to one of the account's recent ones within its DuplicateWindow
+	RejectShortSalePriceTest Reason = 432 // a short sale at or below the best bid while the Rule 201 price test is on
+	RejectLongSaleNotOwned   Reason = 433 // a sale marked long that the position (less open sells) does not cover
+	CancelShortSalePriceTest Reason = 424 // a short sale stopped by the Rule 201 price test when it triggered or turned on
 	CancelMarketHalt         Reason = 420 // a market-wide halt cancelled the order
 	CancelKillSwitch         Reason = 421 // the account's kill switch cancelled the order
 	CancelAccountStatus      Reason = 422 // the account was suspended or closed, which cancelled the order
@@ -100,6 +104,7 @@ const (
 	AdminSetLimit         Reason = 507 // the account's limit OrigClOrdID was set to Qty
 	AdminLocate           Reason = 508 // the account's locate in the instrument was set to Qty lots
 	AdminRestrict         Reason = 509 // the instrument's restricted flag was set to Qty
+	AdminShortSaleTest    Reason = 510 // the Rule 201 short-sale price test turned on for the rest of the day and the next
 )
 
 var reasonNames = map[Reason]string{
@@ -118,6 +123,7 @@ var reasonNames = map[Reason]string{
 	RejectInvalidFlags:       "invalid-flags",
 	RejectInvalidSTP:         "invalid-stp",
 	RejectInvalidClOrdID:     "invalid-clordid",
+	RejectInvalidSaleMark:    "invalid-sale-mark",
 	RejectDuplicateClOrdID:   "duplicate-clordid",
 	RejectStaleClOrdID:       "stale-clordid",
 	RejectAccountCapacity:    "account-capacity",
@@ -159,6 +165,9 @@ var reasonNames = map[Reason]string{
 	RejectSTPOffNotAllowed:   "stp-off-not-allowed",
 	RejectShortWhileCovering: "short-while-covering",
 	RejectDuplicativeOrder:   "duplicative-order",
+	RejectShortSalePriceTest: "short-sale-price-test",
+	RejectLongSaleNotOwned:   "long-sale-not-owned",
+	CancelShortSalePriceTest: "short-sale-price-test-cancel",
 	CancelMarketHalt:         "market-halt-cancel",
 	CancelKillSwitch:         "kill-switch-cancel",
 	CancelAccountStatus:      "account-status-cancel",
@@ -173,6 +182,7 @@ var reasonNames = map[Reason]string{
 	AdminSetLimit:            "set-limit",
 	AdminLocate:              "locate",
 	AdminRestrict:            "restrict",
+	AdminShortSaleTest:       "short-sale-price-test-on",
 }
 
 // String returns the reason's stable name, as used in docs/reasons.md and logs.

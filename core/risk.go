@@ -114,8 +114,10 @@ type apos struct {
 // Internal order flags (order.flags above flagsAll): the risk layer's
 // classification of an order at acceptance.
 const (
-	flagShort Flags = 1 << 6 // a sell not covered by the position: holds its margin, may open a short
-	flagCover Flags = 1 << 7 // a buy to cover that uses the short's collateral
+	flagMarkShift       = 4      // bits 4-5: the order's SaleMark (effective, with the risk layer on)
+	flagShort     Flags = 1 << 6 // a sell not covered by the position: holds its margin, may open a short
+	flagCover     Flags = 1 << 7 // a buy to cover that uses the short's collateral
+	flagsRisk           = flagShort | flagCover | 3<<flagMarkShift
 )
 
 // acctCold is reference data the checks do not read.
@@ -158,6 +160,10 @@ func (e *Engine) initRisk(cfg *Config) {
 	for bi := range e.books { // halts and the restricted list apply with the layer off too
 		b := &e.books[bi]
 		b.halted, b.restricted = b.inst.Halted, b.inst.Restricted
+		b.prevClose, b.ssrAt = b.inst.PrevClose, ssrTrigger(b.inst.PrevClose)
+		if b.inst.ShortSaleTest {
+			b.ssrUntil = 1 // on for trading day 0
+		}
 	}
 	if len(cfg.Accounts) == 0 {
 		r.offKilled = make([]bool, cfg.MaxAccounts)
@@ -316,14 +322,19 @@ func (b *book) riskPrice(side Side, typ OrderType, price, stop int64) (int64, bo
 // is cancelled collar-cancel and triggerRisk reports false.
 func (e *Engine) triggerRisk(b *book, oi int32, open int64) bool {
 	o := &e.orders[oi]
-	if o.typ != StopLimit {
-		return true
+	typ := Market
+	if o.typ == StopLimit {
+		typ = Limit
+		if lo, hi := b.collar(b.ref()); o.price < lo || o.price > hi {
+			e.close(oi, KindCancelled, CancelOutsideCollar, open)
+			return false
+		}
 	}
-	if lo, hi := b.collar(b.ref()); o.price >= lo && o.price <= hi {
-		return true
+	if o.side == Sell && o.mark() == MarkShort && b.ssrUntil > e.risk.day && !b.aboveBid(typ, o.price) {
+		e.close(oi, KindCancelled, CancelShortSalePriceTest, open)
+		return false
 	}
-	e.close(oi, KindCancelled, CancelOutsideCollar, open)
-	return false
+	return true
 }
 
 // terms are an order's risk terms, fixed at acceptance (and at a replace):
@@ -336,7 +347,7 @@ type terms struct {
 // riskCheck runs the pre-trade checks for an order of account slot s in book
 // bi (docs/engine.md, "Pre-trade risk"), in their documented order. It
 // returns the order's terms. Nothing changes.
-func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, stp STPMode, qty, price, stop int64) (terms, Reason) {
+func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, stp STPMode, mark SaleMark, qty, price, stop int64) (terms, Reason) {
 	a := &e.risk.accts[s]
 	b := &e.books[bi]
 	if r := e.riskGate(a, b); r != ReasonNone {
@@ -382,7 +393,20 @@ func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, stp STPMo
 			return terms{}, RejectPositionLimit
 		}
 	} else {
-		if short := qty - (p.pos - p.sellOpen); short > 0 {
+		short := qty - (p.pos - p.sellOpen) // lots beyond the position less open sells
+		switch {
+		case mark == MarkLong && short > 0:
+			return terms{}, RejectLongSaleNotOwned
+		case mark == MarkNone && short > 0:
+			mark = MarkShort
+		case mark == MarkNone:
+			mark = MarkLong
+		}
+		t.cls = Flags(mark) << flagMarkShift
+		if e.cfg.LocatePolicy == LocateConsume {
+			short += min(p.pos, 0) // the short already sold used its locate up
+		}
+		if short > 0 {
 			if short > p.locate {
 				if b.inst.Threshold {
 					return terms{}, RejectThresholdShort
@@ -391,10 +415,16 @@ func (e *Engine) riskCheck(s int, bi uint16, side Side, typ OrderType, stp STPMo
 					return terms{}, RejectShortNoLocate
 				}
 			}
+		}
+		if mark == MarkShort && b.ssrUntil > e.risk.day && !b.aboveBid(typ, price) {
+			return terms{}, RejectShortSalePriceTest
+		}
+		if qty > p.pos-p.sellOpen { // not covered: it holds its margin
 			if p.coverOpen > 0 {
 				return terms{}, RejectShortWhileCovering
 			}
-			t.cls, t.hp = flagShort, marginPerLot(rp*b.inst.TickValue, a.mpct)
+			t.cls |= flagShort
+			t.hp = marginPerLot(rp*b.inst.TickValue, a.mpct)
 			if mulSat(qty, t.hp) > bp {
 				return terms{}, RejectInsufficientFunds
 			}
@@ -462,6 +492,43 @@ func (e *Engine) remember(s int, key uint64) {
 	r.key[r.next], r.time[r.next] = key, e.time
 	r.next = (r.next + 1) % recentN
 }
+
+// aboveBid reports whether an order of type typ at limit price would stay
+// above the best bid, as a short sale must while the Rule 201 price test is
+// on: a Limit order priced above it (or with no bid), a StopLimit or Stop,
+// which are tested when they trigger; never a Market order.
+func (b *book) aboveBid(typ OrderType, price int64) bool {
+	switch typ {
+	case Market:
+		return false
+	case Limit:
+		return b.bids.best < 0 || price > b.low+int64(b.bids.best)
+	}
+	return true
+}
+
+// shortSaleTestOn is called after a trade at price <= ssrAt (10% or more
+// below the previous close) when the Rule 201 price test was not yet
+// triggered today: it turns the test on for the rest of the day and the
+// next (System and Regulatory short-sale-price-test-on events) and stops a
+// short-sale taker, whose next fills would be at the bid: its remainder rem
+// is cancelled short-sale-price-test-cancel and shortSaleTestOn reports true.
+func (e *Engine) shortSaleTestOn(b *book, ti int32, rem int64) bool {
+	b.ssrUntil = e.risk.day + 2
+	ev := e.emit(KindSystem)
+	ev.Instrument, ev.Reason, ev.Price = b.inst.ID, AdminShortSaleTest, b.last
+	ev = e.emit(KindRegulatory)
+	ev.Instrument, ev.Reason, ev.Price = b.inst.ID, AdminShortSaleTest, b.last
+	if t := &e.orders[ti]; rem > 0 && t.side == Sell && t.mark() == MarkShort {
+		e.close(ti, KindCancelled, CancelShortSalePriceTest, rem)
+		return true
+	}
+	return false
+}
+
+// ssrTrigger returns the Rule 201 trigger price for a previous close pc:
+// the highest price at least 10% below it (0: none).
+func ssrTrigger(pc int64) int64 { return pc - (pc+9)/10 }
 
 // marginPerLot returns the margin a short sale holds per lot beyond its
 // proceeds: mpct percent of v, one lot's value at the risk price, rounded up.
@@ -609,6 +676,9 @@ func (e *Engine) fill(oi int32, q, px int64) {
 	} else {
 		if short := q - max(p.pos, 0); short > 0 { // opens (or extends) a short
 			p.shortReq = addSat(p.shortReq, addSat(short*px*tv, mulSat(short, e.cold[oi].hp)))
+			if e.cfg.LocatePolicy == LocateConsume {
+				p.locate = max(p.locate-short, 0)
+			}
 		}
 		a.cash += n
 		p.pos -= q
@@ -639,9 +709,15 @@ func (e *Engine) dayTrade(a *acct, i int, side Side, pos, q int64) {
 // newTradingDay advances the trading day (CmdEndOfDay): executed notional
 // resets, the oldest day leaves the day-trade window and no position counts
 // as opened today.
-func (r *risk) newTradingDay() {
+func (e *Engine) newTradingDay() {
+	r := &e.risk
 	if !r.on {
 		return
+	}
+	for bi := range e.books { // the last sale is the close the next day's Rule 201 trigger is based on
+		if b := &e.books[bi]; b.last != 0 {
+			b.prevClose, b.ssrAt = b.last, ssrTrigger(b.last)
+		}
 	}
 	r.day++
 	for s := range r.accts {

@@ -527,3 +527,120 @@ func TestRiskDuplicativeOrders(t *testing.T) {
 	h.ok(core.Command{Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitDuplicateWindow), Qty: 0})
 	h.ok(at(buy(1, 1, 50, 1), 41, 1_200_000_001))
 }
+
+// TestRiskSaleMarks: orders are marked long, short or short exempt (Reg SHO
+// Rule 200(g)). A long mark the position does not cover is refused; an
+// unmarked sell is marked by the position; a mark on a buy, or an unknown
+// one, is invalid.
+func TestRiskSaleMarks(t *testing.T) {
+	cfg := core.Config{
+		Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1000, TickValue: 1}},
+		Accounts: []core.Account{{ID: 1, Cash: 1_000_000, Positions: []core.Position{{Instrument: 1, Lots: 10}},
+			Locates: []core.Locate{{Instrument: 1, Qty: 100}}}},
+	}
+	marked := func(c core.Command, m core.SaleMark) core.Command { c.Mark = m; return c }
+	h := newHarness(t, cfg)
+	h.rejected(marked(order(buy(1, 1, 100, 1), 1), core.MarkLong), core.RejectInvalidSaleMark)
+	h.rejected(marked(order(sell(1, 1, 100, 1), 2), 4), core.RejectInvalidSaleMark)
+	h.rejected(marked(order(sell(1, 1, 100, 11), 3), core.MarkLong), core.RejectLongSaleNotOwned)
+	for i, tc := range []struct {
+		mark core.SaleMark
+		qty  int64
+		want core.SaleMark
+	}{
+		{core.MarkNone, 4, core.MarkLong}, {core.MarkLong, 6, core.MarkLong}, {core.MarkNone, 1, core.MarkShort},
+		{core.MarkShort, 1, core.MarkShort}, {core.MarkShortExempt, 1, core.MarkShortExempt},
+	} {
+		evs := h.ok(marked(order(sell(1, 1, 100+int64(i), tc.qty), uint64(10+i)), tc.mark))
+		assert.Equal(t, tc.want, evs[0].Mark, "%v", evs[0])
+	}
+	h.rejected(marked(order(sell(1, 1, 200, 1), 20), core.MarkLong), core.RejectLongSaleNotOwned)
+	// A replace keeps the mark: a long sale cannot grow beyond the position.
+	h.rejected(core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 10, ClOrdID: 21, Price: 100, Qty: 5}, core.RejectLongSaleNotOwned)
+}
+
+// TestRiskShortSalePriceTest: Rule 201. A trade 10% or more below the
+// previous close turns the short-sale price test on for the rest of the day
+// and the next; while it is on, a short sale (not short exempt) may not
+// execute or rest at or below the best bid.
+func TestRiskShortSalePriceTest(t *testing.T) {
+	cfg := core.Config{
+		Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1000, TickValue: 1, PrevClose: 100}},
+		Accounts: []core.Account{
+			{ID: 1, Cash: 1_000_000, Locates: []core.Locate{{Instrument: 1, Qty: 1000}}},
+			{ID: 2, Cash: 1_000_000, Positions: []core.Position{{Instrument: 1, Lots: 1000}}},
+			{ID: 3, Cash: 1_000_000},
+		},
+	}
+	marked := func(c core.Command, m core.SaleMark) core.Command { c.Mark = m; return c }
+	h := newHarness(t, cfg)
+	h.ok(order(buy(3, 1, 91, 5), 1))
+	h.ok(order(buy(3, 1, 90, 5), 2))
+	h.ok(order(buy(3, 1, 89, 5), 3))
+	// A short sale sweeping the bids: the print at 90 (10% down) turns the
+	// test on, and the short sale stops before hitting the next bid.
+	evs := h.ok(marked(order(sell(1, 1, 85, 15), 1), core.MarkShort))
+	require.Len(t, kinds(evs, core.KindExecuted), 2, "%v", evs)
+	sys := kinds(evs, core.KindSystem)
+	require.Len(t, sys, 1)
+	assert.Equal(t, core.AdminShortSaleTest, sys[0].Reason)
+	require.Len(t, kinds(evs, core.KindRegulatory), 1)
+	c := kinds(evs, core.KindCancelled)
+	require.Len(t, c, 1)
+	assert.Equal(t, core.CancelShortSalePriceTest, c[0].Reason)
+	assert.Equal(t, int64(5), c[0].Qty)
+	// On: the best bid is 89.
+	h.rejected(marked(order(sell(1, 1, 89, 1), 2), core.MarkShort), core.RejectShortSalePriceTest)
+	h.rejected(marked(order(sell(1, 1, 80, 1), 3), core.MarkNone), core.RejectShortSalePriceTest) // unmarked: short
+	mkt := marked(order(sell(1, 1, 0, 1), 4), core.MarkShort)
+	mkt.Type, mkt.TIF = core.Market, core.IOC
+	h.rejected(mkt, core.RejectShortSalePriceTest)
+	h.ok(marked(order(sell(1, 1, 90, 1), 5), core.MarkShort)) // above the bid: rests
+	h.ok(marked(order(sell(1, 1, 89, 1), 6), core.MarkShortExempt))
+	h.ok(marked(order(sell(2, 1, 89, 1), 1), core.MarkLong))
+	h.rejected(core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 5, ClOrdID: 7, Price: 89, Qty: 1}, core.RejectShortSalePriceTest)
+	// A stop short sale that triggers while the test is on is stopped too.
+	stop := marked(order(sell(1, 1, 0, 1), 8), core.MarkShort)
+	stop.Type, stop.StopPrice = core.Stop, 95
+	evs = h.ok(stop)
+	c = kinds(evs, core.KindCancelled)
+	require.Len(t, c, 1, "%v", evs)
+	assert.Equal(t, core.CancelShortSalePriceTest, c[0].Reason)
+	// The rest of the day and the next; then off.
+	h.ok(core.Command{Kind: core.CmdEndOfDay})
+	h.ok(order(buy(3, 1, 88, 5), 4))
+	h.rejected(marked(order(sell(1, 1, 88, 1), 1), core.MarkShort), core.RejectShortSalePriceTest)
+	h.ok(core.Command{Kind: core.CmdEndOfDay})
+	h.ok(order(buy(3, 1, 88, 5), 5))
+	h.ok(marked(order(sell(1, 1, 88, 1), 2), core.MarkShort))
+}
+
+// TestRiskLocateConsumed: the landed locate was a cap never consumed: short
+// 10 on a locate of 10, buy back, and short 10 again. Locates are now used
+// up by the short sales they cover (LocateConsume, the default); LocateCap
+// keeps the old behaviour when an operator configures it.
+func TestRiskLocateConsumed(t *testing.T) {
+	for _, policy := range []core.LocatePolicy{core.LocateConsume, core.LocateCap} {
+		t.Run(map[core.LocatePolicy]string{core.LocateConsume: "consume", core.LocateCap: "cap"}[policy], func(t *testing.T) {
+			h := newHarness(t, core.Config{LocatePolicy: policy,
+				Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1000, TickValue: 1}},
+				Accounts: []core.Account{
+					{ID: 1, Cash: 1_000_000, Locates: []core.Locate{{Instrument: 1, Qty: 10}}},
+					{ID: 2, Cash: 1_000_000, Positions: []core.Position{{Instrument: 1, Lots: 1000}}},
+				}})
+			h.ok(order(sell(1, 1, 100, 10), 1))
+			h.ok(order(buy(2, 1, 100, 10), 1))
+			h.ok(order(sell(2, 1, 100, 10), 2))
+			h.ok(order(buy(1, 1, 100, 10), 2))
+			st, _ := h.eng.Account(1)
+			require.Equal(t, []int64{0}, st.Positions)
+			if policy == core.LocateConsume {
+				assert.Equal(t, []int64{0}, st.Locates)
+				h.rejected(order(sell(1, 1, 100, 1), 3), core.RejectShortNoLocate)
+			} else {
+				assert.Equal(t, []int64{10}, st.Locates)
+				h.ok(order(sell(1, 1, 100, 10), 3))
+			}
+		})
+	}
+}

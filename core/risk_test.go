@@ -181,7 +181,7 @@ func runConservation(seed uint64, ops int, shorts bool) error {
 		if shorts {
 			ac.Cash = int64(r.IntN(30_000))
 			ac.Positions = []core.Position{{Instrument: 1, Lots: int64(r.IntN(10))}, {Instrument: 2, Lots: int64(r.IntN(10))}}
-			ac.Locates = []core.Locate{{Instrument: 1, Qty: 200}, {Instrument: 2, Qty: 200}}
+			ac.Locates = []core.Locate{{Instrument: 1, Qty: 5000}, {Instrument: 2, Qty: 5000}}
 			ac.ShortMarginPct = []int64{0, 100, 150, 300}[a%4]
 		}
 		accts = append(accts, ac)
@@ -331,7 +331,7 @@ func runConservation(seed uint64, ops int, shorts bool) error {
 			}
 		}
 	}
-	if trades < ops/20 || rejects < ops/50 || halts == 0 || shorts && covering == 0 {
+	if trades < ops/25 || rejects < ops/50 || halts == 0 || shorts && covering == 0 {
 		return fmt.Errorf("generator drifted: %d trades, %d risk rejects, %d risk cancels, %d short-while-covering in %d commands", trades, rejects, halts, covering, ops)
 	}
 	return nil

@@ -22,11 +22,12 @@ type OrderState struct {
 	STP                           STPMode
 	Flags                         Flags
 	Price, StopPrice              int64
-	Shown, Hidden                 int64 // open lots = Shown + Hidden; a waiting stop shows all its open lots
-	DisplayQty                    int64 // iceberg peak; 0 = show all
-	RiskPrice                     int64 // risk layer on: the price the order is valued at (0 when off)
-	HoldPerLot                    int64 // risk layer on: the cash held per open lot (a buy's value at RiskPrice, a short sale's margin; 0 when off)
-	Waiting                       bool  // a stop order not yet triggered
+	Shown, Hidden                 int64    // open lots = Shown + Hidden; a waiting stop shows all its open lots
+	DisplayQty                    int64    // iceberg peak; 0 = show all
+	RiskPrice                     int64    // risk layer on: the price the order is valued at (0 when off)
+	HoldPerLot                    int64    // risk layer on: the cash held per open lot (a buy's value at RiskPrice, a short sale's margin; 0 when off)
+	Waiting                       bool     // a stop order not yet triggered
+	Mark                          SaleMark // a sell's Reg SHO mark (with the risk layer on, the effective one)
 }
 
 // OpenOrders lists every open order in traversal order (docs/engine.md).
@@ -44,7 +45,7 @@ func (e *Engine) orderState(oi int32) OrderState {
 		OrderID: o.id, ClOrdID: o.clOrdID, Account: o.account, STPGroup: o.stpGroup,
 		Instrument: e.books[o.book].inst.ID, Side: o.side, Type: o.typ, TIF: o.tif, STP: o.stp, Flags: o.flags & flagsAll,
 		Price: o.price, StopPrice: c.stopPrice, Shown: o.shown, Hidden: o.hidden, DisplayQty: c.display, RiskPrice: c.rp, HoldPerLot: c.hp,
-		Waiting: o.state == stateWaiting,
+		Waiting: o.state == stateWaiting, Mark: o.mark(),
 	}
 }
 
@@ -134,7 +135,10 @@ func (e *Engine) StateHash() [32]byte {
 	r := &e.risk
 	u(boolBit(r.halted))
 	for bi := range e.books {
-		u(boolBit(e.books[bi].halted) | boolBit(e.books[bi].restricted)<<1)
+		b := &e.books[bi]
+		u(boolBit(b.halted) | boolBit(b.restricted)<<1)
+		u(uint64(b.prevClose))
+		u(uint64(b.ssrUntil))
 	}
 	for s, k := range r.offKilled {
 		if k {

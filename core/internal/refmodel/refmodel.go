@@ -23,6 +23,7 @@ type order struct {
 	tif            core.TIF
 	stp            core.STPMode
 	flags          core.Flags
+	mark           core.SaleMark
 	price, stop    int64
 	shown, hidden  int64 // a waiting stop keeps all its open lots in shown
 	display        int64 // normalised: 0 = show all
@@ -189,7 +190,7 @@ func (m *Model) OpenOrders() []core.OrderState {
 				out = append(out, core.OrderState{
 					OrderID: o.id, ClOrdID: o.clOrdID,
 					Account: o.account, STPGroup: o.group, Instrument: o.inst,
-					Side: o.side, Type: o.typ, TIF: o.tif, STP: o.stp, Flags: o.flags,
+					Side: o.side, Type: o.typ, TIF: o.tif, STP: o.stp, Flags: o.flags, Mark: o.mark,
 					Price: o.price, StopPrice: o.stop,
 					Shown: o.shown, Hidden: o.hidden,
 					DisplayQty: o.display,
@@ -234,7 +235,7 @@ func (m *Model) reject(r core.Reason) {
 	m.emit(core.Event{
 		Kind: core.KindRejected, Reason: r,
 		Account: c.Account, OrderID: c.OrderID, ClOrdID: c.ClOrdID, OrigClOrdID: c.OrigClOrdID, Instrument: c.Instrument,
-		Side: c.Side, Type: c.Type, TIF: c.TIF, Price: c.Price, StopPrice: c.StopPrice, Qty: c.Qty,
+		Side: c.Side, Type: c.Type, TIF: c.TIF, Mark: c.Mark, Price: c.Price, StopPrice: c.StopPrice, Qty: c.Qty,
 	})
 }
 
@@ -244,7 +245,7 @@ func orderEvent(k core.EventKind, o *order) core.Event {
 	return core.Event{
 		Kind: k, Instrument: o.inst, Account: o.account,
 		OrderID: o.id, ClOrdID: o.clOrdID,
-		Side: o.side, Type: o.typ, TIF: o.tif, Price: o.price, StopPrice: o.stop,
+		Side: o.side, Type: o.typ, TIF: o.tif, Mark: o.mark, Price: o.price, StopPrice: o.stop,
 	}
 }
 
@@ -544,6 +545,8 @@ func (m *Model) newOrder() {
 	case c.Flags&^core.PostOnly != 0,
 		c.Flags&core.PostOnly != 0 && !(c.Type == core.Limit && (c.TIF == core.DAY || c.TIF == core.GTC)):
 		m.reject(core.RejectInvalidFlags)
+	case c.Mark > core.MarkShortExempt || c.Mark != core.MarkNone && c.Side != core.Sell:
+		m.reject(core.RejectInvalidSaleMark)
 	case c.Qty < 1 || c.Qty > m.cfg.MaxOrderQty:
 		m.reject(core.RejectInvalidQty)
 	default:
@@ -617,7 +620,7 @@ func (m *Model) accept(b *book) {
 	o := &order{
 		id: m.orderID, clOrdID: c.ClOrdID, account: c.Account, group: c.STPGroup,
 		inst: c.Instrument, side: c.Side, typ: c.Type, tif: c.TIF, stp: c.STP,
-		flags: c.Flags, price: c.Price, stop: c.StopPrice, display: c.DisplayQty,
+		flags: c.Flags, mark: c.Mark, price: c.Price, stop: c.StopPrice, display: c.DisplayQty,
 	}
 	if o.display == c.Qty {
 		o.display = 0
