@@ -94,12 +94,14 @@ var cmdSlots = []slot[core.Command]{
 var cmdHeaderFields = []string{"Time", "Kind"}
 
 var cmdKinds = map[core.CmdKind]kindSpec[core.Command]{
-	core.CmdNew:          {typ: "cmd.new", required: []string{"seq", "inst", "acct", "clordid", "side", "ord_type", "tif", "stp", "qty"}},
-	core.CmdCancel:       {typ: "cmd.cancel", required: []string{"seq", "inst", "acct", "order_id", "orig_clordid"}},
-	core.CmdCancelSize:   {typ: "cmd.cancel-size", required: []string{"seq", "inst", "acct", "order_id", "orig_clordid", "qty"}},
-	core.CmdReplace:      {typ: "cmd.replace", required: []string{"seq", "inst", "acct", "clordid", "order_id", "orig_clordid", "qty"}},
-	core.CmdMassCancel:   {typ: "cmd.mass-cancel", required: []string{"seq", "inst", "acct"}},
-	core.CmdEndOfDay:     {typ: "cmd.end-of-day", required: []string{"seq"}},
+	core.CmdNew:        {typ: "cmd.new", required: []string{"seq", "inst", "acct", "clordid", "side", "ord_type", "tif", "stp", "qty"}},
+	core.CmdCancel:     {typ: "cmd.cancel", required: []string{"seq", "inst", "acct", "order_id", "orig_clordid"}},
+	core.CmdCancelSize: {typ: "cmd.cancel-size", required: []string{"seq", "inst", "acct", "order_id", "orig_clordid", "qty"}},
+	core.CmdReplace:    {typ: "cmd.replace", required: []string{"seq", "inst", "acct", "clordid", "order_id", "orig_clordid", "qty"}},
+	core.CmdMassCancel: {typ: "cmd.mass-cancel", required: []string{"seq", "inst", "acct"}},
+	core.CmdEndOfDay: {typ: "cmd.end-of-day", required: []string{"seq", "date"}, overrides: []slot[core.Command]{
+		{name: "date", field: "Qty", codec: cInt, get: func(c *core.Command) uint64 { return uint64(c.Qty) }, set: func(c *core.Command, v uint64) { c.Qty = int64(v) }},
+	}},
 	core.CmdHalt:         {typ: "cmd.halt", required: []string{"seq", "inst"}},
 	core.CmdResume:       {typ: "cmd.resume", required: []string{"seq", "inst"}},
 	core.CmdMarketHalt:   {typ: "cmd.market-halt", required: []string{"seq"}},

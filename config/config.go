@@ -22,6 +22,7 @@ type File struct {
 	// Accounts are the trading accounts the engine's pre-trade risk layer
 	// checks. A file needs them unless Risk.Off.
 	Accounts []Account // in file order
+	Calendar Calendar
 	Audit    Audit
 	Netseg   Netseg
 
@@ -181,6 +182,9 @@ func Parse(data []byte) (*File, error) {
 		return nil, err
 	}
 	if err := parseAccounts(fj.Accounts, f); err != nil {
+		return nil, err
+	}
+	if err := parseCalendar(fj.Calendar, &f.Calendar); err != nil {
 		return nil, err
 	}
 	if err := parseAudit(fj.Audit, &f.Audit); err != nil {
@@ -504,6 +508,7 @@ func (f *File) Core() core.Config {
 		MaxOrderQty: f.Engine.MaxOrderQty,
 		EventBatch:  f.Engine.EventBatch,
 		Accounts:    f.coreAccounts(),
+		Calendar:    f.Calendar.coreCalendar(),
 	}
 	if f.Risk.PDTMinEquity.Sign() != 0 {
 		cfg.PDTMinEquity = units(f.Risk.PDTMinEquity, f.minorUnit())

@@ -21,11 +21,12 @@ type fileJSON struct {
 	Risk        json.RawMessage `json:"risk"`
 	Instruments json.RawMessage `json:"instruments"`
 	Accounts    json.RawMessage `json:"accounts"`
+	Calendar    json.RawMessage `json:"calendar"`
 	Audit       json.RawMessage `json:"audit"`
 	Netseg      json.RawMessage `json:"netseg"`
 }
 
-const fileFields = "engine, risk, instruments, accounts, audit, netseg"
+const fileFields = "engine, risk, instruments, accounts, calendar, audit, netseg"
 
 type engineJSON struct {
 	MaxOrders    json.RawMessage `json:"max_orders"`

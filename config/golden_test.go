@@ -70,6 +70,9 @@ func describe(path string) string {
 	if f.Risk.Off {
 		b.WriteString("risk: off\n")
 	}
+	if !f.Calendar.TradingDate.IsZero() || len(f.Calendar.Holidays) > 0 {
+		fmt.Fprintf(&b, "calendar: -> core %+v\n", cfg.Calendar)
+	}
 	if len(f.Accounts) > 0 {
 		fmt.Fprintf(&b, "risk: minor_unit=%s pdt_min_equity=%s short_margin_percent=%d account_types=%v locate_policy=%d -> core PDTMinEquity=%d ShortMarginPct=%d LocatePolicy=%d\n",
 			f.Risk.MinorUnit, f.Risk.PDTMinEquity, f.Risk.ShortMarginPct, f.Risk.AccountTypes, f.Risk.LocatePolicy, cfg.PDTMinEquity, cfg.ShortMarginPct, cfg.LocatePolicy)

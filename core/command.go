@@ -14,7 +14,7 @@ const (
 	CmdCancelSize         // reduce the account's order OrderID to Qty open lots, keeping priority
 	CmdReplace            // replace order OrderID (reference OrigClOrdID) with ClOrdID at Price / StopPrice for Qty open lots
 	CmdMassCancel         // cancel every open order matching Account (0 = any) and Instrument (0 = any)
-	CmdEndOfDay           // expire every DAY order (resting or waiting stop); resets daily credit; next trading day
+	CmdEndOfDay           // end trading date Qty (YYYYMMDD): expire every DAY order (resting or waiting stop); reset daily credit; next business day
 
 	// Admin commands: known only when the risk layer is on (Config.Accounts
 	// non-empty); otherwise rejected unknown-command. Sequenced like orders.

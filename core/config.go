@@ -179,6 +179,10 @@ type Config struct {
 	// 2,500,000 ($25,000 in cents).
 	PDTMinEquity int64
 
+	// Calendar decides which dates are business days: CmdEndOfDay names
+	// the date it ends, and the day-trade window counts business days.
+	Calendar Calendar
+
 	// LocatePolicy says how short sales use the locates; the zero value
 	// consumes them.
 	LocatePolicy LocatePolicy
@@ -239,6 +243,9 @@ func (c *Config) fill() error {
 		return fmt.Errorf("%w: ShortMarginPct is %d; use 100..1000 percent (0: Reg T's 150)", ErrConfig, c.ShortMarginPct)
 	case len(c.Instruments) == 0:
 		return fmt.Errorf("%w: Instruments is empty; configure at least one instrument", ErrConfig)
+	}
+	if err := c.Calendar.fill(); err != nil {
+		return err
 	}
 	seen := make(map[uint32]bool, len(c.Instruments))
 	for i, in := range c.Instruments {

@@ -268,7 +268,7 @@ func (e *Engine) Apply(c *Command) {
 	case CmdMassCancel:
 		e.massCancel(c)
 	case CmdEndOfDay:
-		e.endOfDay()
+		e.endOfDay(c)
 	default:
 		if c.Kind >= CmdHalt && c.Kind < cmdKinds {
 			e.admin(c)
@@ -1007,8 +1007,13 @@ func (e *Engine) massCancel(c *Command) {
 	}
 }
 
-func (e *Engine) endOfDay() {
-	e.newTradingDay()
+func (e *Engine) endOfDay(c *Command) {
+	days, r := e.advanceDate(c.Qty)
+	if r != ReasonNone {
+		e.reject(c, r)
+		return
+	}
+	e.newTradingDay(days)
 	clear(e.lastRef) // references start again for the new trading day
 	for bi := range e.books {
 		e.walk(&e.books[bi], func(oi int32) {
@@ -1018,4 +1023,6 @@ func (e *Engine) endOfDay() {
 			}
 		})
 	}
+	ev := e.emit(KindSystem)
+	ev.Reason, ev.Qty = AdminTradingDate, e.risk.date
 }

@@ -37,6 +37,7 @@ const (
 	RejectInvalidSTP        Reason = 113 // STP is not a known mode
 	RejectInvalidClOrdID    Reason = 114 // ClOrdID is zero
 	RejectInvalidSaleMark   Reason = 115 // Mark is not a known mark, or is set on a buy
+	RejectInvalidTradingDay Reason = 116 // an end of day's date (Qty, YYYYMMDD) is not a business day of the calendar
 
 	RejectDuplicateClOrdID   Reason = 200 // ClOrdID equals the highest reference the account used today (a resend)
 	RejectUnknownOrder       Reason = 201 // OrderID is not an open order of the account with current reference OrigClOrdID
@@ -46,6 +47,7 @@ const (
 	RejectInstrumentMismatch Reason = 205 // the command names a different instrument than the open order
 	RejectStaleClOrdID       Reason = 206 // ClOrdID is below the highest reference the account used today
 	RejectAccountCapacity    Reason = 207 // risk layer off: MaxAccounts distinct accounts have already traded
+	RejectStaleTradingDay    Reason = 208 // an end of day's date is before the current trading date: it would not advance it
 
 	CancelRequested       Reason = 300 // the client cancelled the order
 	CancelIOCRemainder    Reason = 301 // the unfilled remainder of an IOC order
@@ -105,6 +107,7 @@ const (
 	AdminLocate           Reason = 508 // the account's locate in the instrument was set to Qty lots
 	AdminRestrict         Reason = 509 // the instrument's restricted flag was set to Qty
 	AdminShortSaleTest    Reason = 510 // the Rule 201 short-sale price test turned on for the rest of the day and the next
+	AdminTradingDate      Reason = 511 // an end of day closed the trading date; Qty = the next one (YYYYMMDD)
 )
 
 var reasonNames = map[Reason]string{
@@ -124,9 +127,11 @@ var reasonNames = map[Reason]string{
 	RejectInvalidSTP:         "invalid-stp",
 	RejectInvalidClOrdID:     "invalid-clordid",
 	RejectInvalidSaleMark:    "invalid-sale-mark",
+	RejectInvalidTradingDay:  "invalid-trading-date",
 	RejectDuplicateClOrdID:   "duplicate-clordid",
 	RejectStaleClOrdID:       "stale-clordid",
 	RejectAccountCapacity:    "account-capacity",
+	RejectStaleTradingDay:    "stale-trading-date",
 	RejectUnknownOrder:       "unknown-order",
 	RejectOrderCapacity:      "order-capacity",
 	RejectPostOnlyWouldTake:  "post-only-would-take",
@@ -183,6 +188,7 @@ var reasonNames = map[Reason]string{
 	AdminLocate:              "locate",
 	AdminRestrict:            "restrict",
 	AdminShortSaleTest:       "short-sale-price-test-on",
+	AdminTradingDate:         "trading-date",
 }
 
 // String returns the reason's stable name, as used in docs/reasons.md and logs.

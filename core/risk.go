@@ -139,6 +139,9 @@ type risk struct {
 	pos    []apos // slot * len(books) + book index
 	nb     int    // len(books)
 
+	// date is the current trading date (YYYYMMDD; 0 = not known yet), moved
+	// by CmdEndOfDay to the next business day of the calendar.
+	date int64
 	// day is the trading day, advanced by CmdEndOfDay; dayOpen, indexed like
 	// pos, marks a position opened (or extended) today and not yet reduced
 	// since: a reducing fill then completes a day trade.
@@ -157,6 +160,7 @@ type risk struct {
 
 func (e *Engine) initRisk(cfg *Config) {
 	r := &e.risk
+	r.date = cfg.Calendar.TradingDate
 	for bi := range e.books { // halts and the restricted list apply with the layer off too
 		b := &e.books[bi]
 		b.halted, b.restricted = b.inst.Halted, b.inst.Restricted
@@ -709,7 +713,7 @@ func (e *Engine) dayTrade(a *acct, i int, side Side, pos, q int64) {
 // newTradingDay advances the trading day (CmdEndOfDay): executed notional
 // resets, the oldest day leaves the day-trade window and no position counts
 // as opened today.
-func (e *Engine) newTradingDay() {
+func (e *Engine) newTradingDay(days int64) {
 	r := &e.risk
 	if !r.on {
 		return
@@ -719,13 +723,36 @@ func (e *Engine) newTradingDay() {
 			b.prevClose, b.ssrAt = b.last, ssrTrigger(b.last)
 		}
 	}
-	r.day++
 	for s := range r.accts {
 		a := &r.accts[s]
 		a.credit = 0
-		a.dayTrades[r.day%dayTradesWindow] = 0
+		for d := int64(1); d <= min(days, dayTradesWindow); d++ { // the business days passed leave the window
+			a.dayTrades[(r.day+d)%dayTradesWindow] = 0
+		}
 	}
+	r.day += days
 	clear(r.dayOpen)
+}
+
+// advanceDate checks the date an end of day names (YYYYMMDD) and moves the
+// trading date to the next business day after it. It returns the business
+// days that passed (1 unless the end of day skipped days), and a reject:
+// the date is not a business day, or is before the current trading date.
+func (e *Engine) advanceDate(d int64) (int64, Reason) {
+	cal := &e.cfg.Calendar
+	cur := e.risk.date
+	switch {
+	case !cal.businessDay(d):
+		return 0, RejectInvalidTradingDay
+	case cur != 0 && d < cur:
+		return 0, RejectStaleTradingDay
+	}
+	if cur == 0 {
+		cur = d
+	}
+	next := cal.nextBusinessDay(d)
+	e.risk.date = next
+	return cal.businessIndex(next) - cal.businessIndex(cur), ReasonNone
 }
 
 // admin applies an admin command. The instrument and market commands and

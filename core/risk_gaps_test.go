@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -607,10 +608,10 @@ func TestRiskShortSalePriceTest(t *testing.T) {
 	require.Len(t, c, 1, "%v", evs)
 	assert.Equal(t, core.CancelShortSalePriceTest, c[0].Reason)
 	// The rest of the day and the next; then off.
-	h.ok(core.Command{Kind: core.CmdEndOfDay})
+	h.ok(eod(20260105))
 	h.ok(order(buy(3, 1, 88, 5), 4))
 	h.rejected(marked(order(sell(1, 1, 88, 1), 1), core.MarkShort), core.RejectShortSalePriceTest)
-	h.ok(core.Command{Kind: core.CmdEndOfDay})
+	h.ok(eod(20260106))
 	h.ok(order(buy(3, 1, 88, 5), 5))
 	h.ok(marked(order(sell(1, 1, 88, 1), 2), core.MarkShort))
 }
@@ -643,4 +644,65 @@ func TestRiskLocateConsumed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// eod is an end of day for date (YYYYMMDD).
+func eod(date int64) core.Command { return core.Command{Kind: core.CmdEndOfDay, Qty: date} }
+
+// weekdays returns successive weekdays (YYYYMMDD) from Monday 2026-01-05 on,
+// for tests whose calendar has no holidays.
+func weekdays() func() int64 {
+	d := time.Date(2026, 1, 4, 0, 0, 0, 0, time.UTC)
+	return func() int64 {
+		for d = d.AddDate(0, 0, 1); d.Weekday() == time.Saturday || d.Weekday() == time.Sunday; d = d.AddDate(0, 0, 1) {
+		}
+		return int64(d.Year())*10000 + int64(d.Month())*100 + int64(d.Day())
+	}
+}
+
+// TestRiskPDTWindowByCalendar: the PDT window counted end-of-day commands,
+// not business days: five in 5 ns cleared it. An end of day now names the
+// date it ends; one that does not advance the trading date is refused, and
+// the exchange calendar (weekends, holidays) decides which days count.
+func TestRiskPDTWindowByCalendar(t *testing.T) {
+	cfg := pdtConfig()
+	cfg.Calendar = core.Calendar{TradingDate: 20261221, Holidays: []int64{20261225}} // Monday; Christmas a Friday
+	h := newHarness(t, cfg)
+	cl, mm := uint64(0), uint64(0)
+	dayTrade := func() {
+		mm++
+		h.ok(order(sell(20, 1, 100, 1), mm))
+		cl++
+		h.ok(order(buy(10, 1, 100, 1), cl))
+		mm++
+		h.ok(order(buy(20, 1, 100, 1), mm))
+		cl++
+		h.ok(order(sell(10, 1, 100, 1), cl))
+	}
+	for range 3 {
+		dayTrade()
+	}
+	count := func() int64 { st, _ := h.eng.Account(10); return st.DayTrades }
+	require.Equal(t, int64(3), count())
+	h.ok(eod(20261221))
+	for i := range int64(5) { // five more in the same nanosecond: refused
+		c := eod(20261221)
+		c.Time = i
+		h.rejected(c, core.RejectStaleTradingDay)
+	}
+	assert.Equal(t, int64(3), count())
+	h.rejected(eod(20261226), core.RejectInvalidTradingDay) // a Saturday
+	h.rejected(eod(20261225), core.RejectInvalidTradingDay) // a holiday
+	h.rejected(eod(20261232), core.RejectInvalidTradingDay) // not a date
+	h.ok(eod(20261222))
+	h.ok(eod(20261223))
+	h.ok(eod(20261224)) // Thursday: the next business day is Monday the 28th
+	// The window is the 28th and the four business days before it (24, 23,
+	// 22, 21): Monday's three day trades still count.
+	assert.Equal(t, int64(3), count())
+	h.ok(order(sell(20, 1, 100, 1), mm+1))
+	h.ok(order(buy(10, 1, 100, 1), cl+1))
+	h.rejected(order(sell(10, 1, 100, 1), cl+2), core.RejectPatternDayTrader)
+	h.ok(eod(20261228))
+	assert.Zero(t, count(), "the 21st left the window")
 }

@@ -206,6 +206,7 @@ func runConservation(seed uint64, ops int, shorts bool) error {
 		}
 	}
 	nextCl := map[uint32]uint64{}
+	nextDate := weekdays()
 	refs := refBook{}
 	var trades, rejects, halts int
 	var blocked []core.Command // the releases of halts and kill switches in force
@@ -247,7 +248,7 @@ func runConservation(seed uint64, ops int, shorts bool) error {
 			c.Kind, c.OrigClOrdID, c.ClOrdID, c.Price, c.Qty = core.CmdReplace, 1+uint64(r.IntN(int(nextCl[a]))), nextCl[a], px, 1+int64(r.IntN(20))
 			c.Instrument = 0
 		case p < 96:
-			c.Kind = core.CmdEndOfDay
+			c.Kind, c.Qty = core.CmdEndOfDay, nextDate()
 		case p < 97:
 			c.Kind = core.CmdKill
 			blocked = append(blocked, core.Command{Kind: core.CmdKillRelease, Account: a})
@@ -457,7 +458,7 @@ func TestPatternDayTrader(t *testing.T) {
 			require.NoError(t, err)
 			// Number every order and replace in sequence (references increase
 			// per account); a test's own references (resting's 999) are aliases.
-			cl, alias, refs := uint64(0), map[uint64]uint64{}, refBook{}
+			cl, alias, refs, nextDate := uint64(0), map[uint64]uint64{}, refBook{}, weekdays()
 			for i, c := range append(slices.Clone(tc.setup), tc.cmd) {
 				c.Seq = uint64(i + 1)
 				switch c.Kind {
@@ -469,6 +470,8 @@ func TestPatternDayTrader(t *testing.T) {
 					c.OrigClOrdID = alias[c.OrigClOrdID]
 					cl++
 					c.ClOrdID = cl
+				case core.CmdEndOfDay:
+					c.Qty = nextDate()
 				}
 				evs = evs[:0]
 				refs.name(&c)
@@ -476,7 +479,8 @@ func TestPatternDayTrader(t *testing.T) {
 				eng.Flush()
 				refs.learn(evs)
 				if c.Kind == core.CmdEndOfDay {
-					continue // no events unless DAY orders expire
+					require.Equal(t, core.KindSystem, evs[len(evs)-1].Kind, "setup %d: %v", i, evs[len(evs)-1])
+					continue
 				}
 				require.NotEmpty(t, evs)
 				if i < len(tc.setup) {

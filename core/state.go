@@ -133,6 +133,7 @@ func (e *Engine) StateHash() [32]byte {
 	// trading status: halts and the restricted list, then (risk layer off)
 	// the kill switches by directory slot
 	r := &e.risk
+	u(uint64(r.date))
 	u(boolBit(r.halted))
 	for bi := range e.books {
 		b := &e.books[bi]

@@ -2,6 +2,7 @@ package refmodel
 
 import (
 	"slices"
+	"time"
 
 	"github.com/tradecore/tradecore/core"
 )
@@ -107,6 +108,7 @@ type Model struct {
 
 	last     map[uint32]uint64 // highest client reference per account today
 	accounts map[uint32]bool   // accounts that have traded (MaxAccounts)
+	date     int64             // the trading date, YYYYMMDD (0: not known yet)
 
 	cmd *core.Command
 	out []core.Event
@@ -125,7 +127,7 @@ func New(cfg core.Config) *Model {
 		cfg.MaxAccounts = defaultMaxAccounts
 	}
 	m := &Model{cfg: cfg, byID: map[uint32]*book{}, open: map[uint64]*order{},
-		last: map[uint32]uint64{}, accounts: map[uint32]bool{}, slots: 2}
+		last: map[uint32]uint64{}, accounts: map[uint32]bool{}, slots: 2, date: cfg.Calendar.TradingDate}
 	for m.slots < 2*uint64(cfg.MaxOrders) {
 		m.slots *= 2
 	}
@@ -770,7 +772,39 @@ func (m *Model) massCancel() {
 	})
 }
 
+// weekday parses d (YYYYMMDD) and reports whether it is a Monday to Friday
+// that is not one of the calendar's holidays.
+func (m *Model) weekday(d int64) (time.Time, bool) {
+	t := time.Date(int(d/10000), time.Month(d/100%100), int(d%100), 0, 0, 0, 0, time.UTC)
+	if d <= 0 || yyyymmdd(t) != d || t.Weekday() == time.Saturday || t.Weekday() == time.Sunday {
+		return t, false
+	}
+	return t, !slices.Contains(m.cfg.Calendar.Holidays, d)
+}
+
+func yyyymmdd(t time.Time) int64 {
+	return int64(t.Year())*10000 + int64(t.Month())*100 + int64(t.Day())
+}
+
 func (m *Model) endOfDay() {
+	d := m.cmd.Qty
+	t, ok := m.weekday(d)
+	switch {
+	case !ok:
+		m.reject(core.RejectInvalidTradingDay)
+		return
+	case m.date != 0 && d < m.date:
+		m.reject(core.RejectStaleTradingDay)
+		return
+	}
+	for {
+		t = t.AddDate(0, 0, 1)
+		if _, ok := m.weekday(yyyymmdd(t)); ok {
+			break
+		}
+	}
+	m.date = yyyymmdd(t)
+	defer m.emit(core.Event{Kind: core.KindSystem, Reason: core.AdminTradingDate, Qty: m.date})
 	clear(m.last) // references start again for the new trading day
 	m.walk(nil, func(b *book, o *order) {
 		if o.tif != core.DAY {
