@@ -527,9 +527,9 @@ func TestDefaultFailsClosed(t *testing.T) {
 	assert.Equal(t, core.KindRejected, ev.Kind, "%v", ev)
 	assert.GreaterOrEqual(t, int(ev.Reason), 400, "a risk reject: %v", ev)
 	for _, c := range []core.Command{
-		{Kind: core.CmdMarketHalt},
-		{Kind: core.CmdMarketResume},
-		{Kind: core.CmdKill, Account: cfg.Accounts[0].ID},
+		{Kind: core.CmdMarketHalt, Operator: 7, Cause: core.CauseOperator},
+		{Kind: core.CmdMarketResume, Operator: 7, Cause: core.CauseOperator},
+		{Kind: core.CmdKill, Account: cfg.Accounts[0].ID, Operator: 7, Cause: core.CauseOperator},
 	} {
 		ev = apply(c)
 		assert.NotEqual(t, core.KindRejected, ev.Kind, "%v", ev)

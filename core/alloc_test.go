@@ -129,16 +129,16 @@ func testNoAllocations(t *testing.T, risk bool) {
 			if !risk {
 				return
 			}
-			d.apply(&core.Command{Kind: core.CmdHalt, Instrument: 1})
+			d.apply(&core.Command{Kind: core.CmdHalt, Instrument: 1, Operator: 7, Cause: core.CauseOperator})
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 77, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 950, Qty: 5})
-			d.apply(&core.Command{Kind: core.CmdResume, Instrument: 1})
+			d.apply(&core.Command{Kind: core.CmdResume, Instrument: 1, Operator: 7, Cause: core.CauseOperator})
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 78, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 950, Qty: 5})
-			d.apply(&core.Command{Kind: core.CmdKill, Account: 78})
-			d.apply(&core.Command{Kind: core.CmdKillRelease, Account: 78})
-			d.apply(&core.Command{Kind: core.CmdLocate, Account: 78, Instrument: 1, Qty: 5})
-			d.apply(&core.Command{Kind: core.CmdSetLimit, Account: 78, OrigClOrdID: uint64(core.LimitOrderQty), Qty: 1 << 20})
+			d.apply(&core.Command{Kind: core.CmdKill, Account: 78, Operator: 7, Cause: core.CauseOperator})
+			d.apply(&core.Command{Kind: core.CmdKillRelease, Account: 78, Operator: 7, Cause: core.CauseOperator})
+			d.apply(&core.Command{Kind: core.CmdLocate, Account: 78, Instrument: 1, Qty: 5, Operator: 7, Cause: core.CauseOperator})
+			d.apply(&core.Command{Kind: core.CmdSetLimit, Account: 78, OrigClOrdID: uint64(core.LimitOrderQty), Qty: 1 << 20, Operator: 7, Cause: core.CauseOperator})
 		}, nil},
 		{"rejects", func() {
 			cl++

@@ -119,6 +119,29 @@ const (
 	saleMarks
 )
 
+// Cause is why an admin command was given: every admin command names one,
+// with the Operator who gave it, and its events carry both (docs/engine.md,
+// "Admin commands"). Codes are stable, like reason codes.
+type Cause uint8
+
+const (
+	CauseNone            Cause = iota // not given: an admin command without a cause is rejected
+	CauseOperator                     // an operator's decision
+	CauseRiskLimit                    // a risk limit or the risk desk
+	CauseSurveillance                 // a surveillance alert
+	CauseNewsPending                  // regulatory halt: news pending
+	CauseNewsReleased                 // news released / dissemination complete
+	CauseVolatility                   // a volatility (limit up-limit down) pause
+	CauseCircuitBreaker               // a market-wide circuit breaker
+	CauseRegulatory                   // a regulatory concern or trading suspension
+	CauseTechnical                    // a technical problem
+	CauseClientRequest                // the client (or its firm) asked
+	CauseCompliance                   // compliance review or the restricted list
+	CauseCorporateAction              // a corporate action
+	CauseCredit                       // credit or a margin call
+	causes
+)
+
 // Command is one sequenced input to the engine: fixed size, no pointers, so it
 // travels through the inbound ring and into the journal by value. Prices are
 // in ticks of the instrument and quantities in lots.
@@ -136,12 +159,12 @@ type Command struct {
 	Flags Flags
 	STP   STPMode
 	Mark  SaleMark // sells: long, short or short exempt; buys: none
-	_     byte
+	Cause Cause    // admin commands: why (required)
 
 	Instrument uint32 // instrument id from the config
 	Account    uint32 // account id; never zero for order commands
 	STPGroup   uint32 // 0 = no group; orders of one group never match each other (see STPMode)
-	_          uint32
+	Operator   uint32 // admin commands: who (a random id of the person or system; required)
 
 	// ClOrdID is the client's reference for a new order, or the new
 	// reference of a replace: above every reference the account has used

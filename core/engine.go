@@ -103,11 +103,14 @@ type Engine struct {
 
 	risk risk
 
-	// stamp of the command being applied, copied to its events
-	seq  uint64
-	time int64
-	tag  uint64
-	inst uint32
+	// stamp of the command being applied, copied to its events (op and
+	// cause: an admin command's, else 0)
+	seq   uint64
+	time  int64
+	tag   uint64
+	inst  uint32
+	op    uint32
+	cause Cause
 
 	buf  []Event // the events of the current batch: the engine's own, or a window of the outbound ring
 	n    int
@@ -199,7 +202,7 @@ func (e *Engine) emit(k EventKind) *Event {
 	}
 	ev := &e.buf[e.n]
 	e.n++
-	*ev = Event{Seq: e.seq, Time: e.time, Tag: e.tag, Kind: k}
+	*ev = Event{Seq: e.seq, Time: e.time, Tag: e.tag, Kind: k, Operator: e.op, Cause: e.cause}
 	return ev
 }
 
@@ -247,6 +250,7 @@ func (e *Engine) reject(c *Command, r Reason) {
 	ev.Type = c.Type
 	ev.TIF = c.TIF
 	ev.Mark = c.Mark
+	ev.Operator, ev.Cause = c.Operator, c.Cause
 	ev.Price = c.Price
 	ev.StopPrice = c.StopPrice
 	ev.Qty = c.Qty
@@ -255,7 +259,7 @@ func (e *Engine) reject(c *Command, r Reason) {
 // Apply applies one sequenced command (Seq and Time already set). Its events
 // go to the buffer; call Flush to deliver them.
 func (e *Engine) Apply(c *Command) {
-	e.seq, e.time, e.tag, e.inst = c.Seq, c.Time, c.Tag, c.Instrument
+	e.seq, e.time, e.tag, e.inst, e.op, e.cause = c.Seq, c.Time, c.Tag, c.Instrument, 0, CauseNone
 	switch c.Kind {
 	case CmdNew:
 		e.newOrder(c)

@@ -51,7 +51,7 @@ type Event struct {
 	TIF    TIF
 	Reason Reason
 	Mark   SaleMark // order events of a sell: its (effective) Reg SHO mark
-	_      byte
+	Cause  Cause    // events of an admin command: its Cause
 
 	Instrument uint32
 	Account    uint32
@@ -67,7 +67,7 @@ type Event struct {
 
 	MatchID       uint64
 	ContraAccount uint32
-	_             uint32
+	Operator      uint32 // events of an admin command: its Operator
 	ContraOrderID uint64
 	ContraClOrdID uint64
 	ContraLeaves  int64

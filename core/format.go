@@ -11,6 +11,10 @@ var (
 	tifNames  = [...]string{"none", "day", "gtc", "ioc", "fok"}
 	stpNames  = [...]string{"cancel-newest", "cancel-oldest", "cancel-both", "decrement", "off"}
 	markNames = [...]string{"none", "long", "short", "short-exempt"}
+	// causeNames are the causes' stable names (docs/engine.md, "Admin commands").
+	causeNames = [...]string{"none", "operator", "risk-limit", "surveillance", "news-pending", "news-released",
+		"volatility", "circuit-breaker", "regulatory", "technical", "client-request", "compliance",
+		"corporate-action", "credit"}
 	kindNames = [...]string{"none", "accepted", "rejected", "executed", "cancelled", "reduced", "replaced",
 		"triggered", "expired", "book-add", "book-execute", "book-cancel", "book-delete", "book-replace", "trade",
 		"admin", "system", "regulatory"}
@@ -31,6 +35,7 @@ func (t OrderType) String() string { return name(typeNames[:], int(t)) }
 func (t TIF) String() string       { return name(tifNames[:], int(t)) }
 func (m STPMode) String() string   { return name(stpNames[:], int(m)) }
 func (m SaleMark) String() string  { return name(markNames[:], int(m)) }
+func (c Cause) String() string     { return name(causeNames[:], int(c)) }
 func (k EventKind) String() string { return name(kindNames[:], int(k)) }
 func (k CmdKind) String() string   { return name(cmdNames[:], int(k)) }
 
@@ -80,6 +85,8 @@ func (ev Event) String() string {
 		b.WriteString(" contra-leaves=" + strconv.FormatInt(ev.ContraLeaves, 10))
 	}
 	s("reason", ev.Reason.String(), ev.Reason == 0)
+	u("op", uint64(ev.Operator))
+	s("cause", ev.Cause.String(), ev.Cause == 0)
 	u("tag", ev.Tag)
 	return b.String()
 }

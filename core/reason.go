@@ -88,6 +88,7 @@ const (
 	RejectDuplicativeOrder   Reason = 431 // an order identical to one of the account's recent ones within its DuplicateWindow
 	RejectShortSalePriceTest Reason = 432 // a short sale at or below the best bid while the Rule 201 price test is on
 	RejectLongSaleNotOwned   Reason = 433 // a sale marked long that the position (less open sells) does not cover
+	RejectAdminUnattributed  Reason = 434 // an admin command without an Operator or with no known Cause
 	CancelShortSalePriceTest Reason = 424 // a short sale stopped by the Rule 201 price test when it triggered or turned on
 	CancelMarketHalt         Reason = 420 // a market-wide halt cancelled the order
 	CancelKillSwitch         Reason = 421 // the account's kill switch cancelled the order
@@ -172,6 +173,7 @@ var reasonNames = map[Reason]string{
 	RejectDuplicativeOrder:   "duplicative-order",
 	RejectShortSalePriceTest: "short-sale-price-test",
 	RejectLongSaleNotOwned:   "long-sale-not-owned",
+	RejectAdminUnattributed:  "admin-unattributed",
 	CancelShortSalePriceTest: "short-sale-price-test-cancel",
 	CancelMarketHalt:         "market-halt-cancel",
 	CancelKillSwitch:         "kill-switch-cancel",

@@ -759,6 +759,16 @@ func (e *Engine) advanceDate(d int64) (int64, Reason) {
 // the kill switch work with the risk layer off too; the account commands
 // (status, limits, locates) need configured accounts.
 func (e *Engine) admin(c *Command) {
+	if c.Operator == 0 || c.Cause == CauseNone || c.Cause >= causes {
+		e.reject(c, RejectAdminUnattributed)
+		return
+	}
+	e.op, e.cause = c.Operator, c.Cause // every event of the command names who gave it and why
+	e.admin1(c)
+}
+
+// admin1 applies an attributed admin command.
+func (e *Engine) admin1(c *Command) {
 	r := &e.risk
 	var bi uint16
 	needInst := c.Kind == CmdHalt || c.Kind == CmdResume || c.Kind == CmdLocate || c.Kind == CmdRestrict
@@ -801,11 +811,14 @@ func (e *Engine) admin(c *Command) {
 	switch c.Kind {
 	case CmdHalt, CmdResume:
 		e.books[bi].halted = c.Kind == CmdHalt
-		ev := e.emit(KindSystem)
-		ev.Instrument, ev.Reason = c.Instrument, AdminInstrumentHalt
+		rsn := AdminInstrumentHalt
 		if c.Kind == CmdResume {
-			ev.Reason = AdminInstrumentResume
+			rsn = AdminInstrumentResume
 		}
+		ev := e.emit(KindSystem)
+		ev.Instrument, ev.Reason = c.Instrument, rsn
+		ev = e.emit(KindRegulatory)
+		ev.Instrument, ev.Reason = c.Instrument, rsn
 	case CmdMarketHalt:
 		r.halted = true
 		n := e.cancelWhere(0, CancelMarketHalt)

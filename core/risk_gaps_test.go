@@ -230,32 +230,32 @@ func TestRiskOffHaltsAndKills(t *testing.T) {
 	h := newHarness(t, cfg)
 	h.rejected(order(buy(1, 2, 100, 1), 1), core.RejectInstrumentHalted)
 	h.ok(order(buy(1, 1, 100, 1), 2))
-	evs := h.ok(core.Command{Kind: core.CmdMarketHalt})
+	evs := h.ok(core.Command{Kind: core.CmdMarketHalt, Operator: 7, Cause: core.CauseOperator})
 	assert.Len(t, kinds(evs, core.KindCancelled), 1)
 	assert.Len(t, kinds(evs, core.KindRegulatory), 1)
 	h.rejected(order(buy(1, 1, 100, 1), 3), core.RejectMarketHalted)
-	h.ok(core.Command{Kind: core.CmdMarketResume})
+	h.ok(core.Command{Kind: core.CmdMarketResume, Operator: 7, Cause: core.CauseOperator})
 	h.ok(order(buy(1, 1, 100, 1), 4))
-	h.ok(core.Command{Kind: core.CmdHalt, Instrument: 1})
+	h.ok(core.Command{Kind: core.CmdHalt, Instrument: 1, Operator: 7, Cause: core.CauseOperator})
 	h.rejected(order(buy(1, 1, 100, 1), 5), core.RejectInstrumentHalted)
 	h.rejected(core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 4, ClOrdID: 6, Price: 101, Qty: 1}, core.RejectInstrumentHalted)
 	h.ok(core.Command{Kind: core.CmdCancel, Account: 1, OrigClOrdID: 4})
-	h.ok(core.Command{Kind: core.CmdResume, Instrument: 1})
+	h.ok(core.Command{Kind: core.CmdResume, Instrument: 1, Operator: 7, Cause: core.CauseOperator})
 	h.ok(order(buy(1, 1, 100, 1), 7))
-	evs = h.ok(core.Command{Kind: core.CmdKill, Account: 1})
+	evs = h.ok(core.Command{Kind: core.CmdKill, Account: 1, Operator: 7, Cause: core.CauseOperator})
 	assert.Len(t, kinds(evs, core.KindCancelled), 1)
 	h.rejected(order(buy(1, 1, 100, 1), 8), core.RejectAccountKilled)
-	h.ok(order(buy(2, 1, 100, 1), 1))                  // another account trades on
-	h.ok(core.Command{Kind: core.CmdKill, Account: 3}) // an account not seen yet
+	h.ok(order(buy(2, 1, 100, 1), 1))                                                          // another account trades on
+	h.ok(core.Command{Kind: core.CmdKill, Account: 3, Operator: 7, Cause: core.CauseOperator}) // an account not seen yet
 	h.rejected(order(buy(3, 1, 100, 1), 1), core.RejectAccountKilled)
-	h.ok(core.Command{Kind: core.CmdKillRelease, Account: 1})
+	h.ok(core.Command{Kind: core.CmdKillRelease, Account: 1, Operator: 7, Cause: core.CauseOperator})
 	h.ok(order(buy(1, 1, 100, 1), 9))
-	h.ok(core.Command{Kind: core.CmdRestrict, Instrument: 1, Qty: 1})
+	h.ok(core.Command{Kind: core.CmdRestrict, Instrument: 1, Qty: 1, Operator: 7, Cause: core.CauseOperator})
 	h.rejected(order(buy(1, 1, 100, 1), 10), core.RejectRestricted)
 	for _, c := range []core.Command{
-		{Kind: core.CmdAccountStatus, Account: 1, Qty: 1},
-		{Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitOrderQty), Qty: 5},
-		{Kind: core.CmdLocate, Account: 1, Instrument: 1, Qty: 5},
+		{Kind: core.CmdAccountStatus, Account: 1, Qty: 1, Operator: 7, Cause: core.CauseOperator},
+		{Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitOrderQty), Qty: 5, Operator: 7, Cause: core.CauseOperator},
+		{Kind: core.CmdLocate, Account: 1, Instrument: 1, Qty: 5, Operator: 7, Cause: core.CauseOperator},
 	} {
 		h.rejected(c, core.RejectUnknownAccount)
 	}
@@ -264,14 +264,14 @@ func TestRiskOffHaltsAndKills(t *testing.T) {
 	a.ok(order(buy(3, 1, 100, 1), 1))
 	b.ok(order(buy(3, 1, 100, 1), 1))
 	require.Equal(t, a.eng.StateHash(), b.eng.StateHash())
-	b.ok(core.Command{Kind: core.CmdKill, Account: 3})
+	b.ok(core.Command{Kind: core.CmdKill, Account: 3, Operator: 7, Cause: core.CauseOperator})
 	a.ok(core.Command{Kind: core.CmdCancel, Account: 3, OrigClOrdID: 1})
 	require.Empty(t, a.eng.OpenOrders())
 	require.Empty(t, b.eng.OpenOrders())
 	assert.NotEqual(t, a.eng.StateHash(), b.eng.StateHash(), "the kill differs")
-	b.ok(core.Command{Kind: core.CmdKillRelease, Account: 3})
+	b.ok(core.Command{Kind: core.CmdKillRelease, Account: 3, Operator: 7, Cause: core.CauseOperator})
 	assert.Equal(t, a.eng.StateHash(), b.eng.StateHash())
-	b.ok(core.Command{Kind: core.CmdMarketHalt})
+	b.ok(core.Command{Kind: core.CmdMarketHalt, Operator: 7, Cause: core.CauseOperator})
 	assert.NotEqual(t, a.eng.StateHash(), b.eng.StateHash(), "the halt differs")
 }
 
@@ -308,7 +308,7 @@ func TestRiskMoneyOverflow(t *testing.T) {
 		st, _ := h.eng.Account(1)
 		assert.Positive(t, st.Credit, "executed notional never wraps")
 		assert.Equal(t, int64(1<<61), st.Cash)
-		h.ok(core.Command{Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitDailyCredit), Qty: 1})
+		h.ok(core.Command{Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitDailyCredit), Qty: 1, Operator: 7, Cause: core.CauseOperator})
 		h.rejected(order(sell(1, 1, 1, 1), cl+1), core.RejectCreditLimit)
 	})
 	t.Run("collar-near-2^62", func(t *testing.T) {
@@ -525,7 +525,7 @@ func TestRiskDuplicativeOrders(t *testing.T) {
 	}
 	h.rejected(at(buy(1, 1, 50, 1), 40, 1_200_000_000), core.RejectDuplicativeOrder)
 	// The window is an account limit.
-	h.ok(core.Command{Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitDuplicateWindow), Qty: 0})
+	h.ok(core.Command{Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitDuplicateWindow), Qty: 0, Operator: 7, Cause: core.CauseOperator})
 	h.ok(at(buy(1, 1, 50, 1), 41, 1_200_000_001))
 }
 
@@ -705,4 +705,52 @@ func TestRiskPDTWindowByCalendar(t *testing.T) {
 	h.rejected(order(sell(10, 1, 100, 1), cl+2), core.RejectPatternDayTrader)
 	h.ok(eod(20261228))
 	assert.Zero(t, count(), "the 21st left the window")
+}
+
+// TestRiskAdminAttribution: halt and kill events carried only an action code
+// and an opaque tag. Every admin command now names its operator and a cause,
+// refused admin-unattributed without them; its events carry both; an
+// instrument halt writes a regulatory record as a market halt does.
+func TestRiskAdminAttribution(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(map[bool]string{true: "risk-on", false: "risk-off"}[on], func(t *testing.T) {
+			cfg := riskConfig()
+			if !on {
+				cfg.Accounts = nil
+			}
+			h := newHarness(t, cfg)
+			for _, c := range []core.Command{
+				{Kind: core.CmdHalt, Instrument: 1},
+				{Kind: core.CmdHalt, Instrument: 1, Operator: 42},
+				{Kind: core.CmdHalt, Instrument: 1, Cause: core.CauseNewsPending},
+				{Kind: core.CmdHalt, Instrument: 1, Operator: 42, Cause: 200},
+				{Kind: core.CmdKill, Account: 1, Cause: core.CauseRiskLimit},
+				{Kind: core.CmdMarketHalt},
+			} {
+				h.rejected(c, core.RejectAdminUnattributed)
+			}
+			h.ok(order(buy(1, 1, 100, 1), 1))
+			evs := h.ok(core.Command{Kind: core.CmdHalt, Instrument: 1, Operator: 42, Cause: core.CauseNewsPending})
+			require.Len(t, evs, 2)
+			assert.Equal(t, core.KindSystem, evs[0].Kind)
+			assert.Equal(t, core.KindRegulatory, evs[1].Kind, "an instrument halt is a regulatory record")
+			for _, ev := range evs {
+				assert.Equal(t, core.AdminInstrumentHalt, ev.Reason)
+				assert.Equal(t, uint32(42), ev.Operator)
+				assert.Equal(t, core.CauseNewsPending, ev.Cause)
+			}
+			evs = h.ok(core.Command{Kind: core.CmdResume, Instrument: 1, Operator: 43, Cause: core.CauseNewsReleased})
+			require.Len(t, evs, 2)
+			assert.Equal(t, core.KindRegulatory, evs[1].Kind)
+			assert.Equal(t, uint32(43), evs[1].Operator)
+			evs = h.ok(core.Command{Kind: core.CmdKill, Account: 1, Operator: 44, Cause: core.CauseRiskLimit})
+			require.Len(t, evs, 3, "%v", evs) // the order cancelled, its book delete, the kill
+			for _, ev := range evs {
+				assert.Equal(t, uint32(44), ev.Operator, "%v", ev)
+				assert.Equal(t, core.CauseRiskLimit, ev.Cause, "%v", ev)
+			}
+			evs = h.ok(order(buy(5, 1, 100, 1), 2))
+			assert.Zero(t, evs[0].Operator, "order events name no operator")
+		})
+	}
 }

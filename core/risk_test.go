@@ -67,12 +67,12 @@ func TestRiskChecks(t *testing.T) {
 		{"unknown-account", nil, buy(9, 1, 100, 1), core.RejectUnknownAccount},
 		{"suspended", nil, buy(2, 1, 100, 1), core.RejectAccountSuspended},
 		{"closed", nil, buy(3, 1, 100, 1), core.RejectAccountClosed},
-		{"killed", []core.Command{{Kind: core.CmdKill, Account: 1}}, buy(1, 1, 100, 1), core.RejectAccountKilled},
-		{"kill-released", []core.Command{{Kind: core.CmdKill, Account: 1}, {Kind: core.CmdKillRelease, Account: 1}}, buy(1, 1, 100, 1), core.ReasonNone},
-		{"market-halted", []core.Command{{Kind: core.CmdMarketHalt}}, buy(1, 1, 100, 1), core.RejectMarketHalted},
+		{"killed", []core.Command{{Kind: core.CmdKill, Account: 1, Operator: 7, Cause: core.CauseOperator}}, buy(1, 1, 100, 1), core.RejectAccountKilled},
+		{"kill-released", []core.Command{{Kind: core.CmdKill, Account: 1, Operator: 7, Cause: core.CauseOperator}, {Kind: core.CmdKillRelease, Account: 1, Operator: 7, Cause: core.CauseOperator}}, buy(1, 1, 100, 1), core.ReasonNone},
+		{"market-halted", []core.Command{{Kind: core.CmdMarketHalt, Operator: 7, Cause: core.CauseOperator}}, buy(1, 1, 100, 1), core.RejectMarketHalted},
 		{"instrument-halted-config", nil, buy(1, 3, 100, 1), core.RejectInstrumentHalted},
-		{"instrument-halted-admin", []core.Command{{Kind: core.CmdHalt, Instrument: 1}}, buy(1, 1, 100, 1), core.RejectInstrumentHalted},
-		{"instrument-resumed", []core.Command{{Kind: core.CmdResume, Instrument: 3}}, buy(1, 3, 100, 1), core.ReasonNone},
+		{"instrument-halted-admin", []core.Command{{Kind: core.CmdHalt, Instrument: 1, Operator: 7, Cause: core.CauseOperator}}, buy(1, 1, 100, 1), core.RejectInstrumentHalted},
+		{"instrument-resumed", []core.Command{{Kind: core.CmdResume, Instrument: 3, Operator: 7, Cause: core.CauseOperator}}, buy(1, 3, 100, 1), core.ReasonNone},
 		{"restricted", nil, buy(1, 4, 100, 1), core.RejectRestricted},
 		{"order-qty", nil, buy(1, 1, 100, 51), core.RejectOrderQtyLimit},
 		{"order-notional", nil, buy(1, 1, 100, 41), core.RejectOrderNotionalLimit},
@@ -87,23 +87,23 @@ func TestRiskChecks(t *testing.T) {
 		{"short-beyond-locate", nil, sell(5, 1, 100, 6), core.RejectShortNoLocate},
 		{"short-prop-exempt", nil, sell(4, 1, 100, 5), core.ReasonNone},
 		{"threshold-prop-not-exempt", nil, sell(4, 2, 100, 5), core.RejectThresholdShort},
-		{"threshold-with-locate", []core.Command{{Kind: core.CmdLocate, Account: 4, Instrument: 2, Qty: 5}}, sell(4, 2, 100, 5), core.ReasonNone},
+		{"threshold-with-locate", []core.Command{{Kind: core.CmdLocate, Account: 4, Instrument: 2, Qty: 5, Operator: 7, Cause: core.CauseOperator}}, sell(4, 2, 100, 5), core.ReasonNone},
 		{"position-limit", []core.Command{order(buy(1, 1, 95, 40), 1)}, buy(1, 1, 95, 31), core.RejectPositionLimit},
 		{"position-limit-edge", []core.Command{order(buy(1, 1, 95, 40), 1)}, buy(1, 1, 95, 30), core.ReasonNone},
-		{"position-limit-short", []core.Command{{Kind: core.CmdLocate, Account: 1, Instrument: 1, Qty: 200}, order(sell(1, 1, 90, 44), 1), order(sell(1, 1, 90, 44), 2)}, sell(1, 1, 90, 43), core.RejectPositionLimit},
+		{"position-limit-short", []core.Command{{Kind: core.CmdLocate, Account: 1, Instrument: 1, Qty: 200, Operator: 7, Cause: core.CauseOperator}, order(sell(1, 1, 90, 44), 1), order(sell(1, 1, 90, 44), 2)}, sell(1, 1, 90, 43), core.RejectPositionLimit},
 		{"credit-limit", []core.Command{order(buy(1, 1, 100, 30), 1), order(sell(1, 1, 105, 30), 2)}, buy(1, 1, 95, 31), core.RejectCreditLimit},
 		{"credit-limit-edge", []core.Command{order(buy(1, 1, 100, 30), 1), order(sell(1, 1, 105, 30), 2)}, buy(1, 1, 95, 30), core.ReasonNone},
 		{"order-rate", []core.Command{order(buy(1, 1, 90, 1), 1), order(buy(1, 1, 90, 1), 2), order(buy(1, 1, 90, 1), 3)}, buy(1, 1, 90, 1), core.RejectOrderRate},
 		{"order-rate-next-second", []core.Command{order(buy(1, 1, 90, 1), 1), order(buy(1, 1, 90, 1), 2), order(buy(1, 1, 90, 1), 3)}, func() core.Command { c := buy(1, 1, 90, 1); c.Time = 1e9; return c }(), core.ReasonNone},
 		{"cancel-rate", []core.Command{order(buy(1, 1, 90, 1), 1), order(buy(1, 1, 90, 1), 2), {Kind: core.CmdCancel, Account: 1, OrigClOrdID: 2}}, cancel, core.RejectCancelRate},
-		{"limit-change", []core.Command{{Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitOrderQty), Qty: 5}}, buy(1, 1, 100, 6), core.RejectOrderQtyLimit},
+		{"limit-change", []core.Command{{Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitOrderQty), Qty: 5, Operator: 7, Cause: core.CauseOperator}}, buy(1, 1, 100, 6), core.RejectOrderQtyLimit},
 		{"replace-collar", []core.Command{order(buy(1, 1, 100, 1), 1)}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 2, Price: 120, Qty: 1}, core.RejectOutsideCollar},
 		{"replace-qty", []core.Command{order(buy(1, 1, 100, 40), 1)}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 3, Price: 100, Qty: 60}, core.RejectOrderQtyLimit},
 		{"replace-funds", []core.Command{order(buy(5, 1, 100, 40), 1), order(buy(5, 1, 100, 40), 2)}, core.Command{Kind: core.CmdReplace, Account: 5, OrigClOrdID: 2, ClOrdID: 3, Price: 100, Qty: 61}, core.RejectInsufficientFunds},
-		{"replace-reduce-skips-limits", []core.Command{order(buy(1, 1, 100, 40), 1), {Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitOrderQty), Qty: 5}}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 3, Price: 100, Qty: 20}, core.ReasonNone},
-		{"replace-reduce-halted", []core.Command{order(buy(1, 1, 100, 40), 1), {Kind: core.CmdHalt, Instrument: 1}}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 3, Price: 100, Qty: 20}, core.RejectInstrumentHalted},
+		{"replace-reduce-skips-limits", []core.Command{order(buy(1, 1, 100, 40), 1), {Kind: core.CmdSetLimit, Account: 1, OrigClOrdID: uint64(core.LimitOrderQty), Qty: 5, Operator: 7, Cause: core.CauseOperator}}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 3, Price: 100, Qty: 20}, core.ReasonNone},
+		{"replace-reduce-halted", []core.Command{order(buy(1, 1, 100, 40), 1), {Kind: core.CmdHalt, Instrument: 1, Operator: 7, Cause: core.CauseOperator}}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 3, Price: 100, Qty: 20}, core.RejectInstrumentHalted},
 		{"replace-reduce-rate", []core.Command{order(buy(1, 1, 90, 1), 1), order(buy(1, 1, 90, 5), 2), order(buy(1, 1, 90, 1), 3)}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 2, ClOrdID: 4, Price: 90, Qty: 4}, core.RejectOrderRate},
-		{"replace-same-qty-restricted", []core.Command{order(buy(1, 1, 100, 40), 1), {Kind: core.CmdRestrict, Instrument: 1, Qty: 1}}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 3, Price: 100, Qty: 40}, core.RejectRestricted},
+		{"replace-same-qty-restricted", []core.Command{order(buy(1, 1, 100, 40), 1), {Kind: core.CmdRestrict, Instrument: 1, Qty: 1, Operator: 7, Cause: core.CauseOperator}}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 3, Price: 100, Qty: 40}, core.RejectRestricted},
 		{"replace-ok", []core.Command{order(buy(1, 1, 100, 40), 1)}, core.Command{Kind: core.CmdReplace, Account: 1, OrigClOrdID: 1, ClOrdID: 3, Price: 101, Qty: 39}, core.ReasonNone},
 	}
 	for _, tc := range cases {
@@ -251,15 +251,18 @@ func runConservation(seed uint64, ops int, shorts bool) error {
 			c.Kind, c.Qty = core.CmdEndOfDay, nextDate()
 		case p < 97:
 			c.Kind = core.CmdKill
-			blocked = append(blocked, core.Command{Kind: core.CmdKillRelease, Account: a})
+			blocked = append(blocked, core.Command{Kind: core.CmdKillRelease, Account: a, Operator: 7, Cause: core.CauseOperator})
 		case p < 98:
 			c.Kind = core.CmdHalt
-			blocked = append(blocked, core.Command{Kind: core.CmdResume, Instrument: inst})
+			blocked = append(blocked, core.Command{Kind: core.CmdResume, Instrument: inst, Operator: 7, Cause: core.CauseOperator})
 		case p < 99:
 			c.Kind = core.CmdMarketHalt
-			blocked = append(blocked, core.Command{Kind: core.CmdMarketResume})
+			blocked = append(blocked, core.Command{Kind: core.CmdMarketResume, Operator: 7, Cause: core.CauseOperator})
 		default:
 			c.Kind, c.Qty = core.CmdLocate, int64(r.IntN(30))
+		}
+		if c.Kind >= core.CmdHalt {
+			c.Operator, c.Cause = 7, core.CauseRiskLimit
 		}
 		if c.Kind == core.CmdReplace && r.IntN(3) == 0 {
 			c.StopPrice = px // valid only for stop orders; rejected otherwise

@@ -42,7 +42,7 @@ const snapMagic = "TCSNAP01"
 // the per-command scratch set at the start of every Apply.
 var snapshotSkip = map[string]bool{
 	"cfg": true, "buf": true, "n": true, "sink": true, "commit": true, "claim": true,
-	"seq": true, "time": true, "tag": true, "inst": true,
+	"seq": true, "time": true, "tag": true, "inst": true, "op": true, "cause": true,
 }
 
 // WriteSnapshot writes the engine's state to w.

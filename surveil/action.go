@@ -87,7 +87,7 @@ func (a *acct) idx(m *Monitor) int { return int(m.slot[a.ref.ID]) - 1 }
 
 // submit sends action's command once and schedules the next attempt.
 func (m *Monitor) submit(a *acct, action Action, now int64, out *Output) {
-	m.cmd = core.Command{Account: a.ref.ID, Tag: m.cfg.Tag}
+	m.cmd = core.Command{Account: a.ref.ID, Tag: m.cfg.Tag, Operator: m.cfg.Operator, Cause: core.CauseSurveillance}
 	c := &m.cmd // in the Monitor, so handing it to Submit does not allocate
 	switch action {
 	case ActionThrottle:

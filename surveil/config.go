@@ -9,6 +9,11 @@ import (
 	"github.com/tradecore/tradecore/core"
 )
 
+// DefaultOperator is the operator id of the Monitor's commands unless
+// Config.Operator sets another: surveillance itself, as the engine's events
+// and the audit log name it.
+const DefaultOperator uint32 = 0x5_0000
+
 // ErrConfig is wrapped by every configuration error of New; the message names
 // the field and the fix. Correct the Config and call New again.
 var ErrConfig = errors.New("surveil: invalid config")
@@ -262,6 +267,10 @@ type Config struct {
 	// Tag is set on every command the Monitor submits, so the gateway and
 	// the audit trail can tell surveillance actions apart. Default 0.
 	Tag uint64
+	// Operator is the operator id every command the Monitor submits names
+	// (the engine refuses admin commands without one), with the cause
+	// core.CauseSurveillance. Default DefaultOperator.
+	Operator uint32
 
 	// Submit hands one action command to the engine (the control lane) and
 	// reports whether it was taken; it must not block, and must copy the
@@ -354,6 +363,9 @@ func (c *Config) fill() error {
 	def(&r.TwoSidedOrderToTrade, defaultRapidTwoSided)
 	defAction(&r.Action, ActionThrottle)
 	def64(&c.ThrottleOrdersPerSec, defaultThrottleRate)
+	if c.Operator == 0 {
+		c.Operator = DefaultOperator
+	}
 	p := &c.PumpDump
 	def(&p.MinAccounts, defaultPumpAccounts)
 	def(&p.MinBuys, defaultPumpBuys)

@@ -238,6 +238,7 @@ func (m *Model) reject(r core.Reason) {
 		Kind: core.KindRejected, Reason: r,
 		Account: c.Account, OrderID: c.OrderID, ClOrdID: c.ClOrdID, OrigClOrdID: c.OrigClOrdID, Instrument: c.Instrument,
 		Side: c.Side, Type: c.Type, TIF: c.TIF, Mark: c.Mark, Price: c.Price, StopPrice: c.StopPrice, Qty: c.Qty,
+		Operator: c.Operator, Cause: c.Cause,
 	})
 }
 
