@@ -98,6 +98,11 @@ var cmdSlots = []slot[core.Command]{
 var cmdHeaderFields = []string{"Time", "Kind"}
 
 var cmdKinds = map[core.CmdKind]kindSpec[core.Command]{
+	core.CmdAlert: {typ: "cmd.alert", required: []string{"seq", "detector", "alert_seq", "operator", "cause"}, overrides: []slot[core.Command]{
+		{name: "contra_acct", field: "ClOrdID", codec: cUint, get: func(c *core.Command) uint64 { return c.ClOrdID }, set: func(c *core.Command, v uint64) { c.ClOrdID = v }},
+		{name: "alert_seq", field: "OrderID", codec: cUint, get: func(c *core.Command) uint64 { return c.OrderID }, set: func(c *core.Command, v uint64) { c.OrderID = v }},
+		{name: "detector", field: "OrigClOrdID", codec: cUint, get: func(c *core.Command) uint64 { return c.OrigClOrdID }, set: func(c *core.Command, v uint64) { c.OrigClOrdID = v }},
+	}},
 	core.CmdNew:        {typ: "cmd.new", required: []string{"seq", "inst", "acct", "clordid", "side", "ord_type", "tif", "stp", "qty"}},
 	core.CmdCancel:     {typ: "cmd.cancel", required: []string{"seq", "inst", "acct", "order_id", "orig_clordid"}},
 	core.CmdCancelSize: {typ: "cmd.cancel-size", required: []string{"seq", "inst", "acct", "order_id", "orig_clordid", "qty"}},
@@ -160,6 +165,10 @@ var evValue = []slot[core.Event]{
 }
 
 var evKinds = map[core.EventKind]kindSpec[core.Event]{
+	core.KindAlert: {typ: "event.alert", required: []string{"seq", "reason", "detector", "alert_seq"}, overrides: []slot[core.Event]{
+		{name: "detector", field: "OrigClOrdID", codec: cUint, get: func(e *core.Event) uint64 { return e.OrigClOrdID }, set: func(e *core.Event, v uint64) { e.OrigClOrdID = v }},
+		{name: "alert_seq", field: "MatchID", codec: cUint, get: func(e *core.Event) uint64 { return e.MatchID }, set: func(e *core.Event, v uint64) { e.MatchID = v }},
+	}},
 	core.KindAccepted:    {typ: "event.accepted", required: []string{"seq", "inst", "acct", "order_id", "leaves"}},
 	core.KindRejected:    {typ: "event.rejected", required: []string{"seq", "reason"}},
 	core.KindExecuted:    {typ: "event.executed", required: []string{"seq", "inst", "acct", "order_id", "price", "qty", "leaves", "match_id", "contra_acct", "contra_order_id", "contra_leaves"}},

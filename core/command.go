@@ -16,8 +16,9 @@ const (
 	CmdMassCancel         // cancel every open order matching Account (0 = any) and Instrument (0 = any)
 	CmdEndOfDay           // end trading date Qty (YYYYMMDD): expire every DAY order (resting or waiting stop); reset daily credit; next business day
 
-	// Admin commands: known only when the risk layer is on (Config.Accounts
-	// non-empty); otherwise rejected unknown-command. Sequenced like orders.
+	// Admin commands: sequenced like orders; each names its Operator and
+	// Cause. The account commands (status, limits, locates) need the risk
+	// layer on (Config.Accounts non-empty).
 	CmdHalt          // halt Instrument: new orders and replaces rejected; resting orders stay
 	CmdResume        // resume Instrument
 	CmdMarketHalt    // market-wide halt: cancel every open order, reject new ones
@@ -28,6 +29,7 @@ const (
 	CmdSetLimit      // set Account's limit LimitID(OrigClOrdID) to Qty (0 = none)
 	CmdLocate        // set Account's locate in Instrument to Qty lots
 	CmdRestrict      // put Instrument on the restricted list (Qty = 1) or take it off (Qty = 0)
+	CmdAlert         // record a surveillance alert: detector OrigClOrdID, completing event Seq OrderID, Instrument, Account, second account ClOrdID, Qty, Price
 	cmdKinds
 )
 

@@ -28,7 +28,8 @@ const (
 
 	KindAdmin      // an admin command about an account or the restricted list took effect; Reason says which
 	KindSystem     // public trading status: an instrument (or, Instrument 0, the market) halted or resumed
-	KindRegulatory // a record for the regulator: a market-wide halt or resume, Qty = orders cancelled
+	KindRegulatory // a record for the regulator: a halt or resume, Qty = orders cancelled; the Rule 201 test turning on
+	KindAlert      // a surveillance alert recorded in the stream (CmdAlert): detector OrigClOrdID, completing event Seq MatchID
 	eventKinds
 )
 

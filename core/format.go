@@ -17,10 +17,10 @@ var (
 		"corporate-action", "credit"}
 	kindNames = [...]string{"none", "accepted", "rejected", "executed", "cancelled", "reduced", "replaced",
 		"triggered", "expired", "book-add", "book-execute", "book-cancel", "book-delete", "book-replace", "trade",
-		"admin", "system", "regulatory"}
+		"admin", "system", "regulatory", "alert"}
 	cmdNames = [...]string{"none", "new", "cancel", "cancel-size", "replace", "mass-cancel", "end-of-day",
 		"halt", "resume", "market-halt", "market-resume", "kill", "kill-release", "account-status", "set-limit",
-		"locate", "restrict"}
+		"locate", "restrict", "alert"}
 )
 
 func name(names []string, i int) string {

@@ -109,6 +109,7 @@ const (
 	AdminRestrict         Reason = 509 // the instrument's restricted flag was set to Qty
 	AdminShortSaleTest    Reason = 510 // the Rule 201 short-sale price test turned on for the rest of the day and the next
 	AdminTradingDate      Reason = 511 // an end of day closed the trading date; Qty = the next one (YYYYMMDD)
+	AdminAlert            Reason = 512 // a surveillance alert, recorded by CmdAlert
 )
 
 var reasonNames = map[Reason]string{
@@ -191,6 +192,7 @@ var reasonNames = map[Reason]string{
 	AdminRestrict:            "restrict",
 	AdminShortSaleTest:       "short-sale-price-test-on",
 	AdminTradingDate:         "trading-date",
+	AdminAlert:               "surveillance-alert",
 }
 
 // String returns the reason's stable name, as used in docs/reasons.md and logs.

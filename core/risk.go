@@ -874,6 +874,10 @@ func (e *Engine) admin1(c *Command) {
 		e.books[bi].restricted = c.Qty == 1
 		ev := e.emit(KindAdmin)
 		ev.Instrument, ev.Reason, ev.Qty = c.Instrument, AdminRestrict, c.Qty
+	case CmdAlert: // a record only: it changes nothing
+		ev := e.emit(KindAlert)
+		ev.Reason, ev.Instrument, ev.Account, ev.ContraAccount = AdminAlert, c.Instrument, c.Account, uint32(c.ClOrdID)
+		ev.OrigClOrdID, ev.MatchID, ev.Qty, ev.Price = c.OrigClOrdID, c.OrderID, c.Qty, c.Price
 	}
 }
 

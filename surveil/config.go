@@ -281,6 +281,10 @@ type Config struct {
 	// push, and are re-emitted there until confirmed.
 	Submit func(*core.Command) bool
 	Retry  Retry
+	// MaxPendingAlerts bounds the alerts waiting to be seen recorded in the
+	// event stream (each is submitted as a core.CmdAlert and retried like an
+	// action). Default 1024.
+	MaxPendingAlerts int
 }
 
 const (
@@ -363,6 +367,7 @@ func (c *Config) fill() error {
 	def(&r.TwoSidedOrderToTrade, defaultRapidTwoSided)
 	defAction(&r.Action, ActionThrottle)
 	def64(&c.ThrottleOrdersPerSec, defaultThrottleRate)
+	def(&c.MaxPendingAlerts, 1024)
 	if c.Operator == 0 {
 		c.Operator = DefaultOperator
 	}
@@ -449,6 +454,8 @@ func (c *Config) fill() error {
 		return fmt.Errorf("%w: MarkClose.MoveBps must be 1..%d and MarkClose.MinSharePct 1..100 (0 = default)", ErrConfig, maxBps)
 	case c.ThrottleOrdersPerSec < 1:
 		return fmt.Errorf("%w: ThrottleOrdersPerSec is %d; use at least 1", ErrConfig, c.ThrottleOrdersPerSec)
+	case c.MaxPendingAlerts < 1 || c.MaxPendingAlerts > 1<<20:
+		return fmt.Errorf("%w: MaxPendingAlerts is %d; use 1 to 1048576, or 0 for the default 1024", ErrConfig, c.MaxPendingAlerts)
 	case t.Min < 1 || t.Max < t.Min || t.Confirm < 1:
 		return fmt.Errorf("%w: Retry.Min, Retry.Max and Retry.Confirm must be > 0 ns with Max >= Min (0 = default)", ErrConfig)
 	}

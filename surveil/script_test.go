@@ -25,6 +25,7 @@ type result struct {
 	alerts   []surveil.Alert
 	commands []core.Command // the Monitor's commands the engine applied
 	dropped  int            // submissions refused (drop=N)
+	recorded int            // alert records (core.CmdAlert) the engine applied
 	eng      *core.Engine
 	mon      *surveil.Monitor
 	golden   string
@@ -141,7 +142,8 @@ func runScript(t *testing.T, name string) result {
 	require.NoError(t, err)
 	scfg.Accounts = surveil.RefsOf(ecfg.Accounts)
 	scfg.Submit = func(c *core.Command) bool {
-		if drop > 0 {
+		if drop > 0 && c.Kind != core.CmdAlert { // drop= refuses action commands; alert records go through
+
 			drop--
 			res.dropped++
 			notes = append(notes, fmt.Sprintf("dropped %s acct=%d", c.Kind, c.Account))
@@ -210,7 +212,11 @@ func runScript(t *testing.T, name string) result {
 			queue = nil
 			for _, pc := range pending {
 				fmt.Fprintf(&b, "command %s acct=%d orig=%d qty=%d\n", pc.Kind, pc.Account, pc.OrigClOrdID, pc.Qty)
-				res.commands = append(res.commands, pc)
+				if pc.Kind == core.CmdAlert {
+					res.recorded++
+				} else {
+					res.commands = append(res.commands, pc)
+				}
 				pc.Time = at
 				feed(pc)
 				for _, ev := range events {
