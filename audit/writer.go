@@ -135,13 +135,10 @@ type Writer struct {
 	buf      []byte
 	next     uint64 // index of the next entry appended
 	lastTime int64
-	// instruments is a new log's instrument-table record, appended before
-	// the first record with that record's time.
-	instruments []byte
-	tree        *merkle.Range
-	hasher      *merkle.LeafHasher
-	scales      Scales
-	err         error // sticky: once a write fails the writer refuses everything
+	tree     *merkle.Range
+	hasher   *merkle.LeafHasher
+	scales   Scales
+	err      error // sticky: once a write fails the writer refuses everything
 
 	durable atomic.Uint64
 	head    atomic.Pointer[TreeHead]
@@ -233,18 +230,13 @@ func OpenWriter(cfg WriterConfig) (*Writer, error) {
 	w.buf = make([]byte, 0, cfg.BufferSize)
 	w.publish()
 	body, err := EncodeBody(InstrumentsBody{Instruments: append([]InstrumentScale{}, cfg.Instruments...)})
-	switch {
-	case err != nil:
-	case w.next == 0:
-		// A new log has no time yet: its instrument table goes in with the
-		// time of the first record appended (ready), so no leaf carries a
-		// made-up time and the log's clock never runs ahead of the engine's.
-		w.instruments = body
-	default:
-		// Timed as the previous record, for the same reason.
-		if _, err = w.AppendRecord(w.lastTime, TypeInstruments, body); err == nil {
-			err = w.Commit()
-		}
+	if err == nil {
+		// Timed as the previous record, so the log's clock never runs ahead
+		// of the engine's.
+		_, err = w.AppendRecord(w.lastTime, TypeInstruments, body)
+	}
+	if err == nil {
+		err = w.Commit()
 	}
 	if err != nil {
 		w.Close()
@@ -563,12 +555,6 @@ func (w *Writer) ready(t int64, need int) error {
 	}
 	if t < w.lastTime {
 		return fmt.Errorf("%w: %d after %d at index %d", ErrTimeBackwards, t, w.lastTime, w.next)
-	}
-	if body := w.instruments; body != nil {
-		w.instruments = nil
-		if _, err := w.AppendRecord(t, TypeInstruments, body); err != nil {
-			return err
-		}
 	}
 	if len(w.buf)+frameHeader+need > cap(w.buf) {
 		if err := w.flush(); err != nil {
