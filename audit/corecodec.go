@@ -32,7 +32,9 @@ const (
 	cTIF                  // "day" | "gtc" | "ioc" | "fok"
 	cSTP                  // "cancel-newest" | "cancel-oldest" | "cancel-both" | "decrement" | "off"
 	cStatus               // "active" | "suspended" | "closed"
-	cLimit                // "order-qty" | "order-notional" | "position" | "daily-credit" | "orders-per-sec" | "cancels-per-sec"
+	cLimit                // "order-qty" | "order-notional" | "position" | "daily-credit" | "orders-per-sec" | "cancels-per-sec" | "duplicate-window"
+	cMark                 // "long" | "short" | "short-exempt"
+	cCause                // "operator" | "risk-limit" | "surveillance" | ... (core.Cause's names)
 )
 
 var enumNames = map[codec][]string{
@@ -41,7 +43,9 @@ var enumNames = map[codec][]string{
 	cTIF:     {"", "day", "gtc", "ioc", "fok"},
 	cSTP:     {"cancel-newest", "cancel-oldest", "cancel-both", "decrement", "off"},
 	cStatus:  {"active", "suspended", "closed"},
-	cLimit:   {"", "order-qty", "order-notional", "position", "daily-credit", "orders-per-sec", "cancels-per-sec"},
+	cLimit:   {"", "order-qty", "order-notional", "position", "daily-credit", "orders-per-sec", "cancels-per-sec", "duplicate-window"},
+	cMark:    {"", "long", "short", "short-exempt"},
+	cCause:   causeNames(),
 }
 
 // slot is one field of a body: its JSON name, the struct field it carries
@@ -78,7 +82,10 @@ var cmdSlots = []slot[core.Command]{
 	{name: "tif", field: "TIF", codec: cTIF, get: func(c *core.Command) uint64 { return uint64(c.TIF) }, set: func(c *core.Command, v uint64) { c.TIF = core.TIF(v) }},
 	{name: "flags", field: "Flags", codec: cUint, get: func(c *core.Command) uint64 { return uint64(c.Flags) }, set: func(c *core.Command, v uint64) { c.Flags = core.Flags(v) }},
 	{name: "stp", field: "STP", codec: cSTP, get: func(c *core.Command) uint64 { return uint64(c.STP) }, set: func(c *core.Command, v uint64) { c.STP = core.STPMode(v) }},
+	{name: "mark", field: "Mark", codec: cMark, get: func(c *core.Command) uint64 { return uint64(c.Mark) }, set: func(c *core.Command, v uint64) { c.Mark = core.SaleMark(v) }},
 	{name: "stp_group", field: "STPGroup", codec: cUint, get: func(c *core.Command) uint64 { return uint64(c.STPGroup) }, set: func(c *core.Command, v uint64) { c.STPGroup = uint32(v) }},
+	{name: "operator", field: "Operator", codec: cUint, get: func(c *core.Command) uint64 { return uint64(c.Operator) }, set: func(c *core.Command, v uint64) { c.Operator = uint32(v) }},
+	{name: "cause", field: "Cause", codec: cCause, get: func(c *core.Command) uint64 { return uint64(c.Cause) }, set: func(c *core.Command, v uint64) { c.Cause = core.Cause(v) }},
 	{name: "price", field: "Price", codec: cPrice, get: func(c *core.Command) uint64 { return uint64(c.Price) }, set: func(c *core.Command, v uint64) { c.Price = int64(v) }},
 	{name: "stop_price", field: "StopPrice", codec: cPrice, get: func(c *core.Command) uint64 { return uint64(c.StopPrice) }, set: func(c *core.Command, v uint64) { c.StopPrice = int64(v) }},
 	{name: "qty", field: "Qty", codec: cQty, get: func(c *core.Command) uint64 { return uint64(c.Qty) }, set: func(c *core.Command, v uint64) { c.Qty = int64(v) }},
@@ -91,27 +98,34 @@ var cmdSlots = []slot[core.Command]{
 var cmdHeaderFields = []string{"Time", "Kind"}
 
 var cmdKinds = map[core.CmdKind]kindSpec[core.Command]{
-	core.CmdNew:          {typ: "cmd.new", required: []string{"seq", "inst", "acct", "clordid", "side", "ord_type", "tif", "stp", "qty"}},
-	core.CmdCancel:       {typ: "cmd.cancel", required: []string{"seq", "inst", "acct", "order_id", "orig_clordid"}},
-	core.CmdCancelSize:   {typ: "cmd.cancel-size", required: []string{"seq", "inst", "acct", "order_id", "orig_clordid", "qty"}},
-	core.CmdReplace:      {typ: "cmd.replace", required: []string{"seq", "inst", "acct", "clordid", "order_id", "orig_clordid", "qty"}},
-	core.CmdMassCancel:   {typ: "cmd.mass-cancel", required: []string{"seq", "inst", "acct"}},
-	core.CmdEndOfDay:     {typ: "cmd.end-of-day", required: []string{"seq"}},
-	core.CmdHalt:         {typ: "cmd.halt", required: []string{"seq", "inst"}},
-	core.CmdResume:       {typ: "cmd.resume", required: []string{"seq", "inst"}},
-	core.CmdMarketHalt:   {typ: "cmd.market-halt", required: []string{"seq"}},
-	core.CmdMarketResume: {typ: "cmd.market-resume", required: []string{"seq"}},
-	core.CmdKill:         {typ: "cmd.kill", required: []string{"seq", "acct"}},
-	core.CmdKillRelease:  {typ: "cmd.kill-release", required: []string{"seq", "acct"}},
-	core.CmdAccountStatus: {typ: "cmd.account-status", required: []string{"seq", "acct", "status"}, overrides: []slot[core.Command]{
+	core.CmdAlert: {typ: "cmd.alert", required: []string{"seq", "detector", "alert_seq", "operator", "cause"}, overrides: []slot[core.Command]{
+		{name: "contra_acct", field: "ClOrdID", codec: cUint, get: func(c *core.Command) uint64 { return c.ClOrdID }, set: func(c *core.Command, v uint64) { c.ClOrdID = v }},
+		{name: "alert_seq", field: "OrderID", codec: cUint, get: func(c *core.Command) uint64 { return c.OrderID }, set: func(c *core.Command, v uint64) { c.OrderID = v }},
+		{name: "detector", field: "OrigClOrdID", codec: cUint, get: func(c *core.Command) uint64 { return c.OrigClOrdID }, set: func(c *core.Command, v uint64) { c.OrigClOrdID = v }},
+	}},
+	core.CmdNew:        {typ: "cmd.new", required: []string{"seq", "inst", "acct", "clordid", "side", "ord_type", "tif", "stp", "qty"}},
+	core.CmdCancel:     {typ: "cmd.cancel", required: []string{"seq", "inst", "acct", "order_id", "orig_clordid"}},
+	core.CmdCancelSize: {typ: "cmd.cancel-size", required: []string{"seq", "inst", "acct", "order_id", "orig_clordid", "qty"}},
+	core.CmdReplace:    {typ: "cmd.replace", required: []string{"seq", "inst", "acct", "clordid", "order_id", "orig_clordid", "qty"}},
+	core.CmdMassCancel: {typ: "cmd.mass-cancel", required: []string{"seq", "inst", "acct"}},
+	core.CmdEndOfDay: {typ: "cmd.end-of-day", required: []string{"seq", "date"}, overrides: []slot[core.Command]{
+		{name: "date", field: "Qty", codec: cInt, get: func(c *core.Command) uint64 { return uint64(c.Qty) }, set: func(c *core.Command, v uint64) { c.Qty = int64(v) }},
+	}},
+	core.CmdHalt:         {typ: "cmd.halt", required: []string{"seq", "inst", "operator", "cause"}},
+	core.CmdResume:       {typ: "cmd.resume", required: []string{"seq", "inst", "operator", "cause"}},
+	core.CmdMarketHalt:   {typ: "cmd.market-halt", required: []string{"seq", "operator", "cause"}},
+	core.CmdMarketResume: {typ: "cmd.market-resume", required: []string{"seq", "operator", "cause"}},
+	core.CmdKill:         {typ: "cmd.kill", required: []string{"seq", "acct", "operator", "cause"}},
+	core.CmdKillRelease:  {typ: "cmd.kill-release", required: []string{"seq", "acct", "operator", "cause"}},
+	core.CmdAccountStatus: {typ: "cmd.account-status", required: []string{"seq", "acct", "status", "operator", "cause"}, overrides: []slot[core.Command]{
 		{name: "status", field: "Qty", codec: cStatus, get: func(c *core.Command) uint64 { return uint64(c.Qty) }, set: func(c *core.Command, v uint64) { c.Qty = int64(v) }},
 	}},
-	core.CmdSetLimit: {typ: "cmd.set-limit", required: []string{"seq", "acct", "limit", "value"}, overrides: []slot[core.Command]{
+	core.CmdSetLimit: {typ: "cmd.set-limit", required: []string{"seq", "acct", "limit", "value", "operator", "cause"}, overrides: []slot[core.Command]{
 		{name: "limit", field: "OrigClOrdID", codec: cLimit, get: func(c *core.Command) uint64 { return c.OrigClOrdID }, set: func(c *core.Command, v uint64) { c.OrigClOrdID = v }},
 		{name: "value", field: "Qty", codec: cInt, get: func(c *core.Command) uint64 { return uint64(c.Qty) }, set: func(c *core.Command, v uint64) { c.Qty = int64(v) }},
 	}},
-	core.CmdLocate: {typ: "cmd.locate", required: []string{"seq", "inst", "acct", "qty"}},
-	core.CmdRestrict: {typ: "cmd.restrict", required: []string{"seq", "inst", "restricted"}, overrides: []slot[core.Command]{
+	core.CmdLocate: {typ: "cmd.locate", required: []string{"seq", "inst", "acct", "qty", "operator", "cause"}},
+	core.CmdRestrict: {typ: "cmd.restrict", required: []string{"seq", "inst", "restricted", "operator", "cause"}, overrides: []slot[core.Command]{
 		{name: "restricted", field: "Qty", codec: cInt, get: func(c *core.Command) uint64 { return uint64(c.Qty) }, set: func(c *core.Command, v uint64) { c.Qty = int64(v) }},
 	}},
 }
@@ -127,7 +141,10 @@ var evSlots = []slot[core.Event]{
 	{name: "side", field: "Side", codec: cSide, get: func(e *core.Event) uint64 { return uint64(e.Side) }, set: func(e *core.Event, v uint64) { e.Side = core.Side(v) }},
 	{name: "ord_type", field: "Type", codec: cOrdType, get: func(e *core.Event) uint64 { return uint64(e.Type) }, set: func(e *core.Event, v uint64) { e.Type = core.OrderType(v) }},
 	{name: "tif", field: "TIF", codec: cTIF, get: func(e *core.Event) uint64 { return uint64(e.TIF) }, set: func(e *core.Event, v uint64) { e.TIF = core.TIF(v) }},
+	{name: "mark", field: "Mark", codec: cMark, get: func(e *core.Event) uint64 { return uint64(e.Mark) }, set: func(e *core.Event, v uint64) { e.Mark = core.SaleMark(v) }},
 	{name: "reason", field: "Reason", codec: cUint, get: func(e *core.Event) uint64 { return uint64(e.Reason) }, set: func(e *core.Event, v uint64) { e.Reason = core.Reason(v) }},
+	{name: "operator", field: "Operator", codec: cUint, get: func(e *core.Event) uint64 { return uint64(e.Operator) }, set: func(e *core.Event, v uint64) { e.Operator = uint32(v) }},
+	{name: "cause", field: "Cause", codec: cCause, get: func(e *core.Event) uint64 { return uint64(e.Cause) }, set: func(e *core.Event, v uint64) { e.Cause = core.Cause(v) }},
 	{name: "price", field: "Price", codec: cPrice, get: func(e *core.Event) uint64 { return uint64(e.Price) }, set: func(e *core.Event, v uint64) { e.Price = int64(v) }},
 	{name: "stop_price", field: "StopPrice", codec: cPrice, get: func(e *core.Event) uint64 { return uint64(e.StopPrice) }, set: func(e *core.Event, v uint64) { e.StopPrice = int64(v) }},
 	{name: "qty", field: "Qty", codec: cQty, get: func(e *core.Event) uint64 { return uint64(e.Qty) }, set: func(e *core.Event, v uint64) { e.Qty = int64(v) }},
@@ -148,6 +165,10 @@ var evValue = []slot[core.Event]{
 }
 
 var evKinds = map[core.EventKind]kindSpec[core.Event]{
+	core.KindAlert: {typ: "event.alert", required: []string{"seq", "reason", "detector", "alert_seq"}, overrides: []slot[core.Event]{
+		{name: "detector", field: "OrigClOrdID", codec: cUint, get: func(e *core.Event) uint64 { return e.OrigClOrdID }, set: func(e *core.Event, v uint64) { e.OrigClOrdID = v }},
+		{name: "alert_seq", field: "MatchID", codec: cUint, get: func(e *core.Event) uint64 { return e.MatchID }, set: func(e *core.Event, v uint64) { e.MatchID = v }},
+	}},
 	core.KindAccepted:    {typ: "event.accepted", required: []string{"seq", "inst", "acct", "order_id", "leaves"}},
 	core.KindRejected:    {typ: "event.rejected", required: []string{"seq", "reason"}},
 	core.KindExecuted:    {typ: "event.executed", required: []string{"seq", "inst", "acct", "order_id", "price", "qty", "leaves", "match_id", "contra_acct", "contra_order_id", "contra_leaves"}},
@@ -167,6 +188,21 @@ var evKinds = map[core.EventKind]kindSpec[core.Event]{
 	core.KindRegulatory: {typ: "event.regulatory", required: []string{"seq", "reason", "orders_cancelled"}, overrides: []slot[core.Event]{
 		{name: "orders_cancelled", field: "Qty", codec: cInt, get: func(e *core.Event) uint64 { return uint64(e.Qty) }, set: func(e *core.Event, v uint64) { e.Qty = int64(v) }},
 	}},
+}
+
+// causeNames returns core.Cause's names by value ("" for none).
+func causeNames() []string {
+	var out []string
+	for c := core.Cause(0); ; c++ {
+		n := c.String()
+		if c > 0 && n == strconv.Itoa(int(c)) {
+			return out
+		}
+		if c == 0 {
+			n = ""
+		}
+		out = append(out, n)
+	}
 }
 
 // resolved is one kind's final slot list.

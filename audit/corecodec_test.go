@@ -158,8 +158,9 @@ func TestCoreGolden(t *testing.T) {
 	e := core.Event{Seq: 7, Time: 5, Kind: core.KindExecuted, Side: core.Sell, Instrument: 2, Account: 42, OrderID: 100, Price: 3, Qty: 1500, Leaves: 0, MatchID: 1, ContraAccount: 43, ContraOrderID: 99, ContraLeaves: 1}
 	assert.Equal(t, `{"i":0,"t":5,"type":"event.executed","body":{"seq":7,"inst":2,"acct":42,"order_id":100,"side":"sell","price":"0.15","qty":"1.5","leaves":"0","match_id":1,"contra_acct":43,"contra_order_id":99,"contra_leaves":"0.001"}}`,
 		string(AppendEvent(nil, 0, &e, testScales)))
-	a := core.Command{Seq: 8, Time: 6, Kind: core.CmdSetLimit, Account: 42, OrigClOrdID: uint64(core.LimitOrderNotional), Qty: 1000000}
-	assert.Equal(t, `{"i":1,"t":6,"type":"cmd.set-limit","body":{"seq":8,"acct":42,"limit":"order-notional","value":1000000}}`,
+	a := core.Command{Seq: 8, Time: 6, Kind: core.CmdSetLimit, Account: 42, OrigClOrdID: uint64(core.LimitOrderNotional), Qty: 1000000,
+		Operator: 77, Cause: core.CauseRiskLimit}
+	assert.Equal(t, `{"i":1,"t":6,"type":"cmd.set-limit","body":{"seq":8,"acct":42,"limit":"order-notional","operator":77,"cause":"risk-limit","value":1000000}}`,
 		string(AppendCommand(nil, 1, &a, testScales)))
 }
 

@@ -35,10 +35,11 @@ func RandomLimits(seed uint64, n, crossPct int) []core.Command {
 		c.Kind, c.Type, c.TIF, c.Instrument, c.STP = core.CmdNew, core.Limit, core.DAY, Instrument.ID, core.STPOff
 		c.Account = 1 + uint32(r.IntN(1000))
 		c.ClOrdID = uint64(i + 1)
+		c.Time = int64(i) * 1000 // 1M commands a second of command time
 		c.Qty = 1 + r.Int64N(100)
 		c.Side = core.Buy
 		if r.IntN(2) == 1 {
-			c.Side = core.Sell
+			c.Side, c.Mark = core.Sell, core.MarkLong // the risk configuration's accounts hold the shares
 		}
 		off := 1 + r.Int64N(1000)
 		if r.IntN(100) < crossPct {
@@ -137,6 +138,7 @@ func MoveHeavy(seed uint64, n int) []core.Command {
 			c.Kind, c.Type, c.TIF = core.CmdNew, core.Limit, core.GTC
 			c.Account, c.ClOrdID = 1+uint32(r.IntN(1000)), nextCl
 			c.Side = core.Side(1 + r.IntN(2))
+			c.Mark = core.SaleMark(c.Side - 1) // sells are long sales: the risk configuration's accounts hold the shares
 			c.Qty = 1 + r.Int64N(100)
 			c.Price = Mid - 1 - r.Int64N(50)
 			if c.Side == core.Sell {
@@ -147,6 +149,7 @@ func MoveHeavy(seed uint64, n int) []core.Command {
 			c.Kind, c.Type, c.TIF = core.CmdNew, core.Limit, core.IOC
 			c.Account, c.ClOrdID = 1+uint32(r.IntN(1000)), nextCl
 			c.Side = core.Side(1 + r.IntN(2))
+			c.Mark = core.SaleMark(c.Side - 1)
 			c.Qty = 1 + r.Int64N(100)
 			c.Price = Mid + 5
 			if c.Side == core.Sell {
@@ -169,6 +172,7 @@ func MoveHeavy(seed uint64, n int) []core.Command {
 			}
 		}
 		c.Seq = uint64(len(cmds) + 1)
+		c.Time = int64(len(cmds)) * 1000 // 1M commands a second of command time
 		cmds = append(cmds, c)
 		eng.Apply(&cmds[len(cmds)-1])
 		eng.Flush()
@@ -188,9 +192,9 @@ func RiskEngineConfig(maxOrders int) core.Config {
 	cfg.Instruments = []core.Instrument{in}
 	for id := uint32(1); id <= 1000; id++ {
 		cfg.Accounts = append(cfg.Accounts, core.Account{
-			ID: id, Cash: 1 << 55, Positions: []core.Position{{Instrument: in.ID, Lots: 1 << 40}},
+			ID: id, Cash: 1 << 52, AllowSTPOff: true, Positions: []core.Position{{Instrument: in.ID, Lots: 1 << 40}},
 			Limits: core.Limits{MaxOrderQty: 1 << 20, MaxOrderNotional: 1 << 50, MaxPosition: 1 << 45,
-				DailyCredit: 1 << 61, OrdersPerSec: 1 << 40, CancelsPerSec: 1 << 40},
+				DailyCredit: 1 << 61, OrdersPerSec: 1 << 40, CancelsPerSec: 1 << 40, DuplicateWindow: 1},
 		})
 	}
 	return cfg

@@ -19,9 +19,10 @@ type File struct {
 	Engine      Engine
 	Risk        Risk
 	Instruments []Instrument // in file order
-	// Accounts turn the engine's pre-trade risk layer on; none (the
-	// default) leaves it off.
+	// Accounts are the trading accounts the engine's pre-trade risk layer
+	// checks. A file needs them unless Risk.Off.
 	Accounts []Account // in file order
+	Calendar Calendar
 	Audit    Audit
 	Netseg   Netseg
 	Gateway  Gateway
@@ -106,6 +107,12 @@ type Instrument struct {
 	// Restricted puts the instrument on the restricted list; Threshold marks
 	// it a Reg SHO threshold security.
 	Restricted, Threshold bool
+	// PreviousClose is the last trading day's closing price, the base of the
+	// Rule 201 trigger until the first end of day: on the tick, in the band;
+	// zero means none. ShortSaleTest starts the first day with the Rule 201
+	// price test on (it was triggered the day before).
+	PreviousClose decimal.Decimal
+	ShortSaleTest bool
 }
 
 // MaxBandTicks is the widest price band the engine accepts, in ticks
@@ -178,6 +185,9 @@ func Parse(data []byte) (*File, error) {
 	if err := parseAccounts(fj.Accounts, f); err != nil {
 		return nil, err
 	}
+	if err := parseCalendar(fj.Calendar, &f.Calendar); err != nil {
+		return nil, err
+	}
 	if err := parseAudit(fj.Audit, &f.Audit); err != nil {
 		return nil, err
 	}
@@ -186,6 +196,15 @@ func Parse(data []byte) (*File, error) {
 	}
 	if err := parseGateway(fj.Gateway, &f.Gateway); err != nil {
 		return nil, err
+	}
+	if err := checkRiskOn(f); err != nil {
+		return nil, err
+	}
+	// The engine's own checks, which bound every product it forms (an
+	// order's notional, a position's value): a backstop behind the field
+	// checks above, so a file Parse accepts always builds an engine.
+	if err := f.Core().Validate(); err != nil {
+		return nil, invalid("", "the engine refuses it: %v; see docs/config.md", err)
 	}
 	return f, nil
 }
@@ -493,9 +512,13 @@ func (f *File) Core() core.Config {
 		MaxOrderQty: f.Engine.MaxOrderQty,
 		EventBatch:  f.Engine.EventBatch,
 		Accounts:    f.coreAccounts(),
+		Calendar:    f.Calendar.coreCalendar(),
 	}
 	if f.Risk.PDTMinEquity.Sign() != 0 {
 		cfg.PDTMinEquity = units(f.Risk.PDTMinEquity, f.minorUnit())
+	}
+	if len(cfg.Accounts) > 0 {
+		cfg.ShortMarginPct, cfg.LocatePolicy = f.Risk.ShortMarginPct, f.Risk.LocatePolicy
 	}
 	return cfg
 }

@@ -21,6 +21,7 @@ import (
 func doc(t *testing.T, mods ...func(m map[string]any)) []byte {
 	t.Helper()
 	m := map[string]any{
+		"risk":   "off",
 		"engine": map[string]any{},
 		"instruments": []any{
 			map[string]any{"symbol": "AAPL", "id": 1, "tick_size": "0.01", "lot_size": "1",
@@ -495,6 +496,55 @@ func TestAccountsCore(t *testing.T) {
 	assert.Equal(t, core.AccountSuspended, st.Status)
 
 	def := config.Default().Core()
-	assert.Empty(t, def.Accounts)
+	assert.NotEmpty(t, def.Accounts, "the default runs with the risk layer on")
 	assert.Equal(t, int64(2_500_000), def.PDTMinEquity, "default $25,000 in cents")
+}
+
+// TestDefaultFailsClosed: the embedded default (what make run and serve use)
+// runs with the pre-trade risk layer on: an order from an account it does not
+// know, or of a billion lots, is rejected, and the market halt and the kill
+// switch work. Running without risk takes an explicit "risk": "off".
+func TestDefaultFailsClosed(t *testing.T) {
+	f := config.Default()
+	require.False(t, f.Risk.Off)
+	cfg := f.Core()
+	require.NotEmpty(t, cfg.Accounts, "the default ships demo accounts")
+	var evs []core.Event
+	eng, err := core.New(cfg, func(b []core.Event) { evs = append(evs, b...) })
+	require.NoError(t, err)
+	apply := func(c core.Command) core.Event {
+		evs = evs[:0]
+		eng.Apply(&c)
+		eng.Flush()
+		require.NotEmpty(t, evs)
+		return evs[len(evs)-1]
+	}
+	big := core.Command{Kind: core.CmdNew, Instrument: 1, Account: 999_999, ClOrdID: 1, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 25000, Qty: 1_000_000_000}
+	ev := apply(big)
+	assert.Equal(t, core.RejectUnknownAccount, ev.Reason, "%v", ev)
+	big.Account = cfg.Accounts[0].ID
+	ev = apply(big)
+	assert.Equal(t, core.KindRejected, ev.Kind, "%v", ev)
+	assert.GreaterOrEqual(t, int(ev.Reason), 400, "a risk reject: %v", ev)
+	for _, c := range []core.Command{
+		{Kind: core.CmdMarketHalt, Operator: 7, Cause: core.CauseOperator},
+		{Kind: core.CmdMarketResume, Operator: 7, Cause: core.CauseOperator},
+		{Kind: core.CmdKill, Account: cfg.Accounts[0].ID, Operator: 7, Cause: core.CauseOperator},
+	} {
+		ev = apply(c)
+		assert.NotEqual(t, core.KindRejected, ev.Kind, "%v", ev)
+	}
+
+	// Without accounts a file must say "risk": "off".
+	_, err = config.Parse(doc(t, top("risk", nil)))
+	require.ErrorIs(t, err, config.ErrInvalid)
+	require.ErrorContains(t, err, `"risk": "off"`)
+	off, err := config.Parse(doc(t))
+	require.NoError(t, err)
+	assert.True(t, off.Risk.Off)
+	assert.Empty(t, off.Core().Accounts)
+	_, err = config.Parse(doc(t, top("accounts", []any{map[string]any{"id": 1}})))
+	require.ErrorIs(t, err, config.ErrInvalid, "risk off with accounts is a contradiction")
+	_, err = config.Parse(doc(t, top("risk", "on")))
+	require.ErrorIs(t, err, config.ErrInvalid)
 }

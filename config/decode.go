@@ -21,12 +21,13 @@ type fileJSON struct {
 	Risk        json.RawMessage `json:"risk"`
 	Instruments json.RawMessage `json:"instruments"`
 	Accounts    json.RawMessage `json:"accounts"`
+	Calendar    json.RawMessage `json:"calendar"`
 	Audit       json.RawMessage `json:"audit"`
 	Netseg      json.RawMessage `json:"netseg"`
 	Gateway     json.RawMessage `json:"gateway"`
 }
 
-const fileFields = "engine, risk, instruments, accounts, audit, netseg, gateway"
+const fileFields = "engine, risk, instruments, accounts, calendar, audit, netseg, gateway"
 
 type engineJSON struct {
 	MaxOrders    json.RawMessage `json:"max_orders"`
@@ -56,9 +57,11 @@ type instrumentJSON struct {
 	CollarAbsolute json.RawMessage `json:"collar_absolute"`
 	Restricted     json.RawMessage `json:"restricted"`
 	Threshold      json.RawMessage `json:"threshold_security"`
+	PreviousClose  json.RawMessage `json:"previous_close"`
+	ShortSaleTest  json.RawMessage `json:"short_sale_test"`
 }
 
-const instrumentFields = "symbol, id, tick_size, lot_size, price_band, tick_value, reference_price, collar_percent, collar_absolute, restricted, threshold_security"
+const instrumentFields = "symbol, id, tick_size, lot_size, price_band, tick_value, reference_price, collar_percent, collar_absolute, restricted, threshold_security, previous_close, short_sale_test"
 
 type bandJSON struct {
 	Low  json.RawMessage `json:"low"`

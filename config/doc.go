@@ -14,10 +14,11 @@
 //	}
 //	eng, err := core.New(f.Core(), sink)
 //
-// The optional "accounts" and "risk" sections and the per-instrument risk
-// fields configure the engine's pre-trade risk layer; File.Core converts their
-// money to minor units and their holdings to lots. Without accounts (the
-// default file has none) the risk layer is off.
+// The "accounts" and "risk" sections and the per-instrument risk fields
+// configure the engine's pre-trade risk layer; File.Core converts their
+// money to minor units and their holdings to lots. The risk layer is on by
+// default (the default file ships demo accounts): a file without accounts
+// must say "risk": "off" (File.Risk.Off), which a daemon logs at start.
 //
 // At the edges (gateway, reports, client library) an Instrument converts with
 // PriceToTicks and TicksToPrice, QtyToLots and LotsToQty; File.Instrument and

@@ -62,21 +62,28 @@ func describe(path string) string {
 			c.ID, c.BandLow, c.BandHigh, c.BandHigh-c.BandLow+1, (c.BandHigh-c.BandLow+1)*config.BandBytesPerTick>>10)
 		if !in.TickValue.IsZero() || !in.ReferencePrice.IsZero() || !in.CollarPercent.IsZero() || !in.CollarAbsolute.IsZero() ||
 			in.Restricted || in.Threshold || len(f.Accounts) > 0 {
-			fmt.Fprintf(&b, "  risk tick_value=%s reference=%s collar=%s%%/%s restricted=%v threshold=%v -> core TickValue=%d RefPrice=%d CollarBps=%d CollarTicks=%d\n",
-				in.TickValue, in.ReferencePrice, in.CollarPercent, in.CollarAbsolute, in.Restricted, in.Threshold,
-				c.TickValue, c.RefPrice, c.CollarBps, c.CollarTicks)
+			fmt.Fprintf(&b, "  risk tick_value=%s reference=%s collar=%s%%/%s restricted=%v threshold=%v previous_close=%s short_sale_test=%v -> core TickValue=%d RefPrice=%d CollarBps=%d CollarTicks=%d PrevClose=%d ShortSaleTest=%v\n",
+				in.TickValue, in.ReferencePrice, in.CollarPercent, in.CollarAbsolute, in.Restricted, in.Threshold, in.PreviousClose, in.ShortSaleTest,
+				c.TickValue, c.RefPrice, c.CollarBps, c.CollarTicks, c.PrevClose, c.ShortSaleTest)
 		}
 	}
+	if f.Risk.Off {
+		b.WriteString("risk: off\n")
+	}
+	if !f.Calendar.TradingDate.IsZero() || len(f.Calendar.Holidays) > 0 {
+		fmt.Fprintf(&b, "calendar: -> core %+v\n", cfg.Calendar)
+	}
 	if len(f.Accounts) > 0 {
-		fmt.Fprintf(&b, "risk: minor_unit=%s pdt_min_equity=%s -> core PDTMinEquity=%d\n", f.Risk.MinorUnit, f.Risk.PDTMinEquity, cfg.PDTMinEquity)
+		fmt.Fprintf(&b, "risk: minor_unit=%s pdt_min_equity=%s short_margin_percent=%d account_types=%v locate_policy=%d -> core PDTMinEquity=%d ShortMarginPct=%d LocatePolicy=%d\n",
+			f.Risk.MinorUnit, f.Risk.PDTMinEquity, f.Risk.ShortMarginPct, f.Risk.AccountTypes, f.Risk.LocatePolicy, cfg.PDTMinEquity, cfg.ShortMarginPct, cfg.LocatePolicy)
 	}
 	for i, a := range f.Accounts {
 		c := cfg.Accounts[i]
 		l := a.Limits
-		fmt.Fprintf(&b, "account id=%d firm=%d owner=%d stp_group=%d status=%d cash=%s equity=%s proprietary=%v pdt=%v positions=%v locates=%v\n",
-			a.ID, a.Firm, a.Owner, a.STPGroup, a.Status, a.Cash, a.Equity, a.Proprietary, a.PDT, a.Positions, a.Locates)
-		fmt.Fprintf(&b, "  limits max_order_qty=%d max_order_notional=%s max_position=%d daily_credit=%s orders_per_sec=%d cancels_per_sec=%d\n",
-			l.MaxOrderQty, l.MaxOrderNotional, l.MaxPosition, l.DailyCredit, l.OrdersPerSec, l.CancelsPerSec)
+		fmt.Fprintf(&b, "account id=%d firm=%d owner=%d stp_group=%d status=%d type=%q cash=%s equity=%s proprietary=%v allow_stp_off=%v pdt=%v positions=%v locates=%v\n",
+			a.ID, a.Firm, a.Owner, a.STPGroup, a.Status, a.Type, a.Cash, a.Equity, a.Proprietary, a.AllowSTPOff, a.PDT, a.Positions, a.Locates)
+		fmt.Fprintf(&b, "  limits max_order_qty=%d max_order_notional=%s max_position=%d daily_credit=%s orders_per_sec=%d cancels_per_sec=%d duplicate_window_ms=%d\n",
+			l.MaxOrderQty, l.MaxOrderNotional, l.MaxPosition, l.DailyCredit, l.OrdersPerSec, l.CancelsPerSec, l.DuplicateWindowMS)
 		fmt.Fprintf(&b, "  -> core %+v\n", c)
 	}
 	if g := f.Gateway; g != config.Default().Gateway {

@@ -14,6 +14,10 @@ import (
 // object, optional). Money in the file is decimal currency units; the engine
 // counts it in minor units (MinorUnit each).
 type Risk struct {
+	// Off is "risk": "off": the engine runs without its pre-trade risk
+	// layer. It is the only way to run without accounts, and a daemon logs
+	// it as a warning at start. A file with accounts cannot set it.
+	Off bool
 	// MinorUnit is the currency's minor unit in currency units, such as
 	// 0.01 (cents), the default. Every money value in the file must be a
 	// whole number of it.
@@ -22,7 +26,28 @@ type Risk struct {
 	// exempt from the day-trade limit; default 25000 (with cents,
 	// 2,500,000 minor units).
 	PDTMinEquity decimal.Decimal
+	// ShortMarginPct is the short-sale requirement, in percent of a short
+	// position's value with its proceeds, of accounts without a type that
+	// sets one: 100..1000, default 150 (Reg T).
+	ShortMarginPct int64
+	// LocatePolicy is "consume" (core.LocateConsume, the default: a locate is
+	// used up by the short sales it covers) or "cap" (core.LocateCap: it caps
+	// the short position).
+	LocatePolicy core.LocatePolicy
+	// AccountTypes are named account types (such as "margin", "portfolio",
+	// "market-maker") with their own short requirement; an account names
+	// one in its "type".
+	AccountTypes map[string]AccountType
 }
+
+// AccountType is one entry of "risk.account_types".
+type AccountType struct {
+	ShortMarginPct int64 // 100..1000
+}
+
+// DefaultShortMarginPct is Reg T's requirement for short sales: the
+// proceeds and half the short's value again.
+const DefaultShortMarginPct = 150
 
 // Defaults Parse fills into Risk when the file leaves a field out.
 var (
@@ -36,11 +61,13 @@ type Account struct {
 	ID       uint32             // 1..core.MaxAccountID; unique
 	Firm     uint32             // clearing firm id
 	Owner    uint32             // beneficial owner id
-	STPGroup uint32             // 0 = none
+	STPGroup uint32             // 0 = none; below 2^31
 	Status   core.AccountStatus // "active" (default), "suspended", "closed"
+	Type     string             // a name from Risk.AccountTypes, or "" (Risk.ShortMarginPct applies)
 	// Cash and Equity are money, >= 0, whole numbers of Risk.MinorUnit.
 	Cash, Equity decimal.Decimal
 	Proprietary  bool // market-making account: short sales need no locate outside threshold securities
+	AllowSTPOff  bool // the account's orders may opt out of self-trade prevention (an omnibus account)
 	PDT          bool // flagged pattern day trader
 	Limits       AccountLimits
 	// Positions (shares, negative = short) and Locates (shares, >= 0) by
@@ -50,12 +77,13 @@ type Account struct {
 
 // AccountLimits are an account's limits; zero means no limit.
 type AccountLimits struct {
-	MaxOrderQty      int64           // lots
-	MaxOrderNotional decimal.Decimal // money
-	MaxPosition      int64           // lots
-	DailyCredit      decimal.Decimal // money
-	OrdersPerSec     int64
-	CancelsPerSec    int64
+	MaxOrderQty       int64           // lots
+	MaxOrderNotional  decimal.Decimal // money
+	MaxPosition       int64           // lots
+	DailyCredit       decimal.Decimal // money
+	OrdersPerSec      int64
+	CancelsPerSec     int64
+	DuplicateWindowMS int64 // milliseconds; 0 = no check
 }
 
 // Holding is a quantity of shares of one instrument.
@@ -65,11 +93,20 @@ type Holding struct {
 }
 
 type riskJSON struct {
-	MinorUnit    json.RawMessage `json:"minor_unit"`
-	PDTMinEquity json.RawMessage `json:"pdt_min_equity"`
+	MinorUnit      json.RawMessage `json:"minor_unit"`
+	PDTMinEquity   json.RawMessage `json:"pdt_min_equity"`
+	ShortMarginPct json.RawMessage `json:"short_margin_percent"`
+	AccountTypes   json.RawMessage `json:"account_types"`
+	LocatePolicy   json.RawMessage `json:"locate_policy"`
 }
 
-const riskFields = "minor_unit, pdt_min_equity"
+const riskFields = "minor_unit, pdt_min_equity, short_margin_percent, account_types, locate_policy"
+
+type accountTypeJSON struct {
+	ShortMarginPct json.RawMessage `json:"short_margin_percent"`
+}
+
+const accountTypeFields = "short_margin_percent"
 
 type accountJSON struct {
 	ID          json.RawMessage `json:"id"`
@@ -77,34 +114,51 @@ type accountJSON struct {
 	Owner       json.RawMessage `json:"owner"`
 	STPGroup    json.RawMessage `json:"stp_group"`
 	Status      json.RawMessage `json:"status"`
+	Type        json.RawMessage `json:"type"`
 	Cash        json.RawMessage `json:"cash"`
 	Equity      json.RawMessage `json:"equity"`
 	Proprietary json.RawMessage `json:"proprietary"`
+	AllowSTPOff json.RawMessage `json:"allow_stp_off"`
 	PDT         json.RawMessage `json:"pdt"`
 	Limits      json.RawMessage `json:"limits"`
 	Positions   json.RawMessage `json:"positions"`
 	Locates     json.RawMessage `json:"locates"`
 }
 
-const accountFields = "id, firm, owner, stp_group, status, cash, equity, proprietary, pdt, limits, positions, locates"
+const accountFields = "id, firm, owner, stp_group, status, type, cash, equity, proprietary, allow_stp_off, pdt, limits, positions, locates"
 
 type limitsJSON struct {
-	MaxOrderQty      json.RawMessage `json:"max_order_qty"`
-	MaxOrderNotional json.RawMessage `json:"max_order_notional"`
-	MaxPosition      json.RawMessage `json:"max_position"`
-	DailyCredit      json.RawMessage `json:"daily_credit"`
-	OrdersPerSec     json.RawMessage `json:"orders_per_sec"`
-	CancelsPerSec    json.RawMessage `json:"cancels_per_sec"`
+	MaxOrderQty       json.RawMessage `json:"max_order_qty"`
+	MaxOrderNotional  json.RawMessage `json:"max_order_notional"`
+	MaxPosition       json.RawMessage `json:"max_position"`
+	DailyCredit       json.RawMessage `json:"daily_credit"`
+	OrdersPerSec      json.RawMessage `json:"orders_per_sec"`
+	CancelsPerSec     json.RawMessage `json:"cancels_per_sec"`
+	DuplicateWindowMS json.RawMessage `json:"duplicate_window_ms"`
 }
 
-const limitsFields = "max_order_qty, max_order_notional, max_position, daily_credit, orders_per_sec, cancels_per_sec"
+const limitsFields = "max_order_qty, max_order_notional, max_position, daily_credit, orders_per_sec, cancels_per_sec, duplicate_window_ms"
+
+// maxDuplicateWindowMS bounds limits.duplicate_window_ms: a day.
+const maxDuplicateWindowMS = 86_400_000
 
 // maxMoneyUnits bounds every money value and lot count, as core does.
 const maxMoneyUnits = 1 << 62
 
 func parseRisk(raw json.RawMessage, r *Risk) error {
-	*r = Risk{MinorUnit: DefaultMinorUnit, PDTMinEquity: DefaultPDTMinEquity}
+	*r = Risk{MinorUnit: DefaultMinorUnit, PDTMinEquity: DefaultPDTMinEquity, ShortMarginPct: DefaultShortMarginPct}
 	if absent(raw) {
+		return nil
+	}
+	if raw[0] == '"' {
+		s, _, err := decodeString(raw, "risk")
+		switch {
+		case err != nil:
+			return err
+		case s != "off":
+			return invalid("risk", "%q is not a setting; write \"off\" to run without pre-trade risk, or an object (see docs/config.md)", truncate(s))
+		}
+		r.Off = true
 		return nil
 	}
 	var rj riskJSON
@@ -125,7 +179,73 @@ func parseRisk(raw json.RawMessage, r *Risk) error {
 	case ok:
 		r.PDTMinEquity = d
 	}
+	if r.ShortMarginPct, err = decodeMarginPct(rj.ShortMarginPct, "risk.short_margin_percent", DefaultShortMarginPct); err != nil {
+		return err
+	}
+	switch s, _, err := decodeString(rj.LocatePolicy, "risk.locate_policy"); {
+	case err != nil:
+		return err
+	case s == "" || s == "consume":
+		r.LocatePolicy = core.LocateConsume
+	case s == "cap":
+		r.LocatePolicy = core.LocateCap
+	default:
+		return invalid("risk.locate_policy", "%q is not a policy; use \"consume\" (the default: short sales use their locates up) or \"cap\" (a locate caps the short position)", truncate(s))
+	}
+	if absent(rj.AccountTypes) {
+		return nil
+	}
+	if rj.AccountTypes[0] != '{' {
+		return invalid("risk.account_types", "got %s; want an object of type name to settings, such as {\"margin\": {\"short_margin_percent\": 150}}", kind(rj.AccountTypes))
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(rj.AccountTypes, &m); err != nil {
+		return invalid("risk.account_types", "%v", err)
+	}
+	r.AccountTypes = make(map[string]AccountType, len(m))
+	for name, raw := range m {
+		path := "risk.account_types." + truncate(name)
+		if !validTypeName(name) {
+			return invalid(path, "%q is not a type name; use 1 to 32 characters of a-z, 0-9 and '-'", truncate(name))
+		}
+		var tj accountTypeJSON
+		if err := decodeObject(raw, path, accountTypeFields, &tj); err != nil {
+			return err
+		}
+		pct, err := decodeMarginPct(tj.ShortMarginPct, path+".short_margin_percent", r.ShortMarginPct)
+		if err != nil {
+			return err
+		}
+		r.AccountTypes[name] = AccountType{ShortMarginPct: pct}
+	}
 	return nil
+}
+
+// decodeMarginPct decodes a short requirement in percent: an integer from
+// 100 to 1000; def when absent or 0.
+func decodeMarginPct(raw json.RawMessage, field string, def int64) (int64, error) {
+	v, ok, err := decodeInt(raw, field)
+	switch {
+	case err != nil:
+		return 0, err
+	case !ok || v == 0:
+		return def, nil
+	case v < 100 || v > 1000:
+		return 0, invalid(field, "%d is out of range; set 100 to 1000 percent of the short's value, proceeds included (Reg T: 150)", v)
+	}
+	return v, nil
+}
+
+func validTypeName(s string) bool {
+	if len(s) < 1 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeMoney decodes a money field: a decimal string, a whole number of
@@ -165,26 +285,18 @@ func parseInstrumentRisk(ij *instrumentJSON, path string, unit decimal.Decimal, 
 	}
 	in.TickValue = d
 
-	field := path + ".reference_price"
-	d, text, ok, err := decodeDecimal(ij.ReferencePrice, field, "150.00")
-	if err != nil {
+	if in.ReferencePrice, err = bandPrice(ij.ReferencePrice, path+".reference_price", in); err != nil {
 		return err
 	}
-	if ok {
-		n, uerr := toUnits(d, in.TickSize)
-		lo, _ := toUnits(in.BandLow, in.TickSize)
-		hi, _ := toUnits(in.BandHigh, in.TickSize)
-		switch {
-		case uerr != nil:
-			return invalid(field, "%s is not a whole number of ticks of %s inside the band; use a price on the tick", text, in.TickSize)
-		case n < lo || n > hi:
-			return invalid(field, "%s is outside the price band; set it between %s and %s, or leave it out", text,
-				in.BandLow.StringFixed(-in.TickSize.Exponent()), in.BandHigh.StringFixed(-in.TickSize.Exponent()))
-		}
-		in.ReferencePrice = d
+	if in.PreviousClose, err = bandPrice(ij.PreviousClose, path+".previous_close", in); err != nil {
+		return err
 	}
+	if in.ShortSaleTest, err = decodeBool(ij.ShortSaleTest, path+".short_sale_test"); err != nil {
+		return err
+	}
+	var text string
 
-	field = path + ".collar_percent"
+	field := path + ".collar_percent"
 	d, text, ok, err = decodeDecimal(ij.CollarPercent, field, "5")
 	if err != nil {
 		return err
@@ -215,6 +327,26 @@ func parseInstrumentRisk(ij *instrumentJSON, path string, unit decimal.Decimal, 
 	}
 	in.Threshold, err = decodeBool(ij.Threshold, path+".threshold_security")
 	return err
+}
+
+// bandPrice decodes an optional price that must be on the tick and inside
+// the instrument's band (zero when absent).
+func bandPrice(raw json.RawMessage, field string, in *Instrument) (decimal.Decimal, error) {
+	d, text, ok, err := decodeDecimal(raw, field, "150.00")
+	if err != nil || !ok {
+		return decimal.Decimal{}, err
+	}
+	n, uerr := toUnits(d, in.TickSize)
+	lo, _ := toUnits(in.BandLow, in.TickSize)
+	hi, _ := toUnits(in.BandHigh, in.TickSize)
+	switch {
+	case uerr != nil:
+		return decimal.Decimal{}, invalid(field, "%s is not a whole number of ticks of %s inside the band; use a price on the tick", text, in.TickSize)
+	case n < lo || n > hi:
+		return decimal.Decimal{}, invalid(field, "%s is outside the price band; set it between %s and %s, or leave it out", text,
+			in.BandLow.StringFixed(-in.TickSize.Exponent()), in.BandHigh.StringFixed(-in.TickSize.Exponent()))
+	}
+	return d, nil
 }
 
 // tickValueUnits returns the instrument's tick value in minor units: the
@@ -254,11 +386,17 @@ func parseAccounts(raw json.RawMessage, f *File) error {
 	}
 	f.Accounts = make([]Account, len(list))
 	seen := make(map[uint32]int, len(list))
+	var cash int64 // minor units, of the accounts so far
 	for i, r := range list {
 		path := fmt.Sprintf("accounts[%d]", i)
 		a := &f.Accounts[i]
 		if err := parseAccount(r, path, f, a); err != nil {
 			return err
+		}
+		if c := units(a.Cash, f.Risk.MinorUnit); c > maxMoneyUnits-cash {
+			return invalid(path+".cash", "brings the accounts' cash together above 2^62 minor units; fills move cash between accounts, so no balance may exceed it: lower it")
+		} else {
+			cash += c
 		}
 		if j, dup := seen[a.ID]; dup {
 			return invalid(path+".id", "%d is also the id of accounts[%d]; give each account its own id", a.ID, j)
@@ -288,13 +426,14 @@ func parseAccount(raw json.RawMessage, path string, f *File, a *Account) error {
 		raw  json.RawMessage
 		name string
 		dst  *uint32
-	}{{aj.Firm, "firm", &a.Firm}, {aj.Owner, "owner", &a.Owner}, {aj.STPGroup, "stp_group", &a.STPGroup}} {
+		max  int64
+	}{{aj.Firm, "firm", &a.Firm, 1<<32 - 1}, {aj.Owner, "owner", &a.Owner, 1<<31 - 1}, {aj.STPGroup, "stp_group", &a.STPGroup, 1<<31 - 1}} {
 		v, _, err := decodeInt(u.raw, path+"."+u.name)
 		switch {
 		case err != nil:
 			return err
-		case v < 0 || v > 1<<32-1:
-			return invalid(path+"."+u.name, "%d is out of range; use 0 to 4294967295", v)
+		case v < 0 || v > u.max:
+			return invalid(path+"."+u.name, "%d is out of range; use 0 to %d", v, u.max)
 		}
 		*u.dst = uint32(v)
 	}
@@ -312,6 +451,13 @@ func parseAccount(raw json.RawMessage, path string, f *File, a *Account) error {
 	default:
 		return invalid(field, "%q is not a status; use \"active\" (the default), \"suspended\" or \"closed\"", truncate(s))
 	}
+	field = path + ".type"
+	if a.Type, _, err = decodeString(aj.Type, field); err != nil {
+		return err
+	}
+	if _, ok := f.Risk.AccountTypes[a.Type]; a.Type != "" && !ok {
+		return invalid(field, "%q is not a type of risk.account_types; name one of them, or leave it out", truncate(a.Type))
+	}
 	unit := f.Risk.MinorUnit
 	if a.Cash, _, err = decodeMoney(aj.Cash, path+".cash", unit, false); err != nil {
 		return err
@@ -320,6 +466,9 @@ func parseAccount(raw json.RawMessage, path string, f *File, a *Account) error {
 		return err
 	}
 	if a.Proprietary, err = decodeBool(aj.Proprietary, path+".proprietary"); err != nil {
+		return err
+	}
+	if a.AllowSTPOff, err = decodeBool(aj.AllowSTPOff, path+".allow_stp_off"); err != nil {
 		return err
 	}
 	if a.PDT, err = decodeBool(aj.PDT, path+".pdt"); err != nil {
@@ -348,13 +497,16 @@ func parseLimits(raw json.RawMessage, path string, unit decimal.Decimal, l *Acco
 		name string
 		dst  *int64
 	}{{lj.MaxOrderQty, "max_order_qty", &l.MaxOrderQty}, {lj.MaxPosition, "max_position", &l.MaxPosition},
-		{lj.OrdersPerSec, "orders_per_sec", &l.OrdersPerSec}, {lj.CancelsPerSec, "cancels_per_sec", &l.CancelsPerSec}} {
+		{lj.OrdersPerSec, "orders_per_sec", &l.OrdersPerSec}, {lj.CancelsPerSec, "cancels_per_sec", &l.CancelsPerSec},
+		{lj.DuplicateWindowMS, "duplicate_window_ms", &l.DuplicateWindowMS}} {
 		v, _, err := decodeInt(n.raw, path+"."+n.name)
 		switch {
 		case err != nil:
 			return err
 		case v < 0 || v > maxMoneyUnits:
 			return invalid(path+"."+n.name, "%d is out of range; use 0 (no limit) to 2^62", v)
+		case n.name == "duplicate_window_ms" && v > maxDuplicateWindowMS:
+			return invalid(path+"."+n.name, "%d is out of range; use 0 (no check) to %d milliseconds (a day)", v, maxDuplicateWindowMS)
 		}
 		*n.dst = v
 	}
@@ -410,6 +562,9 @@ func parseHoldings(raw json.RawMessage, path string, f *File, neg bool) ([]Holdi
 		if err != nil || n > maxMoneyUnits || n < -maxMoneyUnits {
 			return nil, invalid(field, "%s is not a whole number of lots of %s (at most 2^62 lots); use a multiple of the lot size", text, in.LotSize)
 		}
+		if cp := f.positionCap(in); n > cp || n < -cp {
+			return nil, invalid(field, "%s is %d lots, above the %d lots whose value at the top of the band stays within 2^62 minor units; lower it", text, n, cp)
+		}
 		out = append(out, Holding{Symbol: in.Symbol, Qty: d})
 	}
 	return out, nil
@@ -437,11 +592,27 @@ func (f *File) coreRisk(in *Instrument, c *core.Instrument) {
 	if in.ReferencePrice.Sign() != 0 {
 		c.RefPrice, _ = toUnits(in.ReferencePrice, in.TickSize)
 	}
+	if in.PreviousClose.Sign() != 0 {
+		c.PrevClose, _ = toUnits(in.PreviousClose, in.TickSize)
+	}
+	c.ShortSaleTest = in.ShortSaleTest
 	c.CollarBps = in.CollarPercent.Shift(2).IntPart()
 	if in.CollarAbsolute.Sign() != 0 {
 		c.CollarTicks, _ = toUnits(in.CollarAbsolute, in.TickSize)
 	}
 	c.Restricted, c.Threshold = in.Restricted, in.Threshold
+}
+
+// positionCap returns the most lots of in an account may hold, as core
+// bounds them: those whose value at the top of the band, at the tick value,
+// stays within 2^62 minor units (1 when the band is not on the tick).
+func (f *File) positionCap(in *Instrument) int64 {
+	hi, err := in.PriceToTicks(in.BandHigh)
+	tv, ok := in.tickValueUnits(f.minorUnit())
+	if err != nil || !ok || hi <= 0 {
+		return 1
+	}
+	return maxMoneyUnits / hi / tv
 }
 
 func (f *File) minorUnit() decimal.Decimal {
@@ -464,10 +635,12 @@ func (f *File) coreAccounts() []core.Account {
 		l := a.Limits
 		out[i] = core.Account{
 			ID: a.ID, Status: a.Status, Cash: units(a.Cash, unit), Firm: a.Firm, STPGroup: a.STPGroup, Owner: a.Owner,
-			Proprietary: a.Proprietary, PDT: a.PDT, Equity: units(a.Equity, unit),
+			Proprietary: a.Proprietary, AllowSTPOff: a.AllowSTPOff, PDT: a.PDT, Equity: units(a.Equity, unit),
+			ShortMarginPct: f.Risk.AccountTypes[a.Type].ShortMarginPct,
 			Limits: core.Limits{
 				MaxOrderQty: l.MaxOrderQty, MaxOrderNotional: units(l.MaxOrderNotional, unit), MaxPosition: l.MaxPosition,
 				DailyCredit: units(l.DailyCredit, unit), OrdersPerSec: l.OrdersPerSec, CancelsPerSec: l.CancelsPerSec,
+				DuplicateWindow: l.DuplicateWindowMS * 1e6,
 			},
 		}
 		for _, h := range a.Positions {
@@ -492,4 +665,16 @@ func (f *File) lots(h Holding) (uint32, int64) {
 		return 0, 0
 	}
 	return in.ID, n
+}
+
+// checkRiskOn enforces the fail-closed default: the pre-trade risk layer is
+// on, which needs accounts, unless the file says "risk": "off".
+func checkRiskOn(f *File) error {
+	switch {
+	case f.Risk.Off && len(f.Accounts) > 0:
+		return invalid("risk", "is \"off\" but the file has accounts; remove \"risk\": \"off\" to check their orders, or remove the accounts")
+	case !f.Risk.Off && len(f.Accounts) == 0:
+		return invalid("accounts", "missing; the pre-trade risk layer is on and needs the trading accounts (see docs/config.md), or set \"risk\": \"off\" to run without pre-trade risk")
+	}
+	return nil
 }

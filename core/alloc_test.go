@@ -22,7 +22,7 @@ func allocEngine(t *testing.T, risk bool) (*core.Engine, *driver) {
 		cfg.Instruments[0].TickValue, cfg.Instruments[0].RefPrice, cfg.Instruments[0].CollarBps = 10, 1000, 5000
 		cfg.Instruments[1].TickValue, cfg.Instruments[1].RefPrice, cfg.Instruments[1].CollarBps = 10, 100, 5000
 		for id := uint32(1); id <= 100; id++ {
-			cfg.Accounts = append(cfg.Accounts, core.Account{ID: id, Cash: 1 << 50,
+			cfg.Accounts = append(cfg.Accounts, core.Account{ID: id, Cash: 1 << 50, AllowSTPOff: true,
 				Positions: []core.Position{{Instrument: 1, Lots: 1 << 30}, {Instrument: 2, Lots: 1 << 30}},
 				Limits: core.Limits{MaxOrderQty: 1 << 20, MaxOrderNotional: 1 << 50, MaxPosition: 1 << 40,
 					DailyCredit: 1 << 60, OrdersPerSec: 1 << 40, CancelsPerSec: 1 << 40}})
@@ -157,16 +157,16 @@ func testNoAllocations(t *testing.T, risk bool) {
 			if !risk {
 				return
 			}
-			d.apply(&core.Command{Kind: core.CmdHalt, Instrument: 1})
+			d.apply(&core.Command{Kind: core.CmdHalt, Instrument: 1, Operator: 7, Cause: core.CauseOperator})
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 77, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 950, Qty: 5})
-			d.apply(&core.Command{Kind: core.CmdResume, Instrument: 1})
+			d.apply(&core.Command{Kind: core.CmdResume, Instrument: 1, Operator: 7, Cause: core.CauseOperator})
 			cl++
 			d.apply(&core.Command{Kind: core.CmdNew, Instrument: 1, Account: 78, ClOrdID: cl, Side: core.Buy, Type: core.Limit, TIF: core.DAY, Price: 950, Qty: 5})
-			d.apply(&core.Command{Kind: core.CmdKill, Account: 78})
-			d.apply(&core.Command{Kind: core.CmdKillRelease, Account: 78})
-			d.apply(&core.Command{Kind: core.CmdLocate, Account: 78, Instrument: 1, Qty: 5})
-			d.apply(&core.Command{Kind: core.CmdSetLimit, Account: 78, OrigClOrdID: uint64(core.LimitOrderQty), Qty: 1 << 20})
+			d.apply(&core.Command{Kind: core.CmdKill, Account: 78, Operator: 7, Cause: core.CauseOperator})
+			d.apply(&core.Command{Kind: core.CmdKillRelease, Account: 78, Operator: 7, Cause: core.CauseOperator})
+			d.apply(&core.Command{Kind: core.CmdLocate, Account: 78, Instrument: 1, Qty: 5, Operator: 7, Cause: core.CauseOperator})
+			d.apply(&core.Command{Kind: core.CmdSetLimit, Account: 78, OrigClOrdID: uint64(core.LimitOrderQty), Qty: 1 << 20, Operator: 7, Cause: core.CauseOperator})
 		}, nil},
 		{"rejects", func() {
 			cl++

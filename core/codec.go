@@ -11,8 +11,8 @@ import (
 // is canonical (one value, one encoding), so a journal can hash it. Layouts
 // are specified in docs/encoding.md.
 const (
-	CommandSize = 107 // bytes of an encoded Command
-	EventSize   = 131 // bytes of an encoded Event
+	CommandSize = 113 // bytes of an encoded Command
+	EventSize   = 137 // bytes of an encoded Event
 )
 
 // ErrEncoding is wrapped by decode errors: the bytes are not an encoded
@@ -26,10 +26,11 @@ func (c *Command) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, CommandVersion)
 	b = le.AppendUint64(b, c.Seq)
 	b = le.AppendUint64(b, uint64(c.Time))
-	b = append(b, byte(c.Kind), byte(c.Side), byte(c.Type), byte(c.TIF), byte(c.Flags), byte(c.STP))
+	b = append(b, byte(c.Kind), byte(c.Side), byte(c.Type), byte(c.TIF), byte(c.Flags), byte(c.STP), byte(c.Mark), byte(c.Cause))
 	b = le.AppendUint32(b, c.Instrument)
 	b = le.AppendUint32(b, c.Account)
 	b = le.AppendUint32(b, c.STPGroup)
+	b = le.AppendUint32(b, c.Operator)
 	b = le.AppendUint64(b, c.ClOrdID)
 	b = le.AppendUint64(b, c.OrderID)
 	b = le.AppendUint64(b, c.OrigClOrdID)
@@ -57,7 +58,8 @@ func (c *Command) UnmarshalBinary(b []byte) error {
 	d := decoder{b: b[1:]}
 	*c = Command{Seq: d.u64(), Time: int64(d.u64())}
 	c.Kind, c.Side, c.Type, c.TIF, c.Flags, c.STP = CmdKind(d.u8()), Side(d.u8()), OrderType(d.u8()), TIF(d.u8()), Flags(d.u8()), STPMode(d.u8())
-	c.Instrument, c.Account, c.STPGroup = d.u32(), d.u32(), d.u32()
+	c.Mark, c.Cause = SaleMark(d.u8()), Cause(d.u8())
+	c.Instrument, c.Account, c.STPGroup, c.Operator = d.u32(), d.u32(), d.u32(), d.u32()
 	c.ClOrdID, c.OrderID, c.OrigClOrdID = d.u64(), d.u64(), d.u64()
 	c.Price, c.StopPrice, c.Qty, c.DisplayQty, c.MinQty = d.i64(), d.i64(), d.i64(), d.i64(), d.i64()
 	c.Tag = d.u64()
@@ -71,6 +73,7 @@ func (ev *Event) AppendBinary(b []byte) ([]byte, error) {
 	b = le.AppendUint64(b, uint64(ev.Time))
 	b = append(b, byte(ev.Kind), byte(ev.Side), byte(ev.Type), byte(ev.TIF))
 	b = le.AppendUint16(b, uint16(ev.Reason))
+	b = append(b, byte(ev.Mark), byte(ev.Cause))
 	b = le.AppendUint32(b, ev.Instrument)
 	b = le.AppendUint32(b, ev.Account)
 	b = le.AppendUint64(b, ev.OrderID)
@@ -81,6 +84,7 @@ func (ev *Event) AppendBinary(b []byte) ([]byte, error) {
 	}
 	b = le.AppendUint64(b, ev.MatchID)
 	b = le.AppendUint32(b, ev.ContraAccount)
+	b = le.AppendUint32(b, ev.Operator)
 	b = le.AppendUint64(b, ev.ContraOrderID)
 	b = le.AppendUint64(b, ev.ContraClOrdID)
 	b = le.AppendUint64(b, uint64(ev.ContraLeaves))
@@ -103,11 +107,12 @@ func (ev *Event) UnmarshalBinary(b []byte) error {
 	*ev = Event{Seq: d.u64(), Time: int64(d.u64())}
 	ev.Kind, ev.Side, ev.Type, ev.TIF = EventKind(d.u8()), Side(d.u8()), OrderType(d.u8()), TIF(d.u8())
 	ev.Reason = Reason(d.u16())
+	ev.Mark, ev.Cause = SaleMark(d.u8()), Cause(d.u8())
 	ev.Instrument, ev.Account = d.u32(), d.u32()
 	ev.OrderID, ev.ClOrdID, ev.OrigClOrdID = d.u64(), d.u64(), d.u64()
 	ev.Price, ev.StopPrice, ev.Qty, ev.Leaves = d.i64(), d.i64(), d.i64(), d.i64()
 	ev.MatchID = d.u64()
-	ev.ContraAccount = d.u32()
+	ev.ContraAccount, ev.Operator = d.u32(), d.u32()
 	ev.ContraOrderID, ev.ContraClOrdID, ev.ContraLeaves = d.u64(), d.u64(), d.i64()
 	ev.Tag = d.u64()
 	return nil

@@ -11,13 +11,13 @@ import (
 
 func sampleCommand() core.Command {
 	return core.Command{Seq: 7, Time: -3, Kind: core.CmdReplace, Side: core.Sell, Type: core.StopLimit, TIF: core.GTC,
-		Flags: core.PostOnly, STP: core.STPDecrement, Instrument: 9, Account: 1 << 31, STPGroup: 5, ClOrdID: 1<<63 + 1,
+		Flags: core.PostOnly, STP: core.STPDecrement, Mark: core.MarkShortExempt, Cause: core.CauseCredit, Operator: 11, Instrument: 9, Account: 1 << 31, STPGroup: 5, ClOrdID: 1<<63 + 1,
 		OrderID: 1<<62 + 3, OrigClOrdID: 2, Price: 100, StopPrice: 99, Qty: 1 << 40, DisplayQty: 3, MinQty: 2, Tag: 42}
 }
 
 func sampleEvent() core.Event {
 	return core.Event{Seq: 7, Time: 8, Kind: core.KindExecuted, Side: core.Buy, Type: core.Limit, TIF: core.IOC,
-		Reason: core.CancelSTPBoth, Instrument: 3, Account: 4, OrderID: 5, ClOrdID: 6, OrigClOrdID: 7, Price: -8,
+		Reason: core.CancelSTPBoth, Mark: core.MarkShort, Cause: core.CauseTechnical, Operator: 12, Instrument: 3, Account: 4, OrderID: 5, ClOrdID: 6, OrigClOrdID: 7, Price: -8,
 		StopPrice: 9, Qty: 10, Leaves: 11, MatchID: 12, ContraAccount: 13, ContraOrderID: 14, ContraClOrdID: 15,
 		ContraLeaves: 16, Tag: 17}
 }

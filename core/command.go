@@ -2,7 +2,7 @@ package core
 
 // CommandVersion is the layout version of Command's binary encoding. It is
 // the first byte of every encoded command; decoders reject other versions.
-const CommandVersion = 2
+const CommandVersion = 3
 
 // CmdKind says what a Command asks the engine to do.
 type CmdKind uint8
@@ -14,10 +14,11 @@ const (
 	CmdCancelSize         // reduce the account's order OrderID to Qty open lots, keeping priority
 	CmdReplace            // replace order OrderID (reference OrigClOrdID) with ClOrdID at Price / StopPrice for Qty open lots
 	CmdMassCancel         // cancel every open order matching Account (0 = any) and Instrument (0 = any)
-	CmdEndOfDay           // expire every DAY order (resting or waiting stop); resets daily credit; next trading day
+	CmdEndOfDay           // end trading date Qty (YYYYMMDD): expire every DAY order (resting or waiting stop); reset daily credit; next business day
 
-	// Admin commands: known only when the risk layer is on (Config.Accounts
-	// non-empty); otherwise rejected unknown-command. Sequenced like orders.
+	// Admin commands: sequenced like orders; each names its Operator and
+	// Cause. The account commands (status, limits, locates) need the risk
+	// layer on (Config.Accounts non-empty).
 	CmdHalt          // halt Instrument: new orders and replaces rejected; resting orders stay
 	CmdResume        // resume Instrument
 	CmdMarketHalt    // market-wide halt: cancel every open order, reject new ones
@@ -28,6 +29,7 @@ const (
 	CmdSetLimit      // set Account's limit LimitID(OrigClOrdID) to Qty (0 = none)
 	CmdLocate        // set Account's locate in Instrument to Qty lots
 	CmdRestrict      // put Instrument on the restricted list (Qty = 1) or take it off (Qty = 0)
+	CmdAlert         // record a surveillance alert: detector OrigClOrdID, completing event Seq OrderID, Instrument, Account, second account ClOrdID, Qty, Price
 	cmdKinds
 )
 
@@ -36,13 +38,14 @@ const (
 type LimitID uint8
 
 const (
-	LimitNone          LimitID = iota
-	LimitOrderQty              // Limits.MaxOrderQty
-	LimitOrderNotional         // Limits.MaxOrderNotional
-	LimitPosition              // Limits.MaxPosition
-	LimitDailyCredit           // Limits.DailyCredit
-	LimitOrdersPerSec          // Limits.OrdersPerSec
-	LimitCancelsPerSec         // Limits.CancelsPerSec
+	LimitNone            LimitID = iota
+	LimitOrderQty                // Limits.MaxOrderQty
+	LimitOrderNotional           // Limits.MaxOrderNotional
+	LimitPosition                // Limits.MaxPosition
+	LimitDailyCredit             // Limits.DailyCredit
+	LimitOrdersPerSec            // Limits.OrdersPerSec
+	LimitCancelsPerSec           // Limits.CancelsPerSec
+	LimitDuplicateWindow         // Limits.DuplicateWindow
 	limitIDs
 )
 
@@ -106,6 +109,41 @@ const (
 	stpModes
 )
 
+// SaleMark is a sell order's Reg SHO marking (Rule 200(g)): long, short or
+// short exempt (docs/engine.md, "Reg SHO").
+type SaleMark uint8
+
+const (
+	MarkNone        SaleMark = iota // buys; a sell left unmarked is marked by the risk layer: long when the position covers it, else short
+	MarkLong                        // a long sale: the account owns the shares (its position covers the order)
+	MarkShort                       // a short sale: needs a locate; subject to the Rule 201 price test
+	MarkShortExempt                 // a short sale exempt from the Rule 201 price test (Rule 201(d)); still needs a locate
+	saleMarks
+)
+
+// Cause is why an admin command was given: every admin command names one,
+// with the Operator who gave it, and its events carry both (docs/engine.md,
+// "Admin commands"). Codes are stable, like reason codes.
+type Cause uint8
+
+const (
+	CauseNone            Cause = iota // not given: an admin command without a cause is rejected
+	CauseOperator                     // an operator's decision
+	CauseRiskLimit                    // a risk limit or the risk desk
+	CauseSurveillance                 // a surveillance alert
+	CauseNewsPending                  // regulatory halt: news pending
+	CauseNewsReleased                 // news released / dissemination complete
+	CauseVolatility                   // a volatility (limit up-limit down) pause
+	CauseCircuitBreaker               // a market-wide circuit breaker
+	CauseRegulatory                   // a regulatory concern or trading suspension
+	CauseTechnical                    // a technical problem
+	CauseClientRequest                // the client (or its firm) asked
+	CauseCompliance                   // compliance review or the restricted list
+	CauseCorporateAction              // a corporate action
+	CauseCredit                       // credit or a margin call
+	causes
+)
+
 // Command is one sequenced input to the engine: fixed size, no pointers, so it
 // travels through the inbound ring and into the journal by value. Prices are
 // in ticks of the instrument and quantities in lots.
@@ -122,12 +160,13 @@ type Command struct {
 	TIF   TIF
 	Flags Flags
 	STP   STPMode
-	_     [2]byte
+	Mark  SaleMark // sells: long, short or short exempt; buys: none
+	Cause Cause    // admin commands: why (required)
 
 	Instrument uint32 // instrument id from the config
 	Account    uint32 // account id; never zero for order commands
 	STPGroup   uint32 // 0 = no group; orders of one group never match each other (see STPMode)
-	_          uint32
+	Operator   uint32 // admin commands: who (a random id of the person or system; required)
 
 	// ClOrdID is the client's reference for a new order, or the new
 	// reference of a replace: above every reference the account has used

@@ -41,7 +41,27 @@ type Instrument struct {
 	// Halted starts the instrument halted; Restricted starts it on the
 	// restricted list; Threshold marks it a Reg SHO threshold security.
 	Halted, Restricted, Threshold bool
+	// PrevClose is the previous trading day's closing price in ticks, the
+	// base of the Rule 201 trigger (a trade 10% or more below it); 0 = none
+	// until the first end of day, which sets it from the last sale.
+	PrevClose int64
+	// ShortSaleTest starts the instrument with the Rule 201 price test on
+	// for the first trading day (it was triggered the day before).
+	ShortSaleTest bool
 }
+
+// LocatePolicy says how short sales use an account's locates.
+type LocatePolicy uint8
+
+const (
+	// LocateConsume (the default): a locate is used up by the short sales
+	// it covers; buying the shares back does not restore it.
+	LocateConsume LocatePolicy = iota
+	// LocateCap: a locate caps the short position; buying back frees it
+	// for another short sale.
+	LocateCap
+	locatePolicies
+)
 
 // AccountStatus is an account's trading status. The zero value is active.
 type AccountStatus uint8
@@ -73,19 +93,32 @@ type Limits struct {
 	MaxOrderNotional int64 // minor units per order (qty x risk price x TickValue)
 	MaxPosition      int64 // lots, absolute, per instrument, counting open orders
 	DailyCredit      int64 // minor units: executed notional today + open orders' notional
-	OrdersPerSec     int64 // new orders and replaces per one-second window of Command.Time
-	CancelsPerSec    int64 // cancels and cancel-to-size per one-second window of Command.Time
+	OrdersPerSec     int64 // new order and replace messages a second of Command.Time, every one counted (a token bucket)
+	CancelsPerSec    int64 // cancel and cancel-to-size messages a second, every one counted (a token bucket)
+	// DuplicateWindow refuses a new order identical to one of the
+	// account's last 16 accepted new orders (instrument, side, type, price,
+	// stop price, quantity) entered less than this many nanoseconds of
+	// Command.Time before: 15c3-5's duplicative orders.
+	DuplicateWindow int64
 }
 
 // Account is the reference data and opening state of one trading account.
 // Ids are random numbers (no personal data enters the engine).
 type Account struct {
-	ID       uint32        // 1..MaxAccountID, unique
-	Status   AccountStatus // zero = active
-	Cash     int64         // minor currency units; 0..2^62
-	Firm     uint32        // clearing firm id
-	STPGroup uint32        // overrides Command.STPGroup of the account's orders (0 = none)
-	Owner    uint32        // beneficial owner id
+	ID     uint32        // 1..MaxAccountID, unique
+	Status AccountStatus // zero = active
+	Cash   int64         // minor currency units; 0..2^62
+	Firm   uint32        // clearing firm id
+	// STPGroup overrides Command.STPGroup of the account's orders (0 = none;
+	// below 2^31). Without one, the accounts of one non-zero beneficial
+	// Owner (below 2^31) form an STP group: they never trade with each other.
+	STPGroup uint32
+	Owner    uint32 // beneficial owner id
+	// AllowSTPOff lowers the account's self-trade-prevention floor: its
+	// orders may then opt out with STPOff (an omnibus account whose orders
+	// belong to different beneficial owners). Without it (the default) an
+	// STPOff order is rejected stp-off-not-allowed.
+	AllowSTPOff bool
 	// Proprietary marks a market-making (proprietary) account: its short sales
 	// need no locate, except in a threshold security.
 	Proprietary bool
@@ -94,6 +127,11 @@ type Account struct {
 	// trading days (docs/engine.md, "Day trades").
 	PDT    bool
 	Equity int64 // minor units; 0..2^62; read once, at New
+	// ShortMarginPct is the account's short-sale requirement in percent of a
+	// short position's value, the proceeds included (Reg T: 150): 100..1000,
+	// 0 = Config.ShortMarginPct. Set it by account type (docs/engine.md,
+	// "Short sales").
+	ShortMarginPct int64
 
 	Positions []Position
 	Locates   []Locate
@@ -140,6 +178,19 @@ type Config struct {
 	// account flagged PDT is exempt from the day-trade limit. Default
 	// 2,500,000 ($25,000 in cents).
 	PDTMinEquity int64
+
+	// Calendar decides which dates are business days: CmdEndOfDay names
+	// the date it ends, and the day-trade window counts business days.
+	Calendar Calendar
+
+	// LocatePolicy says how short sales use the locates; the zero value
+	// consumes them.
+	LocatePolicy LocatePolicy
+
+	// ShortMarginPct is the short-sale requirement of accounts that do not
+	// set their own, in percent of a short position's value with the
+	// proceeds included: 100..1000. Default 150 (Reg T).
+	ShortMarginPct int64
 }
 
 const (
@@ -148,8 +199,13 @@ const (
 	defaultEventBatch  = 4096
 	defaultMaxAccounts = 1 << 16
 	defaultPDTEquity   = 2_500_000
+	defaultShortMargin = 150
 	maxBandTicks       = 1 << 24
 )
+
+// Validate reports whether New would accept c, without building an engine:
+// the same checks, each error wrapping ErrConfig and naming the field.
+func (c Config) Validate() error { return c.fill() }
 
 func (c *Config) fill() error {
 	if c.MaxOrders == 0 {
@@ -167,6 +223,9 @@ func (c *Config) fill() error {
 	if c.MaxAccounts == 0 {
 		c.MaxAccounts = defaultMaxAccounts
 	}
+	if c.ShortMarginPct == 0 {
+		c.ShortMarginPct = defaultShortMargin
+	}
 	switch {
 	case c.MaxOrders < 1 || c.MaxOrders > 1<<30:
 		return fmt.Errorf("%w: MaxOrders is %d; set it between 1 and 2^30", ErrConfig, c.MaxOrders)
@@ -178,8 +237,15 @@ func (c *Config) fill() error {
 		return fmt.Errorf("%w: MaxAccounts is %d; set it between 1 and %d", ErrConfig, c.MaxAccounts, MaxAccountID)
 	case c.PDTMinEquity < 0 || c.PDTMinEquity > maxNotional:
 		return fmt.Errorf("%w: PDTMinEquity is %d; use 0 (default $25,000 = 2,500,000) or up to 2^62 minor units", ErrConfig, c.PDTMinEquity)
+	case c.LocatePolicy >= locatePolicies:
+		return fmt.Errorf("%w: LocatePolicy is %d; use LocateConsume or LocateCap", ErrConfig, c.LocatePolicy)
+	case c.ShortMarginPct < 100 || c.ShortMarginPct > 1000:
+		return fmt.Errorf("%w: ShortMarginPct is %d; use 100..1000 percent (0: Reg T's 150)", ErrConfig, c.ShortMarginPct)
 	case len(c.Instruments) == 0:
 		return fmt.Errorf("%w: Instruments is empty; configure at least one instrument", ErrConfig)
+	}
+	if err := c.Calendar.fill(); err != nil {
+		return err
 	}
 	seen := make(map[uint32]bool, len(c.Instruments))
 	for i, in := range c.Instruments {
@@ -192,14 +258,18 @@ func (c *Config) fill() error {
 			return fmt.Errorf("%w: Instruments[%d] (id %d) band is [%d, %d] ticks; need 1 <= BandLow <= BandHigh", ErrConfig, i, in.ID, in.BandLow, in.BandHigh)
 		case in.BandHigh-in.BandLow >= maxBandTicks:
 			return fmt.Errorf("%w: Instruments[%d] (id %d) band spans %d ticks; narrow it to under %d", ErrConfig, i, in.ID, in.BandHigh-in.BandLow+1, maxBandTicks)
+		case in.BandHigh > maxNotional:
+			return fmt.Errorf("%w: Instruments[%d] (id %d) BandHigh is %d ticks; keep prices at most 2^62 ticks (a larger tick size)", ErrConfig, i, in.ID, in.BandHigh)
 		}
 		seen[in.ID] = true
 	}
 	return c.fillRisk()
 }
 
-// maxNotional bounds every notional the risk layer computes, so sums of a
-// few of them never overflow int64.
+// maxNotional bounds every amount of money, lot count and price the risk
+// layer keeps: products are bounded by configuration (an order's notional,
+// a position's), sums of two never overflow int64, and counters that only
+// grow saturate at it (docs/engine.md, "Money and reference data").
 const maxNotional = 1 << 62
 
 func (c *Config) fillRisk() error {
@@ -216,15 +286,18 @@ func (c *Config) fillRisk() error {
 			return fmt.Errorf("%w: Instruments[%d] (id %d) MaxOrderQty x BandHigh x TickValue exceeds 2^62; lower MaxOrderQty or TickValue", ErrConfig, i, in.ID)
 		case in.RefPrice != 0 && (in.RefPrice < in.BandLow || in.RefPrice > in.BandHigh):
 			return fmt.Errorf("%w: Instruments[%d] (id %d) RefPrice %d is outside the band; set it inside [%d, %d] or 0", ErrConfig, i, in.ID, in.RefPrice, in.BandLow, in.BandHigh)
+		case in.PrevClose != 0 && (in.PrevClose < in.BandLow || in.PrevClose > in.BandHigh):
+			return fmt.Errorf("%w: Instruments[%d] (id %d) PrevClose %d is outside the band; set it inside [%d, %d] or 0", ErrConfig, i, in.ID, in.PrevClose, in.BandLow, in.BandHigh)
 		case in.CollarBps < 0 || in.CollarBps > 10_000 || in.CollarTicks < 0 || in.CollarTicks > maxBandTicks:
 			return fmt.Errorf("%w: Instruments[%d] (id %d) collar is %d bps / %d ticks; use 0..10000 bps and 0..%d ticks", ErrConfig, i, in.ID, in.CollarBps, in.CollarTicks, maxBandTicks)
 		}
 	}
-	inst := make(map[uint32]bool, len(c.Instruments))
+	lotCap := make(map[uint32]int64, len(c.Instruments)) // lots whose notional at BandHigh stays within 2^62
 	for _, in := range c.Instruments {
-		inst[in.ID] = true
+		lotCap[in.ID] = positionCap(&in)
 	}
 	seen := make(map[uint32]bool, len(c.Accounts))
+	var cash int64
 	for i, a := range c.Accounts {
 		l := a.Limits
 		switch {
@@ -234,24 +307,44 @@ func (c *Config) fillRisk() error {
 			return fmt.Errorf("%w: Accounts[%d].ID %d is used twice; give each account its own id", ErrConfig, i, a.ID)
 		case a.Status >= accountStatuses:
 			return fmt.Errorf("%w: Accounts[%d] (id %d) Status is %d; use AccountActive, AccountSuspended or AccountClosed", ErrConfig, i, a.ID, a.Status)
+		case a.STPGroup >= ownerGroup || a.Owner >= ownerGroup:
+			return fmt.Errorf("%w: Accounts[%d] (id %d) STPGroup %d / Owner %d: use ids below 2^31 (the engine forms owner groups above)", ErrConfig, i, a.ID, a.STPGroup, a.Owner)
 		case a.Cash < 0 || a.Cash > maxNotional:
 			return fmt.Errorf("%w: Accounts[%d] (id %d) Cash is %d; use 0..2^62 minor units", ErrConfig, i, a.ID, a.Cash)
+		case a.ShortMarginPct != 0 && (a.ShortMarginPct < 100 || a.ShortMarginPct > 1000):
+			return fmt.Errorf("%w: Accounts[%d] (id %d) ShortMarginPct is %d; use 100..1000 percent, or 0 for Config.ShortMarginPct", ErrConfig, i, a.ID, a.ShortMarginPct)
 		case a.Equity < 0 || a.Equity > maxNotional:
 			return fmt.Errorf("%w: Accounts[%d] (id %d) Equity is %d; use 0..2^62 minor units", ErrConfig, i, a.ID, a.Equity)
-		case l.MaxOrderQty < 0 || l.MaxOrderNotional < 0 || l.MaxPosition < 0 || l.DailyCredit < 0 || l.OrdersPerSec < 0 || l.CancelsPerSec < 0:
-			return fmt.Errorf("%w: Accounts[%d] (id %d) has a negative limit; use 0 for no limit", ErrConfig, i, a.ID)
+		case !limitOK(l.MaxOrderQty) || !limitOK(l.MaxOrderNotional) || !limitOK(l.MaxPosition) || !limitOK(l.DailyCredit) ||
+			!limitOK(l.OrdersPerSec) || !limitOK(l.CancelsPerSec) || !limitOK(l.DuplicateWindow):
+			return fmt.Errorf("%w: Accounts[%d] (id %d) has a limit below 0 or above 2^62; use 0 for no limit", ErrConfig, i, a.ID)
 		}
 		seen[a.ID] = true
+		if a.Cash > maxNotional-cash {
+			return fmt.Errorf("%w: Accounts[%d] (id %d) Cash brings the accounts' cash together above 2^62 minor units; fills move cash between accounts, so no balance may exceed it: lower it", ErrConfig, i, a.ID)
+		}
+		cash += a.Cash
 		for _, p := range a.Positions {
-			if !inst[p.Instrument] || p.Lots < -maxNotional || p.Lots > maxNotional {
-				return fmt.Errorf("%w: Accounts[%d] (id %d) position in instrument %d: configure the instrument and keep |lots| <= 2^62", ErrConfig, i, a.ID, p.Instrument)
+			if cp, ok := lotCap[p.Instrument]; !ok || p.Lots < -cp || p.Lots > cp {
+				return fmt.Errorf("%w: Accounts[%d] (id %d) position in instrument %d: configure the instrument and keep |lots| x BandHigh x TickValue <= 2^62", ErrConfig, i, a.ID, p.Instrument)
 			}
 		}
 		for _, l := range a.Locates {
-			if !inst[l.Instrument] || l.Qty < 0 {
-				return fmt.Errorf("%w: Accounts[%d] (id %d) locate in instrument %d: configure the instrument and use Qty >= 0", ErrConfig, i, a.ID, l.Instrument)
+			if cp, ok := lotCap[l.Instrument]; !ok || l.Qty < 0 || l.Qty > cp {
+				return fmt.Errorf("%w: Accounts[%d] (id %d) locate in instrument %d: configure the instrument and use 0 <= Qty, Qty x BandHigh x TickValue <= 2^62", ErrConfig, i, a.ID, l.Instrument)
 			}
 		}
 	}
 	return nil
+}
+
+// limitOK reports whether v is a valid limit: 0 (none) up to 2^62.
+func limitOK(v int64) bool { return v >= 0 && v <= maxNotional }
+
+// positionCap returns the most lots of in one account may hold or have open
+// on one side (long or short, counting open orders): the lots whose notional
+// at BandHigh stays within 2^62, so a position's value never overflows.
+// MaxPosition applies below it.
+func positionCap(in *Instrument) int64 {
+	return maxNotional / in.BandHigh / max(in.TickValue, 1)
 }

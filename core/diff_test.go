@@ -587,7 +587,7 @@ func feedFind(list []feedOrder, id uint64) int {
 }
 
 func (v *venueCheck) check(c *core.Command, es []core.Event, open []core.OrderState) error {
-	if c.Kind == core.CmdEndOfDay {
+	if c.Kind == core.CmdEndOfDay && (len(es) == 0 || es[0].Kind != core.KindRejected) {
 		clear(v.lastRef) // references start again
 		v.days++
 	}
@@ -781,6 +781,10 @@ func (v *venueCheck) event(c *core.Command, e *core.Event, pendingMatch *uint64)
 			return errors.New("not in the public book")
 		}
 		*l = slices.Delete(*l, i, i+1)
+	case core.KindSystem:
+		if e.Reason != core.AdminTradingDate || c.Kind != core.CmdEndOfDay {
+			return errors.New("a system event other than an end of day's trading date")
+		}
 	default:
 		return errors.New("unknown event kind")
 	}
@@ -860,6 +864,7 @@ func (v *venueCheck) state(open []core.OrderState) error {
 // collide and cross, few accounts sharing STP groups, every command kind and
 // order type, and a few invalid fields to reach every reject reason.
 type cmdGen struct {
+	ended  int64 // the last date an end of day named (YYYYMMDD)
 	r      *rand.Rand
 	cfg    core.Config
 	maxQty int64
@@ -991,9 +996,9 @@ func (g *cmdGen) next(open []core.OrderState) core.Command {
 			c.Instrument = 999
 		}
 	case p < 998:
-		c = core.Command{Kind: core.CmdEndOfDay}
+		c = core.Command{Kind: core.CmdEndOfDay, Qty: g.eodDate()}
 	default:
-		c = core.Command{Kind: []core.CmdKind{core.CmdNone, 7, 200}[g.r.IntN(3)], Account: g.account(), ClOrdID: 5}
+		c = core.Command{Kind: []core.CmdKind{core.CmdNone, 100, 200}[g.r.IntN(3)], Account: g.account(), ClOrdID: 5}
 	}
 	if g.chance(5) {
 		c = g.noise(c)
@@ -1029,6 +1034,28 @@ func (g *cmdGen) noise(c core.Command) core.Command {
 		n.Account, n.Instrument = c.Account, c.Instrument
 	}
 	return n
+}
+
+// eodDate returns the date of the next end of day: the weekday after the
+// last one ended, or now and then a stale one (the same again) or one that
+// is not a business day, which the engine refuses.
+func (g *cmdGen) eodDate() int64 {
+	t := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC) // a Friday: the first end of day is on Monday the 5th
+	if g.ended != 0 {
+		t = time.Date(int(g.ended/10000), time.Month(g.ended/100%100), int(g.ended%100), 0, 0, 0, 0, time.UTC)
+	}
+	switch p := g.r.IntN(100); {
+	case p < 5 && g.ended != 0:
+		return g.ended
+	case p < 10:
+		for t = t.AddDate(0, 0, 1); t.Weekday() != time.Saturday; t = t.AddDate(0, 0, 1) {
+		}
+		return int64(t.Year())*10000 + int64(t.Month())*100 + int64(t.Day())
+	}
+	for t = t.AddDate(0, 0, 1); t.Weekday() == time.Saturday || t.Weekday() == time.Sunday; t = t.AddDate(0, 0, 1) {
+	}
+	g.ended = int64(t.Year())*10000 + int64(t.Month())*100 + int64(t.Day())
+	return g.ended
 }
 
 func (g *cmdGen) account() uint32 { return uint32(1 + g.r.IntN(g.nAcc)) }
@@ -1206,6 +1233,9 @@ func (g *cmdGen) newOrder() core.Command {
 	if c.Type == core.Limit && (c.TIF == core.DAY || c.TIF == core.GTC) && g.chance(10) {
 		c.Flags = core.PostOnly
 	}
+	if c.Side == core.Sell && g.chance(50) {
+		c.Mark = core.SaleMark(1 + g.r.IntN(3))
+	}
 	if g.chance(4) {
 		g.corruptNew(&c, in)
 	}
@@ -1215,7 +1245,12 @@ func (g *cmdGen) newOrder() core.Command {
 // corruptNew makes one field of c invalid (or a combination the spec
 // forbids), so every reject reason of New comes up.
 func (g *cmdGen) corruptNew(c *core.Command, in core.Instrument) {
-	switch g.r.IntN(25) {
+	switch g.r.IntN(26) {
+	case 25:
+		c.Mark = []core.SaleMark{4, 255, core.MarkLong}[g.r.IntN(3)]
+		if c.Mark == core.MarkLong {
+			c.Side = core.Buy
+		}
 	case 0:
 		c.Account = 0
 	case 1:

@@ -24,7 +24,8 @@ type order struct {
 type orderCold struct {
 	stopPrice int64
 	display   int64 // iceberg peak; 0 = show all (as given: DisplayQty = Qty stays the peak across replaces)
-	rp        int64 // risk layer: the price the order is held and valued at; Market/Stop: protective limit
+	rp        int64 // risk layer: the price the order is valued at; Market/Stop: protective limit
+	hp        int64 // risk layer: the cash held per open lot (a buy's rp x TickValue, a short sale's margin)
 }
 
 type orderState uint8
@@ -46,6 +47,12 @@ type book struct {
 	buyStops  ladder
 	sellStops ladder
 	last      int64 // last trade price; 0 = no trade yet
+	lotCap    int64 // risk layer: the position ceiling in lots (positionCap)
+
+	// Rule 201 (risk layer): a trade at or below ssrAt (10% under the
+	// previous close) turns the short-sale price test on while the trading
+	// day is below ssrUntil (docs/engine.md, "Reg SHO").
+	prevClose, ssrAt, ssrUntil int64
 
 	halted, restricted bool // risk layer: trading status and restricted list
 }
@@ -102,11 +109,14 @@ type Engine struct {
 
 	risk risk
 
-	// stamp of the command being applied, copied to its events
-	seq  uint64
-	time int64
-	tag  uint64
-	inst uint32
+	// stamp of the command being applied, copied to its events (op and
+	// cause: an admin command's, else 0)
+	seq   uint64
+	time  int64
+	tag   uint64
+	inst  uint32
+	op    uint32
+	cause Cause
 
 	buf  []Event // the events of the current batch: the engine's own, or a window of the outbound ring
 	n    int
@@ -156,6 +166,7 @@ func New(cfg Config, sink func([]Event)) (*Engine, error) {
 			asks:      newLadder(n, false),
 			buyStops:  newLadder(n, false),
 			sellStops: newLadder(n, true),
+			lotCap:    positionCap(&in),
 		}
 		e.bookOf[in.ID] = uint16(i + 1)
 	}
@@ -200,7 +211,7 @@ func (e *Engine) emit(k EventKind) *Event {
 	}
 	ev := &e.buf[e.n]
 	e.n++
-	*ev = Event{Seq: e.seq, Time: e.time, Tag: e.tag, Kind: k}
+	*ev = Event{Seq: e.seq, Time: e.time, Tag: e.tag, Kind: k, Operator: e.op, Cause: e.cause}
 	return ev
 }
 
@@ -217,8 +228,12 @@ func (e *Engine) emitOrder(k EventKind, oi int32) *Event {
 	ev.TIF = o.tif
 	ev.Price = o.price
 	ev.StopPrice = e.cold[oi].stopPrice
+	ev.Mark = o.mark()
 	return ev
 }
+
+// mark returns the order's sale mark, kept in flags bits 4-5.
+func (o *order) mark() SaleMark { return SaleMark(o.flags>>flagMarkShift) & 3 }
 
 // emitBook emits a public book event about order oi.
 func (e *Engine) emitBook(k EventKind, oi int32, qty, leaves int64) {
@@ -243,6 +258,8 @@ func (e *Engine) reject(c *Command, r Reason) {
 	ev.Side = c.Side
 	ev.Type = c.Type
 	ev.TIF = c.TIF
+	ev.Mark = c.Mark
+	ev.Operator, ev.Cause = c.Operator, c.Cause
 	ev.Price = c.Price
 	ev.StopPrice = c.StopPrice
 	ev.Qty = c.Qty
@@ -251,7 +268,7 @@ func (e *Engine) reject(c *Command, r Reason) {
 // Apply applies one sequenced command (Seq and Time already set). Its events
 // go to the buffer; call Flush to deliver them.
 func (e *Engine) Apply(c *Command) {
-	e.seq, e.time, e.tag, e.inst = c.Seq, c.Time, c.Tag, c.Instrument
+	e.seq, e.time, e.tag, e.inst, e.op, e.cause = c.Seq, c.Time, c.Tag, c.Instrument, 0, CauseNone
 	switch c.Kind {
 	case CmdNew:
 		e.newOrder(c)
@@ -264,9 +281,9 @@ func (e *Engine) Apply(c *Command) {
 	case CmdMassCancel:
 		e.massCancel(c)
 	case CmdEndOfDay:
-		e.endOfDay()
+		e.endOfDay(c)
 	default:
-		if e.risk.on && c.Kind >= CmdHalt && c.Kind < cmdKinds {
+		if c.Kind >= CmdHalt && c.Kind < cmdKinds {
 			e.admin(c)
 		} else {
 			e.reject(c, RejectUnknownCommand)
@@ -342,6 +359,9 @@ func (e *Engine) validateNew(c *Command) (uint16, int32, Reason) {
 	if r != ReasonNone {
 		return 0, -1, r
 	}
+	if e.risk.on && !e.risk.accts[s].ordBucket.take(e.time) {
+		return 0, s, RejectOrderRate // every message counts (check 1b)
+	}
 	if c.ClOrdID == 0 {
 		return 0, s, RejectInvalidClOrdID
 	}
@@ -365,6 +385,8 @@ func (e *Engine) validateNew(c *Command) (uint16, int32, Reason) {
 	case c.Flags&^flagsAll != 0,
 		c.Flags&PostOnly != 0 && !(c.Type == Limit && (c.TIF == DAY || c.TIF == GTC)):
 		return bi, s, RejectInvalidFlags
+	case c.Mark >= saleMarks || c.Mark != MarkNone && c.Side != Sell:
+		return bi, s, RejectInvalidSaleMark
 	case c.Qty < 1 || c.Qty > e.cfg.MaxOrderQty:
 		return bi, s, RejectInvalidQty
 	}
@@ -429,17 +451,26 @@ func (e *Engine) newOrder(c *Command) {
 		e.reject(c, r)
 		return
 	}
-	group, rp := c.STPGroup, int64(0)
+	group := c.STPGroup
+	var t terms
 	if e.risk.on {
 		s := int(as)
-		var notional int64
-		if rp, notional, r = e.riskCheck(s, bi, c.Side, c.Type, c.Qty, c.Price, c.StopPrice); r != ReasonNone {
+		if t, r = e.riskCheck(s, bi, c.Side, c.Type, c.STP, c.Mark, c.Qty, c.Price, c.StopPrice); r != ReasonNone {
 			e.reject(c, r)
 			return
 		}
-		e.hold(s, bi, c.Side, c.Qty, notional)
-		e.countOrder(s)
+		key := orderKey(c.Instrument, c.Side, c.Type, c.Price, c.StopPrice, c.Qty)
+		if e.duplicative(s, key) {
+			e.reject(c, RejectDuplicativeOrder)
+			return
+		}
+		e.remember(s, key)
 		group = e.risk.accts[s].group
+	} else if r := e.gateOff(c.Account, &e.books[bi]); r != ReasonNone {
+		e.reject(c, r)
+		return
+	} else {
+		t.cls = Flags(c.Mark) << flagMarkShift // as given: no position to mark by
 	}
 	b := &e.books[bi]
 	oi := e.allocOrder()
@@ -447,11 +478,14 @@ func (e *Engine) newOrder(c *Command) {
 	*o = order{
 		id: e.nextOrderID, clOrdID: c.ClOrdID, price: c.Price, shown: c.Qty,
 		account: c.Account, stpGroup: group, next: -1, prev: -1, book: bi,
-		side: c.Side, tif: c.TIF, typ: c.Type, stp: c.STP, flags: c.Flags, state: stateTaking,
+		side: c.Side, tif: c.TIF, typ: c.Type, stp: c.STP, flags: c.Flags | t.cls, state: stateTaking,
 	}
 	// DisplayQty is the order's peak for its life, also when it equals Qty:
 	// a later replace to a larger size shows DisplayQty lots (docs/engine.md).
-	e.cold[oi] = orderCold{stopPrice: c.StopPrice, display: c.DisplayQty, rp: rp}
+	e.cold[oi] = orderCold{stopPrice: c.StopPrice, display: c.DisplayQty, rp: t.rp, hp: t.hp}
+	if e.risk.on {
+		e.hold(oi, c.Qty)
+	}
 
 	ev := e.emitOrder(KindAccepted, oi)
 	ev.Qty, ev.Leaves = c.Qty, c.Qty
@@ -611,6 +645,9 @@ func (e *Engine) match(b *book, ti int32, rem int64) (int64, bool) {
 					opp.unlink(e.orders, li, mi)
 					e.release(mi)
 				}
+			}
+			if e.risk.on && price <= b.ssrAt && b.ssrUntil <= e.risk.day+1 && e.shortSaleTestOn(b, ti, rem) {
+				return 0, true
 			}
 		}
 	}
@@ -842,7 +879,11 @@ func (e *Engine) runStops() {
 		open := o.shown
 		ev := e.emitOrder(KindTriggered, oi)
 		ev.Qty, ev.Leaves = open, open
-		e.enter(&e.books[o.book], oi, open, 0)
+		b := &e.books[o.book]
+		if e.risk.on && !e.triggerRisk(b, oi, open) {
+			continue
+		}
+		e.enter(b, oi, open, 0)
 	}
 }
 
@@ -868,9 +909,10 @@ func (e *Engine) lookup(c *Command) (int32, Reason) {
 // against the account's cancel rate when the risk layer is on. It rejects
 // the command itself and returns -1 on failure.
 func (e *Engine) lookupCancel(c *Command) int32 {
-	oi, r := e.lookup(c)
-	if r == ReasonNone && e.risk.on && e.cancelRate(c.Account) {
-		r = RejectCancelRate
+	r := RejectCancelRate // every message counts, the unknown order's too
+	oi := int32(-1)
+	if !e.risk.on || e.cancelToken(c.Account) {
+		oi, r = e.lookup(c)
 	}
 	if r != ReasonNone {
 		e.reject(c, r)
@@ -902,12 +944,18 @@ func (e *Engine) cancelSize(c *Command) {
 }
 
 func (e *Engine) replace(c *Command) {
-	oi, r := e.lookup(c)
+	r := RejectOrderRate // every message counts, the unknown order's too
+	oi := int32(-1)
+	if !e.risk.on || e.orderToken(c.Account) {
+		oi, r = e.lookup(c)
+	}
 	if r == ReasonNone {
 		r = e.validateReplace(c, oi)
 	}
 	if r == ReasonNone && e.risk.on {
 		r = e.riskReplace(c, oi)
+	} else if r == ReasonNone {
+		r = e.gateOff(c.Account, &e.books[e.orders[oi].book])
 	}
 	if r != ReasonNone {
 		e.reject(c, r)
@@ -958,8 +1006,8 @@ func (e *Engine) replace(c *Command) {
 //
 // Fast path: a replace that keeps the price and stop price and does not
 // raise the quantity only lowers the order's exposure at an unchanged risk
-// price, so only the gate (checks 18-20) and the order rate (28) run and
-// just the removed lots are released.
+// price, so only the gate (checks 18-20) runs (the order token was taken on
+// arrival) and just the removed lots are released.
 func (e *Engine) riskReplace(c *Command, oi int32) Reason {
 	o := &e.orders[oi]
 	s := int(e.risk.slotOf[o.account]) - 1
@@ -969,23 +1017,22 @@ func (e *Engine) riskReplace(c *Command, oi int32) Reason {
 		if r := e.riskGate(a, &e.books[o.book]); r != ReasonNone {
 			return r
 		}
-		if e.overOrderRate(a) {
-			return RejectOrderRate
-		}
 		e.unhold(oi, open-c.Qty)
-		e.countOrder(s)
 		return ReasonNone
 	}
 	e.unhold(oi, open)
-	rp, notional, r := e.riskCheck(s, o.book, o.side, o.typ, c.Qty, c.Price, c.StopPrice)
+	typ := o.typ
+	if typ == StopLimit && o.state != stateWaiting {
+		typ = Limit // triggered: a limit order, checked against the reference
+	}
+	t, r := e.riskCheck(s, o.book, o.side, typ, o.stp, o.mark(), c.Qty, c.Price, c.StopPrice)
 	if r != ReasonNone {
-		cold := &e.cold[oi]
-		e.hold(s, o.book, o.side, open, open*cold.rp*e.books[o.book].inst.TickValue)
+		e.hold(oi, open) // back as it was
 		return r
 	}
-	e.hold(s, o.book, o.side, c.Qty, notional)
-	e.countOrder(s)
-	e.cold[oi].rp = rp
+	e.cold[oi].rp, e.cold[oi].hp = t.rp, t.hp
+	o.flags = o.flags&^flagsRisk | t.cls
+	e.hold(oi, c.Qty)
 	return ReasonNone
 }
 
@@ -1053,8 +1100,13 @@ func (e *Engine) massCancel(c *Command) {
 	}
 }
 
-func (e *Engine) endOfDay() {
-	e.risk.newTradingDay()
+func (e *Engine) endOfDay(c *Command) {
+	days, r := e.advanceDate(c.Qty)
+	if r != ReasonNone {
+		e.reject(c, r)
+		return
+	}
+	e.newTradingDay(days)
 	clear(e.lastRef) // references start again for the new trading day
 	for bi := range e.books {
 		e.walk(&e.books[bi], func(oi int32) {
@@ -1064,4 +1116,6 @@ func (e *Engine) endOfDay() {
 			}
 		})
 	}
+	ev := e.emit(KindSystem)
+	ev.Reason, ev.Qty = AdminTradingDate, e.risk.date
 }

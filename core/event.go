@@ -1,7 +1,7 @@
 package core
 
 // EventVersion is the layout version of Event's binary encoding.
-const EventVersion = 1
+const EventVersion = 2
 
 // EventKind says what happened. Kinds below KindBookAdd concern the orders of
 // one or two accounts (order entry, private); kinds from KindBookAdd on are the
@@ -28,7 +28,8 @@ const (
 
 	KindAdmin      // an admin command about an account or the restricted list took effect; Reason says which
 	KindSystem     // public trading status: an instrument (or, Instrument 0, the market) halted or resumed
-	KindRegulatory // a record for the regulator: a market-wide halt or resume, Qty = orders cancelled
+	KindRegulatory // a record for the regulator: a halt or resume, Qty = orders cancelled; the Rule 201 test turning on
+	KindAlert      // a surveillance alert recorded in the stream (CmdAlert): detector OrigClOrdID, completing event Seq MatchID
 	eventKinds
 )
 
@@ -50,7 +51,8 @@ type Event struct {
 	Type   OrderType
 	TIF    TIF
 	Reason Reason
-	_      [2]byte
+	Mark   SaleMark // order events of a sell: its (effective) Reg SHO mark
+	Cause  Cause    // events of an admin command: its Cause
 
 	Instrument uint32
 	Account    uint32
@@ -66,7 +68,7 @@ type Event struct {
 
 	MatchID       uint64
 	ContraAccount uint32
-	_             uint32
+	Operator      uint32 // events of an admin command: its Operator
 	ContraOrderID uint64
 	ContraClOrdID uint64
 	ContraLeaves  int64

@@ -10,12 +10,17 @@ var (
 	typeNames = [...]string{"none", "limit", "market", "stop", "stop-limit"}
 	tifNames  = [...]string{"none", "day", "gtc", "ioc", "fok"}
 	stpNames  = [...]string{"cancel-newest", "cancel-oldest", "cancel-both", "decrement", "off"}
+	markNames = [...]string{"none", "long", "short", "short-exempt"}
+	// causeNames are the causes' stable names (docs/engine.md, "Admin commands").
+	causeNames = [...]string{"none", "operator", "risk-limit", "surveillance", "news-pending", "news-released",
+		"volatility", "circuit-breaker", "regulatory", "technical", "client-request", "compliance",
+		"corporate-action", "credit"}
 	kindNames = [...]string{"none", "accepted", "rejected", "executed", "cancelled", "reduced", "replaced",
 		"triggered", "expired", "book-add", "book-execute", "book-cancel", "book-delete", "book-replace", "trade",
-		"admin", "system", "regulatory"}
+		"admin", "system", "regulatory", "alert"}
 	cmdNames = [...]string{"none", "new", "cancel", "cancel-size", "replace", "mass-cancel", "end-of-day",
 		"halt", "resume", "market-halt", "market-resume", "kill", "kill-release", "account-status", "set-limit",
-		"locate", "restrict"}
+		"locate", "restrict", "alert"}
 )
 
 func name(names []string, i int) string {
@@ -29,6 +34,8 @@ func (s Side) String() string      { return name(sideNames[:], int(s)) }
 func (t OrderType) String() string { return name(typeNames[:], int(t)) }
 func (t TIF) String() string       { return name(tifNames[:], int(t)) }
 func (m STPMode) String() string   { return name(stpNames[:], int(m)) }
+func (m SaleMark) String() string  { return name(markNames[:], int(m)) }
+func (c Cause) String() string     { return name(causeNames[:], int(c)) }
 func (k EventKind) String() string { return name(kindNames[:], int(k)) }
 func (k CmdKind) String() string   { return name(cmdNames[:], int(k)) }
 
@@ -63,6 +70,7 @@ func (ev Event) String() string {
 	s("side", ev.Side.String(), ev.Side == 0)
 	s("type", ev.Type.String(), ev.Type == 0)
 	s("tif", ev.TIF.String(), ev.TIF == 0)
+	s("mark", ev.Mark.String(), ev.Mark == 0)
 	i("px", ev.Price)
 	i("stop", ev.StopPrice)
 	i("qty", ev.Qty)
@@ -77,6 +85,8 @@ func (ev Event) String() string {
 		b.WriteString(" contra-leaves=" + strconv.FormatInt(ev.ContraLeaves, 10))
 	}
 	s("reason", ev.Reason.String(), ev.Reason == 0)
+	u("op", uint64(ev.Operator))
+	s("cause", ev.Cause.String(), ev.Cause == 0)
 	u("tag", ev.Tag)
 	return b.String()
 }

@@ -81,7 +81,7 @@ func TestLoopSequencesAndPublishes(t *testing.T) {
 			require.Len(t, seen, int(ev.Seq), "sequence numbers must be gapless and in order")
 			require.Contains(t, []core.EventKind{core.KindAccepted, core.KindRejected}, ev.Kind)
 			cmds = append(cmds, core.Command{Seq: ev.Seq, Time: ev.Time, Kind: core.CmdNew, Instrument: ev.Instrument,
-				Account: ev.Account, ClOrdID: ev.ClOrdID, Side: ev.Side, Type: ev.Type, TIF: ev.TIF, Price: ev.Price,
+				Account: ev.Account, ClOrdID: ev.ClOrdID, Side: ev.Side, Type: ev.Type, TIF: ev.TIF, Mark: ev.Mark, Price: ev.Price,
 				Qty: ev.Qty, STP: core.STPOff, Tag: ev.Tag})
 		}
 	}

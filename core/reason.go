@@ -37,6 +37,8 @@ const (
 	RejectInvalidSTP        Reason = 113 // STP is not a known mode
 	RejectInvalidClOrdID    Reason = 114 // ClOrdID is zero
 	RejectPostOnlyMinQty    Reason = 115 // PostOnly with a MinQty: a post-only order never executes on arrival
+	RejectInvalidTradingDay Reason = 116 // an end of day's date (Qty, YYYYMMDD) is not a business day of the calendar
+	RejectInvalidSaleMark   Reason = 117 // Mark is not a known mark, or is set on a buy
 
 	RejectDuplicateClOrdID   Reason = 200 // ClOrdID equals the highest reference the account used today (a resend)
 	RejectUnknownOrder       Reason = 201 // OrderID is not an open order of the account with current reference OrigClOrdID
@@ -46,6 +48,7 @@ const (
 	RejectInstrumentMismatch Reason = 205 // the command names a different instrument than the open order
 	RejectStaleClOrdID       Reason = 206 // ClOrdID is below the highest reference the account used today
 	RejectAccountCapacity    Reason = 207 // risk layer off: MaxAccounts distinct accounts have already traded
+	RejectStaleTradingDay    Reason = 208 // an end of day's date is before the current trading date: it would not advance it
 
 	CancelRequested       Reason = 300 // the client cancelled the order
 	CancelIOCRemainder    Reason = 301 // the unfilled remainder of an IOC order
@@ -81,9 +84,17 @@ const (
 	RejectCancelRate         Reason = 416 // more cancels this second than CancelsPerSec
 	RejectInvalidAdmin       Reason = 417 // an admin command's value is out of range
 	RejectPatternDayTrader   Reason = 418 // a PDT account under the equity minimum would make a fourth day trade in five days
+	RejectSTPOffNotAllowed   Reason = 419 // STPOff on an order of an account whose STP floor does not allow opting out
+	RejectShortWhileCovering Reason = 430 // a short sale while the account's buys to cover in the instrument use the short's collateral
+	RejectDuplicativeOrder   Reason = 431 // an order identical to one of the account's recent ones within its DuplicateWindow
+	RejectShortSalePriceTest Reason = 432 // a short sale at or below the best bid while the Rule 201 price test is on
+	RejectLongSaleNotOwned   Reason = 433 // a sale marked long that the position (less open sells) does not cover
+	RejectAdminUnattributed  Reason = 434 // an admin command without an Operator or with no known Cause
+	CancelShortSalePriceTest Reason = 424 // a short sale stopped by the Rule 201 price test when it triggered or turned on
 	CancelMarketHalt         Reason = 420 // a market-wide halt cancelled the order
 	CancelKillSwitch         Reason = 421 // the account's kill switch cancelled the order
 	CancelAccountStatus      Reason = 422 // the account was suspended or closed, which cancelled the order
+	CancelOutsideCollar      Reason = 423 // a stop-limit triggered with its limit price outside the collar around the last sale
 
 	// Admin and market-integrity actions: the Reason of KindAdmin, KindSystem
 	// and KindRegulatory events.
@@ -97,6 +108,9 @@ const (
 	AdminSetLimit         Reason = 507 // the account's limit OrigClOrdID was set to Qty
 	AdminLocate           Reason = 508 // the account's locate in the instrument was set to Qty lots
 	AdminRestrict         Reason = 509 // the instrument's restricted flag was set to Qty
+	AdminShortSaleTest    Reason = 510 // the Rule 201 short-sale price test turned on for the rest of the day and the next
+	AdminTradingDate      Reason = 511 // an end of day closed the trading date; Qty = the next one (YYYYMMDD)
+	AdminAlert            Reason = 512 // a surveillance alert, recorded by CmdAlert
 )
 
 var reasonNames = map[Reason]string{
@@ -116,9 +130,12 @@ var reasonNames = map[Reason]string{
 	RejectInvalidSTP:         "invalid-stp",
 	RejectInvalidClOrdID:     "invalid-clordid",
 	RejectPostOnlyMinQty:     "post-only-min-qty",
+	RejectInvalidSaleMark:    "invalid-sale-mark",
+	RejectInvalidTradingDay:  "invalid-trading-date",
 	RejectDuplicateClOrdID:   "duplicate-clordid",
 	RejectStaleClOrdID:       "stale-clordid",
 	RejectAccountCapacity:    "account-capacity",
+	RejectStaleTradingDay:    "stale-trading-date",
 	RejectUnknownOrder:       "unknown-order",
 	RejectOrderCapacity:      "order-capacity",
 	RejectPostOnlyWouldTake:  "post-only-would-take",
@@ -154,9 +171,17 @@ var reasonNames = map[Reason]string{
 	RejectCancelRate:         "cancel-rate",
 	RejectInvalidAdmin:       "invalid-admin",
 	RejectPatternDayTrader:   "pattern-day-trader",
+	RejectSTPOffNotAllowed:   "stp-off-not-allowed",
+	RejectShortWhileCovering: "short-while-covering",
+	RejectDuplicativeOrder:   "duplicative-order",
+	RejectShortSalePriceTest: "short-sale-price-test",
+	RejectLongSaleNotOwned:   "long-sale-not-owned",
+	RejectAdminUnattributed:  "admin-unattributed",
+	CancelShortSalePriceTest: "short-sale-price-test-cancel",
 	CancelMarketHalt:         "market-halt-cancel",
 	CancelKillSwitch:         "kill-switch-cancel",
 	CancelAccountStatus:      "account-status-cancel",
+	CancelOutsideCollar:      "collar-cancel",
 	AdminInstrumentHalt:      "instrument-halt",
 	AdminInstrumentResume:    "instrument-resume",
 	AdminMarketHalt:          "market-halt",
@@ -167,6 +192,9 @@ var reasonNames = map[Reason]string{
 	AdminSetLimit:            "set-limit",
 	AdminLocate:              "locate",
 	AdminRestrict:            "restrict",
+	AdminShortSaleTest:       "short-sale-price-test-on",
+	AdminTradingDate:         "trading-date",
+	AdminAlert:               "surveillance-alert",
 }
 
 // String returns the reason's stable name, as used in docs/reasons.md and logs.

@@ -33,8 +33,9 @@ var rewrite = flag.Bool("rewrite", false, "rewrite golden files under testdata/ 
 // halted=1 restricted=1 threshold=1; `account id=N ...` (see account) turns
 // the layer on; admin verbs `halt`, `resume`, `market-halt`,
 // `market-resume`, `kill`, `release`, `status`, `limit` (orig = limit id),
-// `locate`, `restrict` take the same fields. Scripts with accounts end with
-// every account's state.
+// `locate`, `restrict` take the same fields, and op= (operator, default 7)
+// and cause= (a Cause number, default 1, operator). Scripts with accounts
+// end with every account's state.
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/scenarios/*.txt")
 	require.NoError(t, err)
@@ -120,8 +121,8 @@ func runScenario(t *testing.T, file string) string {
 		for _, a := range cfg.Accounts {
 			st, ok := eng.Account(a.ID)
 			require.True(t, ok)
-			fmt.Fprintf(&out, "  acct=%d status=%d killed=%v cash=%d held=%d open-sell=%d credit=%d pos=%v locate=%v\n",
-				st.ID, st.Status, st.Killed, st.Cash, st.Held, st.OpenSell, st.Credit, st.Positions, st.Locates)
+			fmt.Fprintf(&out, "  acct=%d status=%d killed=%v cash=%d held=%d short-req=%d open-sell=%d credit=%d pos=%v locate=%v\n",
+				st.ID, st.Status, st.Killed, st.Cash, st.Held, st.ShortReq, st.OpenSell, st.Credit, st.Positions, st.Locates)
 		}
 	}
 	return out.String()
@@ -202,6 +203,9 @@ func command(t *testing.T, file string, n int, verb string, kv map[string]string
 	if c.Kind == core.CmdNew {
 		c.Instrument, c.Type, c.TIF = 1, core.Limit, core.DAY
 	}
+	if c.Kind >= core.CmdHalt { // admin verbs are attributed unless the line says otherwise
+		c.Operator, c.Cause = 7, core.CauseOperator
+	}
 	for k, v := range kv {
 		switch k {
 		case "acct":
@@ -228,6 +232,12 @@ func command(t *testing.T, file string, n int, verb string, kv map[string]string
 			c.MinQty = num(t, v)
 		case "tag":
 			c.Tag = uint64(num(t, v))
+		case "op":
+			c.Operator = uint32(num(t, v))
+		case "cause":
+			c.Cause = core.Cause(num(t, v))
+		case "mark":
+			c.Mark = core.SaleMark(enum(t, file, n, map[string]uint8{"none": 0, "long": 1, "short": 2, "short-exempt": 3, "bad": 9}, v))
 		case "time":
 			c.Time = num(t, v)
 		case "post":

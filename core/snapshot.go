@@ -43,7 +43,7 @@ const snapMagic = "TCSNAP01"
 // queue, empty (-1, as New leaves it) between commands.
 var snapshotSkip = map[string]bool{
 	"cfg": true, "buf": true, "n": true, "sink": true, "commit": true, "claim": true,
-	"seq": true, "time": true, "tag": true, "inst": true, "electHead": true, "electTail": true,
+	"seq": true, "time": true, "tag": true, "inst": true, "op": true, "cause": true, "electHead": true, "electTail": true,
 }
 
 // WriteSnapshot writes the engine's state to w.

@@ -22,10 +22,12 @@ type OrderState struct {
 	STP                           STPMode
 	Flags                         Flags
 	Price, StopPrice              int64
-	Shown, Hidden                 int64 // open lots = Shown + Hidden; a waiting stop shows all its open lots
-	DisplayQty                    int64 // iceberg peak, as entered; 0 = show all
-	RiskPrice                     int64 // risk layer on: the price the order is held and valued at (0 when off)
-	Waiting                       bool  // a stop order not yet triggered
+	Shown, Hidden                 int64    // open lots = Shown + Hidden; a waiting stop shows all its open lots
+	DisplayQty                    int64    // iceberg peak, as entered; 0 = show all
+	RiskPrice                     int64    // risk layer on: the price the order is valued at (0 when off)
+	HoldPerLot                    int64    // risk layer on: the cash held per open lot (a buy's value at RiskPrice, a short sale's margin; 0 when off)
+	Waiting                       bool     // a stop order not yet triggered
+	Mark                          SaleMark // a sell's Reg SHO mark (with the risk layer on, the effective one)
 }
 
 // OpenOrders lists every open order in traversal order (docs/engine.md).
@@ -41,9 +43,9 @@ func (e *Engine) orderState(oi int32) OrderState {
 	o, c := &e.orders[oi], &e.cold[oi]
 	return OrderState{
 		OrderID: o.id, ClOrdID: o.clOrdID, Account: o.account, STPGroup: o.stpGroup,
-		Instrument: e.books[o.book].inst.ID, Side: o.side, Type: o.typ, TIF: o.tif, STP: o.stp, Flags: o.flags,
-		Price: o.price, StopPrice: c.stopPrice, Shown: o.shown, Hidden: o.hidden, DisplayQty: c.display, RiskPrice: c.rp,
-		Waiting: o.state == stateWaiting,
+		Instrument: e.books[o.book].inst.ID, Side: o.side, Type: o.typ, TIF: o.tif, STP: o.stp, Flags: o.flags & flagsAll,
+		Price: o.price, StopPrice: c.stopPrice, Shown: o.shown, Hidden: o.hidden, DisplayQty: c.display, RiskPrice: c.rp, HoldPerLot: c.hp,
+		Waiting: o.state == stateWaiting, Mark: o.mark(),
 	}
 }
 
@@ -80,7 +82,8 @@ func (e *Engine) LastClOrdID(acct uint32) uint64 {
 
 // StateHash is a SHA-256 over the engine's complete observable state: its
 // counters and, per instrument in configuration order, the last price and
-// every open order in traversal order. Two engines fed the same commands have
+// every open order in traversal order; the halts, restricted list and kill
+// switches; with the risk layer on, every account's risk state. Two engines fed the same commands have
 // equal hashes.
 func (e *Engine) StateHash() [32]byte {
 	h := sha256.New()
@@ -113,34 +116,57 @@ func (e *Engine) StateHash() [32]byte {
 			u(s.OrderID)
 			u(s.ClOrdID)
 			u(uint64(s.Account)<<32 | uint64(s.STPGroup))
-			u(uint64(s.Side) | uint64(s.Type)<<8 | uint64(s.TIF)<<16 | uint64(s.STP)<<24 | uint64(s.Flags)<<32)
+			u(uint64(s.Side) | uint64(s.Type)<<8 | uint64(s.TIF)<<16 | uint64(s.STP)<<24 | uint64(e.orders[oi].flags)<<32)
 			u(uint64(s.Price))
 			u(uint64(s.StopPrice))
 			u(uint64(s.Shown))
 			u(uint64(s.Hidden))
 			u(uint64(s.DisplayQty))
+			u(uint64(s.RiskPrice))
+			u(uint64(s.HoldPerLot))
 			h.Write(buf)
 			buf = buf[:0]
 		})
 		h.Write(buf)
 		buf = buf[:0]
 	}
-	if e.risk.on { // risk state: halts, then every account in configuration order
-		r := &e.risk
-		u(boolBit(r.halted))
-		u(uint64(r.day))
-		for bi := range e.books {
-			u(boolBit(e.books[bi].halted) | boolBit(e.books[bi].restricted)<<1)
+	// trading status: halts and the restricted list, then (risk layer off)
+	// the kill switches by directory slot
+	r := &e.risk
+	u(uint64(r.date))
+	u(boolBit(r.halted))
+	for bi := range e.books {
+		b := &e.books[bi]
+		u(boolBit(b.halted) | boolBit(b.restricted)<<1)
+		u(uint64(b.prevClose))
+		u(uint64(b.ssrUntil))
+	}
+	for s, k := range r.offKilled {
+		if k {
+			u(uint64(s))
 		}
+	}
+	h.Write(buf)
+	buf = buf[:0]
+	if e.risk.on { // risk state: every account in configuration order
+		u(uint64(r.day))
 		for s := range r.accts {
 			a := &r.accts[s]
-			for _, v := range [...]int64{a.cash, a.held, a.openSell, a.credit, a.maxQty, a.maxNotional, a.maxPos,
-				a.creditLimit, a.ordersPerSec, a.cancelsPerSec, a.window, int64(a.orders), int64(a.cancels)} {
+			for _, v := range [...]int64{a.cash, a.held, a.openBuy, a.openSell, a.credit, a.shortNet, a.mpct, a.maxQty, a.maxNotional, a.maxPos,
+				a.creditLimit, a.ordersPerSec, a.cancelsPerSec, a.ordBucket.tat, a.ordBucket.t, a.ordBucket.tau,
+				a.cxlBucket.tat, a.cxlBucket.t, a.cxlBucket.tau} {
 				u(uint64(v))
 			}
 			u(uint64(a.status) | boolBit(a.killed)<<8 | boolBit(a.pdt)<<9)
 			for _, d := range a.dayTrades {
 				u(uint64(d))
+			}
+			u(uint64(a.dupWindow))
+			rc := &r.recent[s]
+			u(uint64(rc.next))
+			for i := range rc.key {
+				u(rc.key[i])
+				u(uint64(rc.time[i]))
 			}
 			for bi := range e.books {
 				u(boolBit(r.dayOpen[s*r.nb+bi]))
@@ -149,6 +175,10 @@ func (e *Engine) StateHash() [32]byte {
 				u(uint64(p.buyOpen))
 				u(uint64(p.sellOpen))
 				u(uint64(p.locate))
+				u(uint64(p.shortReq))
+				u(uint64(p.coverOpen))
+				u(uint64(p.shortOpen))
+				u(uint64(p.shortNet))
 			}
 			h.Write(buf)
 			buf = buf[:0]

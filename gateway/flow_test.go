@@ -131,7 +131,7 @@ func TestEveryMessage(t *testing.T) {
 	require.Equal(t, uint32(1), nr.Account)
 
 	// A halt reaches every account with a stream and the feed.
-	h.ctl.TryPush(&core.Command{Kind: core.CmdHalt, Instrument: 2})
+	h.ctl.TryPush(&core.Command{Kind: core.CmdHalt, Instrument: 2, Operator: 7, Cause: core.CauseOperator})
 	require.Equal(t, core.AdminInstrumentHalt, nextA().(*proto.SystemEvent).Reason)
 	require.Equal(t, core.AdminInstrumentHalt, nextB().(*proto.SystemEvent).Reason)
 	require.Equal(t, []proto.Type{proto.TMDSystem}, applyMD(1))

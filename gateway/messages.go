@@ -165,7 +165,9 @@ func command(t proto.Type, f []byte, account uint32, tag uint64, c *core.Command
 		}
 		c.Kind, c.Instrument = core.CmdMassCancel, m.Instrument
 	case proto.TKillSwitch:
-		c.Kind = core.CmdKill
+		// An admin command names who gave it and why: the account itself,
+		// at the client's request (docs/protocol.md, KillSwitch).
+		c.Kind, c.Operator, c.Cause = core.CmdKill, account, core.CauseClientRequest
 	default:
 		return false
 	}

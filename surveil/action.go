@@ -30,13 +30,19 @@ type retryRef struct {
 	action Action
 }
 
-// Stats counts the Monitor's action submissions, for metrics.
+// Stats counts the Monitor's action submissions and alert records, for
+// metrics.
 type Stats struct {
 	Decided   uint64 // actions decided (once per account and action until undone)
 	Submitted uint64 // submissions taken by Config.Submit (or emitted in Output.Commands)
 	Failed    uint64 // submissions Config.Submit refused (lane full)
 	Resent    uint64 // submissions repeated because no effect was seen within Retry.Confirm
 	Confirmed uint64 // pending actions whose effect appeared in the event stream
+	// The same for the alerts' core.CmdAlert records: submissions taken and
+	// refused, records seen in the event stream (the journal has them), and
+	// alerts given up unrecorded because Config.MaxPendingAlerts were
+	// already waiting.
+	AlertsSubmitted, AlertsFailed, AlertsRecorded, AlertsDropped uint64
 }
 
 // Stats returns the submission counters.
@@ -87,7 +93,7 @@ func (a *acct) idx(m *Monitor) int { return int(m.slot[a.ref.ID]) - 1 }
 
 // submit sends action's command once and schedules the next attempt.
 func (m *Monitor) submit(a *acct, action Action, now int64, out *Output) {
-	m.cmd = core.Command{Account: a.ref.ID, Tag: m.cfg.Tag}
+	m.cmd = core.Command{Account: a.ref.ID, Tag: m.cfg.Tag, Operator: m.cfg.Operator, Cause: core.CauseSurveillance}
 	c := &m.cmd // in the Monitor, so handing it to Submit does not allocate
 	switch action {
 	case ActionThrottle:
@@ -139,7 +145,7 @@ func (m *Monitor) resubmit(now int64, out *Output) {
 		next = min(next, st.due)
 		i++
 	}
-	m.retryAt = next
+	m.retryAt = min(next, m.resubmitAlerts(now, out))
 }
 
 // admin follows the effect of admin commands on the watched accounts: an

@@ -9,6 +9,11 @@ import (
 	"github.com/tradecore/tradecore/core"
 )
 
+// DefaultOperator is the operator id of the Monitor's commands unless
+// Config.Operator sets another: surveillance itself, as the engine's events
+// and the audit log name it.
+const DefaultOperator uint32 = 0x5_0000
+
 // ErrConfig is wrapped by every configuration error of New; the message names
 // the field and the fix. Correct the Config and call New again.
 var ErrConfig = errors.New("surveil: invalid config")
@@ -262,6 +267,10 @@ type Config struct {
 	// Tag is set on every command the Monitor submits, so the gateway and
 	// the audit trail can tell surveillance actions apart. Default 0.
 	Tag uint64
+	// Operator is the operator id every command the Monitor submits names
+	// (the engine refuses admin commands without one), with the cause
+	// core.CauseSurveillance. Default DefaultOperator.
+	Operator uint32
 
 	// Submit hands one action command to the engine (the control lane) and
 	// reports whether it was taken; it must not block, and must copy the
@@ -272,6 +281,10 @@ type Config struct {
 	// push, and are re-emitted there until confirmed.
 	Submit func(*core.Command) bool
 	Retry  Retry
+	// MaxPendingAlerts bounds the alerts waiting to be seen recorded in the
+	// event stream (each is submitted as a core.CmdAlert and retried like an
+	// action). Default 1024.
+	MaxPendingAlerts int
 }
 
 const (
@@ -354,6 +367,10 @@ func (c *Config) fill() error {
 	def(&r.TwoSidedOrderToTrade, defaultRapidTwoSided)
 	defAction(&r.Action, ActionThrottle)
 	def64(&c.ThrottleOrdersPerSec, defaultThrottleRate)
+	def(&c.MaxPendingAlerts, 1024)
+	if c.Operator == 0 {
+		c.Operator = DefaultOperator
+	}
 	p := &c.PumpDump
 	def(&p.MinAccounts, defaultPumpAccounts)
 	def(&p.MinBuys, defaultPumpBuys)
@@ -437,6 +454,8 @@ func (c *Config) fill() error {
 		return fmt.Errorf("%w: MarkClose.MoveBps must be 1..%d and MarkClose.MinSharePct 1..100 (0 = default)", ErrConfig, maxBps)
 	case c.ThrottleOrdersPerSec < 1:
 		return fmt.Errorf("%w: ThrottleOrdersPerSec is %d; use at least 1", ErrConfig, c.ThrottleOrdersPerSec)
+	case c.MaxPendingAlerts < 1 || c.MaxPendingAlerts > 1<<20:
+		return fmt.Errorf("%w: MaxPendingAlerts is %d; use 1 to 1048576, or 0 for the default 1024", ErrConfig, c.MaxPendingAlerts)
 	case t.Min < 1 || t.Max < t.Min || t.Confirm < 1:
 		return fmt.Errorf("%w: Retry.Min, Retry.Max and Retry.Confirm must be > 0 ns with Max >= Min (0 = default)", ErrConfig)
 	}

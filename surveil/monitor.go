@@ -204,6 +204,7 @@ type Monitor struct {
 	// Actions waiting for their effect, by the caller's engine time.
 	retry   []retryRef
 	retryAt int64
+	alerts  []alertRec // alerts waiting for their KindAlert event (record.go)
 
 	stats Stats
 	cmd   core.Command // the command being submitted
@@ -245,6 +246,7 @@ func New(cfg Config) (*Monitor, error) {
 		accts:   make([]acct, len(cfg.Accounts)),
 		insts:   make([]instState, core.MaxInstrumentID+1),
 		retry:   make([]retryRef, 0, int(actions)*len(cfg.Accounts)),
+		alerts:  make([]alertRec, 0, cfg.MaxPendingAlerts),
 		retryAt: math.MaxInt64,
 		due:     math.MinInt64,
 	}
@@ -320,6 +322,7 @@ func (m *Monitor) acct(id uint32) *acct {
 // for their effect are re-submitted when due, by the Time of the batch's last
 // event (see Tick for an idle stream).
 func (m *Monitor) Observe(batch []core.Event, out *Output) {
+	from := len(out.Alerts)
 	for i := range batch {
 		ev := &batch[i]
 		if ev.Time >= m.due {
@@ -346,9 +349,15 @@ func (m *Monitor) Observe(batch []core.Event, out *Output) {
 			}
 		case core.KindAdmin:
 			m.admin(ev)
+		case core.KindAlert:
+			m.alertSeen(ev)
 		}
 	}
-	if n := len(batch); n > 0 && batch[n-1].Time >= m.retryAt {
+	n := len(batch)
+	if n > 0 && len(out.Alerts) > from {
+		m.recordAlerts(out, from, batch[n-1].Time)
+	}
+	if n > 0 && batch[n-1].Time >= m.retryAt {
 		m.resubmit(batch[n-1].Time, out)
 	}
 }

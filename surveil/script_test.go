@@ -25,6 +25,7 @@ type result struct {
 	alerts   []surveil.Alert
 	commands []core.Command // the Monitor's commands the engine applied
 	dropped  int            // submissions refused (drop=N)
+	recorded int            // alert records (core.CmdAlert) the engine applied
 	eng      *core.Engine
 	mon      *surveil.Monitor
 	golden   string
@@ -90,7 +91,8 @@ func runScript(t *testing.T, name string) result {
 			require.True(t, ok, where)
 			ecfg.Instruments = append(ecfg.Instruments, core.Instrument{ID: u32(t, kv["id"]), BandLow: i64(t, lo), BandHigh: i64(t, hi)})
 		case "account":
-			a := core.Account{ID: u32(t, kv["id"]), Firm: u32(t, kv["firm"]), Owner: u32(t, kv["owner"]), Proprietary: kv["prop"] == "1", Cash: 1 << 40}
+			a := core.Account{ID: u32(t, kv["id"]), Firm: u32(t, kv["firm"]), Owner: u32(t, kv["owner"]), Proprietary: kv["prop"] == "1", Cash: 1 << 40,
+				AllowSTPOff: true} // the scripts opt out of STP: surveillance is the second line
 			for _, in := range ecfg.Instruments {
 				a.Positions = append(a.Positions, core.Position{Instrument: in.ID, Lots: 1_000_000})
 			}
@@ -140,7 +142,8 @@ func runScript(t *testing.T, name string) result {
 	require.NoError(t, err)
 	scfg.Accounts = surveil.RefsOf(ecfg.Accounts)
 	scfg.Submit = func(c *core.Command) bool {
-		if drop > 0 {
+		if drop > 0 && c.Kind != core.CmdAlert { // drop= refuses action commands; alert records go through
+
 			drop--
 			res.dropped++
 			notes = append(notes, fmt.Sprintf("dropped %s acct=%d", c.Kind, c.Account))
@@ -209,7 +212,11 @@ func runScript(t *testing.T, name string) result {
 			queue = nil
 			for _, pc := range pending {
 				fmt.Fprintf(&b, "command %s acct=%d orig=%d qty=%d\n", pc.Kind, pc.Account, pc.OrigClOrdID, pc.Qty)
-				res.commands = append(res.commands, pc)
+				if pc.Kind == core.CmdAlert {
+					res.recorded++
+				} else {
+					res.commands = append(res.commands, pc)
+				}
 				pc.Time = at
 				feed(pc)
 				for _, ev := range events {

@@ -66,14 +66,14 @@ func TestScenarios(t *testing.T) {
 		}, commands: []core.CmdKind{core.CmdKill, core.CmdKill}, check: func(t *testing.T, res result) {
 			killed(1, 2)(t, res)
 			assert.Equal(t, 4, res.dropped)
-			assert.Equal(t, surveil.Stats{Decided: 2, Submitted: 2, Failed: 4, Confirmed: 2}, res.mon.Stats())
+			assert.Equal(t, surveil.Stats{Decided: 2, Submitted: 2, Failed: 4, Confirmed: 2, AlertsSubmitted: 3, AlertsRecorded: 3}, res.mon.Stats())
 			assert.Zero(t, res.mon.Pending())
 		}},
 		{script: "kill_retry_idle", alerts: []want{
 			{det: surveil.DetectWash, accounts: [2]uint32{2, 1}, orders: []uint64{2, 1}, matches: []uint64{1}, action: surveil.ActionKill},
 		}, commands: []core.CmdKind{core.CmdKill, core.CmdKill}, check: func(t *testing.T, res result) {
 			killed(1, 2)(t, res)
-			assert.Equal(t, surveil.Stats{Decided: 2, Submitted: 2, Failed: 5, Confirmed: 2}, res.mon.Stats())
+			assert.Equal(t, surveil.Stats{Decided: 2, Submitted: 2, Failed: 5, Confirmed: 2, AlertsSubmitted: 1, AlertsRecorded: 1}, res.mon.Stats())
 		}},
 
 		// Item 14: each evasion the risk officer found.
@@ -118,6 +118,10 @@ func TestScenarios(t *testing.T) {
 				kinds = append(kinds, c.Kind)
 			}
 			assert.Equal(t, tt.commands, kinds)
+			// Item 12: every alert is recorded in the engine's event stream.
+			assert.Equal(t, len(tt.alerts), res.recorded, "alerts recorded as engine events")
+			assert.Equal(t, uint64(len(tt.alerts)), res.mon.Stats().AlertsRecorded)
+			assert.Zero(t, res.mon.PendingAlerts())
 			if tt.check != nil {
 				tt.check(t, res)
 			}
@@ -249,6 +253,9 @@ func TestRetryBackoff(t *testing.T) {
 		Accounts: []surveil.Ref{{ID: 1, Owner: 9}, {ID: 2, Owner: 9}},
 		Wash:     surveil.Wash{Action: surveil.ActionKill},
 		Submit: func(c *core.Command) bool {
+			if c.Kind == core.CmdAlert {
+				return true // alert records: TestAlertsRecorded
+			}
 			require.Equal(t, core.CmdKill, c.Kind)
 			if c.Account != 1 {
 				return true
@@ -270,7 +277,7 @@ func TestRetryBackoff(t *testing.T) {
 	// Eight refusals: waits 1, 2, 4, ..., 64 ms, then capped at 100 ms; the
 	// ninth attempt is taken, and re-sent 500 ms later with no effect seen.
 	assert.Equal(t, []int64{0, 1 * ms, 3 * ms, 7 * ms, 15 * ms, 31 * ms, 63 * ms, 127 * ms, 227 * ms, 727 * ms}, attempts)
-	assert.Equal(t, surveil.Stats{Decided: 2, Submitted: 3, Failed: 8, Resent: 1, Confirmed: 1}, m.Stats())
+	assert.Equal(t, surveil.Stats{Decided: 2, Submitted: 3, Failed: 8, Resent: 1, Confirmed: 1, AlertsSubmitted: 3}, m.Stats()) // the alert record too, re-sent every 500 ms: its event never came
 
 	n := len(attempts)
 	m.Observe([]core.Event{adminEvent(now, 1, core.AdminKill, 0)}, &out) // the kill took effect
@@ -299,15 +306,16 @@ func TestRetryWithoutSubmit(t *testing.T) {
 	require.NoError(t, err)
 	var out surveil.Output
 	m.Observe([]core.Event{washFill(0)}, &out)
-	require.Len(t, out.Commands, 2)
+	require.Len(t, actionCmds(out.Commands), 2)
 	out.Reset()
 	// The caller pushed only account 2's; account 1's was lost.
 	m.Observe([]core.Event{adminEvent(50, 2, core.AdminAccountStatus, int64(core.AccountSuspended))}, &out)
 	assert.Empty(t, out.Commands, "not due yet")
 	m.Observe([]core.Event{washFill(100)}, &out)
-	require.Len(t, out.Commands, 1, "account 1's suspend again, account 2's confirmed")
-	assert.Equal(t, uint32(1), out.Commands[0].Account)
-	assert.Equal(t, core.CmdAccountStatus, out.Commands[0].Kind)
+	cs := actionCmds(out.Commands)
+	require.Len(t, cs, 1, "account 1's suspend again, account 2's confirmed")
+	assert.Equal(t, uint32(1), cs[0].Account)
+	assert.Equal(t, core.CmdAccountStatus, cs[0].Kind)
 }
 
 // TestActionOnce checks that a repeated detection does not repeat the
@@ -322,16 +330,88 @@ func TestActionOnce(t *testing.T) {
 	var out surveil.Output
 	m.Observe([]core.Event{fill, fill}, &out)
 	require.Len(t, out.Alerts, 2)
-	require.Len(t, out.Commands, 2, "one suspend per account, not per alert")
+	require.Len(t, actionCmds(out.Commands), 2, "one suspend per account, not per alert")
 	out.Reset()
 	m.Observe([]core.Event{
 		adminEvent(0, 1, core.AdminAccountStatus, int64(core.AccountSuspended)),
 		adminEvent(0, 2, core.AdminAccountStatus, int64(core.AccountSuspended)),
 		adminEvent(0, 1, core.AdminAccountStatus, int64(core.AccountActive)), fill,
 	}, &out)
-	require.Len(t, out.Commands, 1)
-	assert.Equal(t, uint32(1), out.Commands[0].Account)
-	assert.Equal(t, core.CmdAccountStatus, out.Commands[0].Kind)
+	cs := actionCmds(out.Commands)
+	require.Len(t, cs, 1)
+	assert.Equal(t, uint32(1), cs[0].Account)
+	assert.Equal(t, core.CmdAccountStatus, cs[0].Kind)
+}
+
+// actionCmds returns the action commands among cs, without the alert records.
+func actionCmds(cs []core.Command) []core.Command {
+	var out []core.Command
+	for _, c := range cs {
+		if c.Kind != core.CmdAlert {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// TestAlertsRecorded (item 12): every alert becomes a core.CmdAlert the
+// engine answers with a KindAlert event on its outbound stream, so the
+// journal keeps it; a record the lane refused, or whose event does not
+// appear, is submitted again until it does; beyond MaxPendingAlerts the
+// oldest is given up and counted.
+func TestAlertsRecorded(t *testing.T) {
+	const ms = int64(time.Millisecond)
+	var sent []core.Command
+	refuse := 2
+	m, err := surveil.New(surveil.Config{
+		Accounts:         []surveil.Ref{{ID: 1, Owner: 9}, {ID: 2, Owner: 9}},
+		MaxPendingAlerts: 2,
+		Submit: func(c *core.Command) bool {
+			require.Equal(t, core.CmdAlert, c.Kind)
+			if refuse > 0 {
+				refuse--
+				return false
+			}
+			sent = append(sent, *c)
+			return true
+		},
+	})
+	require.NoError(t, err)
+	var out surveil.Output
+	m.Observe([]core.Event{washFill(0)}, &out)
+	require.Len(t, out.Alerts, 1)
+	assert.Empty(t, sent, "refused")
+	for now := ms; now <= 3*ms; now += ms {
+		m.Tick(now, &out)
+	}
+	require.Len(t, sent, 1, "retried until taken")
+	c := sent[0]
+	assert.Equal(t, uint64(surveil.DetectWash), c.OrigClOrdID)
+	assert.Equal(t, out.Alerts[0].Seq, c.OrderID)
+	assert.Equal(t, surveil.DefaultOperator, c.Operator)
+	assert.Equal(t, core.CauseSurveillance, c.Cause)
+	// The engine records it.
+	var evs []core.Event
+	eng, err := core.New(core.Config{Instruments: []core.Instrument{{ID: 1, BandLow: 1, BandHigh: 1000}}}, func(b []core.Event) { evs = append(evs, b...) })
+	require.NoError(t, err)
+	c.Seq, c.Time = 1, 3*ms
+	eng.Apply(&c)
+	eng.Flush()
+	require.Len(t, evs, 1)
+	assert.Equal(t, core.KindAlert, evs[0].Kind)
+	assert.Equal(t, core.AdminAlert, evs[0].Reason)
+	assert.Equal(t, 1, m.PendingAlerts())
+	// Not seen within Retry.Confirm: sent again; seen: done.
+	m.Tick(3*ms+500*ms, &out)
+	require.Len(t, sent, 2)
+	m.Observe(evs, &out)
+	assert.Zero(t, m.PendingAlerts())
+	assert.Equal(t, uint64(1), m.Stats().AlertsRecorded)
+	// Bounded: three more alerts with room for two.
+	refuse = 3
+	m.Observe([]core.Event{washFill(600 * ms), washFill(600 * ms), washFill(600 * ms)}, &out)
+	assert.Equal(t, 2, m.PendingAlerts())
+	assert.Equal(t, uint64(1), m.Stats().AlertsDropped)
 }
 
 // TestMarkCloseDefaultSchedule: with the zero Config the close is 16:00 in

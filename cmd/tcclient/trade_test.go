@@ -32,7 +32,7 @@ func tradeEnv(t *testing.T) (*gatewaytest.Server, []string) {
 	kf, err := json.Marshal(client.KeyFile{KeyID: k.ID, Secret: hex.EncodeToString(k.Secret), Account: 1, OrderEntry: s.OE, Plain: true})
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "key.json"), kf, 0o600))
-	cfg := `{"instruments": [
+	cfg := `{"risk": "off", "instruments": [
 	  {"symbol": "AAA", "id": 1, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "1.00", "high": "20.00"}},
 	  {"symbol": "BBB", "id": 2, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "1.00", "high": "20.00"}}]}`
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "cfg.json"), []byte(cfg), 0o600))
@@ -197,7 +197,7 @@ func TestAttestTrading(t *testing.T) {
 // writeTradeConfig writes a configuration matching gatewaytest's
 // instruments and returns its path.
 func writeTradeConfig(t *testing.T, dir string) string {
-	cfg := `{"instruments": [
+	cfg := `{"risk": "off", "instruments": [
 	  {"symbol": "AAA", "id": 1, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "1.00", "high": "20.00"}},
 	  {"symbol": "BBB", "id": 2, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "1.00", "high": "20.00"}}]}`
 	p := filepath.Join(dir, "cfg.json")

@@ -23,6 +23,7 @@ import (
 // test machine politely.
 const crashConfig = `{
   "engine": {"max_orders": 65536, "pin": false, "engine_idle": "backoff", "others_idle": "backoff"},
+  "risk": "off",
   "instruments": [
     {"symbol": "AAPL", "id": 1, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "100.00", "high": "400.00"}},
     {"symbol": "MSFT", "id": 2, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "200.00", "high": "800.00"}}

@@ -62,6 +62,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	if file.Risk.Off {
+		log.Warn("pre-trade risk is off: the configuration says \"risk\": \"off\"; orders are not checked against accounts, limits, collars, locates or rates (halts and kill switches still work)")
+	} else {
+		log.Info("pre-trade risk on", "accounts", len(file.Accounts))
+	}
 	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
 		return fmt.Errorf("create the data directory: %w (choose another --data-dir)", err)
 	}

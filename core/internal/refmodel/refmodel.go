@@ -3,6 +3,7 @@ package refmodel
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	"github.com/tradecore/tradecore/core"
 )
@@ -24,6 +25,7 @@ type order struct {
 	tif            core.TIF
 	stp            core.STPMode
 	flags          core.Flags
+	mark           core.SaleMark
 	price, stop    int64
 	shown, hidden  int64 // a waiting stop keeps all its open lots in shown
 	display        int64 // 0 = show all; otherwise the peak, kept across replaces
@@ -107,6 +109,7 @@ type Model struct {
 
 	last     map[uint32]uint64 // highest client reference per account today
 	accounts map[uint32]bool   // accounts that have traded (MaxAccounts)
+	date     int64             // the trading date, YYYYMMDD (0: not known yet)
 
 	elected []*order // stops prints reached, in the order they will enter
 
@@ -127,7 +130,7 @@ func New(cfg core.Config) *Model {
 		cfg.MaxAccounts = defaultMaxAccounts
 	}
 	m := &Model{cfg: cfg, byID: map[uint32]*book{}, open: map[uint64]*order{},
-		last: map[uint32]uint64{}, accounts: map[uint32]bool{}, slots: 2}
+		last: map[uint32]uint64{}, accounts: map[uint32]bool{}, slots: 2, date: cfg.Calendar.TradingDate}
 	for m.slots < 2*uint64(cfg.MaxOrders) {
 		m.slots *= 2
 	}
@@ -187,7 +190,7 @@ func (m *Model) OpenOrders() []core.OrderState {
 				out = append(out, core.OrderState{
 					OrderID: o.id, ClOrdID: o.clOrdID,
 					Account: o.account, STPGroup: o.group, Instrument: o.inst,
-					Side: o.side, Type: o.typ, TIF: o.tif, STP: o.stp, Flags: o.flags,
+					Side: o.side, Type: o.typ, TIF: o.tif, STP: o.stp, Flags: o.flags, Mark: o.mark,
 					Price: o.price, StopPrice: o.stop,
 					Shown: o.shown, Hidden: o.hidden,
 					DisplayQty: o.display,
@@ -232,7 +235,8 @@ func (m *Model) reject(r core.Reason) {
 	m.emit(core.Event{
 		Kind: core.KindRejected, Reason: r,
 		Account: c.Account, OrderID: c.OrderID, ClOrdID: c.ClOrdID, OrigClOrdID: c.OrigClOrdID, Instrument: c.Instrument,
-		Side: c.Side, Type: c.Type, TIF: c.TIF, Price: c.Price, StopPrice: c.StopPrice, Qty: c.Qty,
+		Side: c.Side, Type: c.Type, TIF: c.TIF, Mark: c.Mark, Price: c.Price, StopPrice: c.StopPrice, Qty: c.Qty,
+		Operator: c.Operator, Cause: c.Cause,
 	})
 }
 
@@ -242,7 +246,7 @@ func orderEvent(k core.EventKind, o *order) core.Event {
 	return core.Event{
 		Kind: k, Instrument: o.inst, Account: o.account,
 		OrderID: o.id, ClOrdID: o.clOrdID,
-		Side: o.side, Type: o.typ, TIF: o.tif, Price: o.price, StopPrice: o.stop,
+		Side: o.side, Type: o.typ, TIF: o.tif, Mark: o.mark, Price: o.price, StopPrice: o.stop,
 	}
 }
 
@@ -586,6 +590,8 @@ func (m *Model) newOrder() {
 	case c.Flags&^core.PostOnly != 0,
 		c.Flags&core.PostOnly != 0 && !(c.Type == core.Limit && (c.TIF == core.DAY || c.TIF == core.GTC)):
 		m.reject(core.RejectInvalidFlags)
+	case c.Mark > core.MarkShortExempt || c.Mark != core.MarkNone && c.Side != core.Sell:
+		m.reject(core.RejectInvalidSaleMark)
 	case c.Qty < 1 || c.Qty > m.cfg.MaxOrderQty:
 		m.reject(core.RejectInvalidQty)
 	default:
@@ -661,7 +667,7 @@ func (m *Model) accept(b *book) {
 	o := &order{
 		id: m.orderID, clOrdID: c.ClOrdID, account: c.Account, group: c.STPGroup,
 		inst: c.Instrument, side: c.Side, typ: c.Type, tif: c.TIF, stp: c.STP,
-		flags: c.Flags, price: c.Price, stop: c.StopPrice, display: c.DisplayQty,
+		flags: c.Flags, mark: c.Mark, price: c.Price, stop: c.StopPrice, display: c.DisplayQty,
 	}
 	m.open[o.id] = o
 	e := orderEvent(core.KindAccepted, o)
@@ -805,7 +811,39 @@ func (m *Model) massCancel() {
 	})
 }
 
+// weekday parses d (YYYYMMDD) and reports whether it is a Monday to Friday
+// that is not one of the calendar's holidays.
+func (m *Model) weekday(d int64) (time.Time, bool) {
+	t := time.Date(int(d/10000), time.Month(d/100%100), int(d%100), 0, 0, 0, 0, time.UTC)
+	if d <= 0 || yyyymmdd(t) != d || t.Weekday() == time.Saturday || t.Weekday() == time.Sunday {
+		return t, false
+	}
+	return t, !slices.Contains(m.cfg.Calendar.Holidays, d)
+}
+
+func yyyymmdd(t time.Time) int64 {
+	return int64(t.Year())*10000 + int64(t.Month())*100 + int64(t.Day())
+}
+
 func (m *Model) endOfDay() {
+	d := m.cmd.Qty
+	t, ok := m.weekday(d)
+	switch {
+	case !ok:
+		m.reject(core.RejectInvalidTradingDay)
+		return
+	case m.date != 0 && d < m.date:
+		m.reject(core.RejectStaleTradingDay)
+		return
+	}
+	for {
+		t = t.AddDate(0, 0, 1)
+		if _, ok := m.weekday(yyyymmdd(t)); ok {
+			break
+		}
+	}
+	m.date = yyyymmdd(t)
+	defer m.emit(core.Event{Kind: core.KindSystem, Reason: core.AdminTradingDate, Qty: m.date})
 	clear(m.last) // references start again for the new trading day
 	m.walk(nil, func(b *book, o *order) {
 		if o.tif != core.DAY {

@@ -495,8 +495,8 @@ func TestTraversalMassCancelEndOfDay(t *testing.T) {
 		}
 		return s
 	}
-	got := kinds(m.Apply(core.Command{Kind: core.CmdEndOfDay}))
-	want := []string{"8:10", "12:10", "8:1", "12:1", "8:5", "12:5", "8:4", "12:4", "8:6", "8:8"}
+	got := kinds(m.Apply(core.Command{Kind: core.CmdEndOfDay, Qty: 20260105}))
+	want := []string{"8:10", "12:10", "8:1", "12:1", "8:5", "12:5", "8:4", "12:4", "8:6", "8:8", "16:0"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("end of day %v, want %v", got, want)
 	}
