@@ -106,6 +106,7 @@ func TestServeTradesThroughPostgresOutage(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "var")
 	cfg := `{"engine": {"max_orders": 65536, "pin": false, "engine_idle": "backoff", "others_idle": "backoff"},
+  "risk": "off",
   "instruments": [{"symbol": "AAPL", "id": 1, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "100.00", "high": "400.00"}}],
   "audit": {"postgres_dsn_file": "` + writeDSN(t, app.DSN, 0o600) + `"},
   "netseg": {"required": false}}`

@@ -98,12 +98,12 @@ func TestServeAttestedLogin(t *testing.T) {
 	cfg.Device = dev
 	c, err := client.Dial(ctx, cfg)
 	require.NoError(t, err, "with the device: %s", errb.String())
-	require.NoError(t, c.NewOrder(&proto.NewOrder{ClOrdID: c.NewRef(), Instrument: 1, Side: core.Buy, OrdType: core.Limit, TIF: core.DAY, Price: 20000, Qty: 5}))
+	require.NoError(t, c.NewOrder(&proto.NewOrder{ClOrdID: c.NewRef(), Instrument: 1, Side: core.Buy, OrdType: core.Limit, TIF: core.DAY, Price: 24000, Qty: 5}))
 	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer rcancel()
 	m, err := c.Recv(rctx)
 	require.NoError(t, err)
-	require.IsType(t, &proto.Accepted{}, m)
+	require.IsType(t, &proto.Accepted{}, m, "%#v", m)
 	require.Equal(t, ch.DeviceID, c.Attestation().DeviceID)
 
 	cancel()

@@ -153,19 +153,19 @@ func TestServeGateway(t *testing.T) {
 	require.NoError(t, err)
 	md, err := client.Dial(ctx, client.Config{Addr: kf.MarketData, KeyID: kf.KeyID, Secret: secret, PinSHA256: kf.PinSHA256, Snapshot: true})
 	require.NoError(t, err)
-	require.NoError(t, c.NewOrder(&proto.NewOrder{ClOrdID: c.NewRef(), Instrument: 1, Side: core.Buy, OrdType: core.Limit, TIF: core.DAY, Price: 20000, Qty: 5}))
+	require.NoError(t, c.NewOrder(&proto.NewOrder{ClOrdID: c.NewRef(), Instrument: 1, Side: core.Buy, OrdType: core.Limit, TIF: core.DAY, Price: 24000, Qty: 5}))
 	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer rcancel()
 	m, err := c.Recv(rctx)
 	require.NoError(t, err)
-	require.IsType(t, &proto.Accepted{}, m)
+	require.IsType(t, &proto.Accepted{}, m, "%#v", m)
 	var book proto.Book
 	for book.Seq == 0 || len(book.Orders) == 0 {
 		m, err := md.Recv(rctx)
 		require.NoError(t, err)
 		require.NoError(t, book.Apply(m.AppendFrame(nil)))
 	}
-	require.Equal(t, []proto.Level{{Price: 20000, Qty: 5, Orders: 1}}, book.Levels(1, core.Buy))
+	require.Equal(t, []proto.Level{{Price: 24000, Qty: 5, Orders: 1}}, book.Levels(1, core.Buy))
 
 	addr := regexp.MustCompile(`metrics on (http://\S+)`).FindStringSubmatch(out.String())
 	require.NotNil(t, addr, out.String())
