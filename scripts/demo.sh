@@ -13,6 +13,7 @@ rm -f "$key"
 
 start() {
   bin/tradecore serve --data-dir "$data" --demo-key "$key" --order-entry 127.0.0.1:0 --market-data 127.0.0.1:0 --metrics - \
+    --rate 20 --flow-sessions 1 \
     >>"$out" 2>>"$data/serve.log" &
   srv=$!
   for _ in $(seq 1 300); do [ -s "$key" ] && break; sleep 0.1; done
@@ -24,9 +25,12 @@ tc() { echo "\$ tcclient $*"; bin/tcclient "$@" --key-file "$key" --wait 300ms; 
 
 start
 grep -E 'order entry on|key manifest' "$out" | sed 's/^/   /'
-say "a resting buy, then a sell that crosses it (self-trade prevention off: the demo has one account)"
-tc place --symbol AAPL --side buy --qty 100 --price 250.00
-tc place --symbol AAPL --side sell --qty 40 --price 249.00 --stp off
+sleep 1 # the generated flow (another account, 20 orders/s) rests some sells near 250.00
+say "a resting buy, then a buy that takes the flow's sells up to 255.00 (fills)"
+tc place --symbol AAPL --side buy --qty 100 --price 240.00
+tc place --symbol AAPL --side buy --qty 40 --price 255.00
+say "self-trade prevention cannot be switched off by an order: the account's floor holds"
+tc place --symbol AAPL --side sell --qty 40 --price 240.00 --stp off
 say "a reject: a price outside the instrument's band, with the engine's reason code"
 tc place --symbol AAPL --side buy --qty 10 --price 999.00
 say "the server restarts (SIGTERM drains and logs the session out; the journal is replayed at start)"
