@@ -15,7 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/tradecore/tradecore/hsm"
-	"github.com/tradecore/tradecore/hsm/internal/hsmtest"
+	"github.com/tradecore/tradecore/internal/hsmtest"
 	"github.com/tradecore/tradecore/hsm/manifest"
 	"github.com/tradecore/tradecore/internal/atomicfile"
 )

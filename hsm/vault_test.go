@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tradecore/tradecore/hsm"
-	"github.com/tradecore/tradecore/hsm/internal/hsmtest"
+	"github.com/tradecore/tradecore/internal/hsmtest"
 )
 
 func TestVaultSealOpenRotateShred(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
 	"github.com/tradecore/tradecore/hsm"
 	"github.com/tradecore/tradecore/internal/testenv"
 	"github.com/tradecore/tradecore/softhsm"
