@@ -209,9 +209,7 @@ func TestKeyRecordsAnchorCheckpoints(t *testing.T) {
 		require.NoError(t, err)
 		_, err = ExportBundle(ctx, k.dir, 0, 0, out)
 		out.Close()
-		if err != nil {
-			t.Skipf("bundle export refused the forged log: %v", err)
-		}
+		require.NoError(t, err, "export copies the log as it is; the verifier judges it")
 		in, err := os.Open(f)
 		require.NoError(t, err)
 		defer in.Close()

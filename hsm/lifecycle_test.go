@@ -15,9 +15,9 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/tradecore/tradecore/hsm"
-	"github.com/tradecore/tradecore/internal/hsmtest"
 	"github.com/tradecore/tradecore/hsm/manifest"
 	"github.com/tradecore/tradecore/internal/atomicfile"
+	"github.com/tradecore/tradecore/internal/hsmtest"
 )
 
 // fakeLog captures audit records; fail makes Record fail.

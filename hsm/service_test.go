@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tradecore/tradecore/hsm"
-	"github.com/tradecore/tradecore/internal/hsmtest"
 	"github.com/tradecore/tradecore/hsm/manifest"
+	"github.com/tradecore/tradecore/internal/hsmtest"
 )
 
 // fakeClock is an injectable clock.
