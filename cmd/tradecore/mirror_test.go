@@ -15,7 +15,31 @@ import (
 
 	"github.com/tradecore/tradecore/audit"
 	"github.com/tradecore/tradecore/audit/pgstore"
+	"github.com/tradecore/tradecore/internal/pgtest"
 )
+
+// mirrorSetup makes a database with the audit schema (an owner and an
+// append-only application role) and a small serve configuration that
+// mirrors to it; it returns the roles, the data dir and the config path.
+func mirrorSetup(t *testing.T) (owner, app pgtest.Role, data, cfgPath string) {
+	t.Helper()
+	db := pg.NewDB(t)
+	owner, app = db.NewRole(t, "owner"), db.NewRole(t, "app")
+	db.Exec(t, "GRANT CREATE ON DATABASE "+db.Ident()+" TO "+owner.Ident())
+	r := runCLI(t, "audit", "pg", "migrate", "--dsn-file", writeDSN(t, owner.DSN, 0o600), "--app-role", app.Name)
+	require.Equal(t, 0, r.code, "%v", r.err)
+	dir := t.TempDir()
+	data = filepath.Join(dir, "var")
+	cfg := `{"engine": {"max_orders": 65536, "pin": false, "engine_idle": "backoff", "others_idle": "backoff"},
+  "risk": "off",
+  "instruments": [{"symbol": "AAPL", "id": 1, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "100.00", "high": "400.00"}}],
+  "audit": {"postgres_dsn_file": "` + writeDSN(t, app.DSN, 0o600) + `"},
+  "netseg": {"required": false},
+  "gateway": {"order_entry": "127.0.0.1:0", "market_data": "127.0.0.1:0", "metrics": "-"}}`
+	cfgPath = filepath.Join(dir, "config.json")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
+	return owner, app, data, cfgPath
+}
 
 // TestServeMirrorsToPostgres: serve with audit.postgres_dsn_file copies its
 // journal to PostgreSQL while it trades; what the mirror holds is exactly the
@@ -24,22 +48,7 @@ import (
 func TestServeMirrorsToPostgres(t *testing.T) {
 	needSoftHSM(t)
 	ctx := context.Background()
-	db := pg.NewDB(t)
-	owner, app := db.NewRole(t, "owner"), db.NewRole(t, "app")
-	db.Exec(t, "GRANT CREATE ON DATABASE "+db.Ident()+" TO "+owner.Ident())
-	r := runCLI(t, "audit", "pg", "migrate", "--dsn-file", writeDSN(t, owner.DSN, 0o600), "--app-role", app.Name)
-	require.Equal(t, 0, r.code, "%v", r.err)
-
-	dir := t.TempDir()
-	data := filepath.Join(dir, "var")
-	cfg := `{"engine": {"max_orders": 65536, "pin": false, "engine_idle": "backoff", "others_idle": "backoff"},
-  "risk": "off",
-  "instruments": [{"symbol": "AAPL", "id": 1, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "100.00", "high": "400.00"}}],
-  "audit": {"postgres_dsn_file": "` + writeDSN(t, app.DSN, 0o600) + `"},
-  "netseg": {"required": false},
-  "gateway": {"order_entry": "127.0.0.1:0", "market_data": "127.0.0.1:0", "metrics": "-"}}`
-	cfgPath := filepath.Join(dir, "config.json")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
+	owner, app, data, cfgPath := mirrorSetup(t)
 	var out, errb bytes.Buffer
 	err := run(ctx, []string{"serve", "--data-dir", data, "--config", cfgPath, "--rate", "5000", "--duration", "1500ms", "--report", "500ms", "--order-entry", "127.0.0.1:0", "--market-data", "127.0.0.1:0", "--metrics", "-"}, &out, &errb)
 	require.NoError(t, err, errb.String())
@@ -97,21 +106,7 @@ func TestServeTradesThroughPostgresOutage(t *testing.T) {
 	needSoftHSM(t)
 	ctx := context.Background()
 	srv := pg.Server(t)
-	db := pg.NewDB(t)
-	owner, app := db.NewRole(t, "owner"), db.NewRole(t, "app")
-	db.Exec(t, "GRANT CREATE ON DATABASE "+db.Ident()+" TO "+owner.Ident())
-	r := runCLI(t, "audit", "pg", "migrate", "--dsn-file", writeDSN(t, owner.DSN, 0o600), "--app-role", app.Name)
-	require.Equal(t, 0, r.code, "%v", r.err)
-
-	dir := t.TempDir()
-	data := filepath.Join(dir, "var")
-	cfg := `{"engine": {"max_orders": 65536, "pin": false, "engine_idle": "backoff", "others_idle": "backoff"},
-  "risk": "off",
-  "instruments": [{"symbol": "AAPL", "id": 1, "tick_size": "0.01", "lot_size": "1", "price_band": {"low": "100.00", "high": "400.00"}}],
-  "audit": {"postgres_dsn_file": "` + writeDSN(t, app.DSN, 0o600) + `"},
-  "netseg": {"required": false}}`
-	cfgPath := filepath.Join(dir, "config.json")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
+	owner, app, data, cfgPath := mirrorSetup(t)
 	out, errb := &syncBuf{}, &syncBuf{}
 	done := make(chan error, 1)
 	// serve runs until the copier has resumed (a fixed --duration could end
